@@ -1,0 +1,58 @@
+"""The web application: composes each package's views; holds no business rules of its own."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from dispatch.errors import TicketError
+from dispatch.views import router as dispatch_router
+from hotline.context import HotlineContext
+
+
+def _ticket_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TicketError)
+    return JSONResponse(
+        status_code=exc.status,
+        content={"error": type(exc).__name__, "detail": str(exc), "detail_zh": exc.zh},
+    )
+
+
+def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        {
+            "field": ".".join(str(p) for p in err["loc"] if p != "body") or "body",
+            "reason": err["msg"],
+        }
+        for err in exc.errors()
+    ]
+    summary = "; ".join(f"{p['field']}: {p['reason']}" for p in problems)
+    return JSONResponse(
+        status_code=422,
+        content={"error": "ValidationError", "detail": f"invalid request: {summary}", "problems": problems},
+    )
+
+
+def create_app(ctx: HotlineContext) -> FastAPI:
+    app = FastAPI(
+        title="12345 政务服务便民热线",
+        description="Tickets, dispatch, deadlines and callbacks of a 12345 citizen-service hotline.",
+        version="0.1.0",
+    )
+    app.state.ctx = ctx
+    app.add_exception_handler(TicketError, _ticket_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.include_router(dispatch_router)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def home() -> str:
+        name = ctx.settings.hotline.name
+        return (
+            f"<!doctype html><html lang='zh-CN'><meta charset='utf-8'><title>{name}</title>"
+            f"<h1>{name}</h1><ul><li><a href='/docs'>接口文档 (OpenAPI)</a></li>"
+            "<li><a href='/api/health'>系统状态</a></li></ul></html>"
+        )
+
+    return app

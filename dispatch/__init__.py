@@ -1,0 +1,1 @@
+"""Tickets: their states, routing to departments, the department and category catalogue."""

@@ -1,0 +1,170 @@
+"""Input and output shapes of the ticket core (pydantic), shared by the service and the JSON API."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from dispatch.models import Channel
+from dispatch.states import Action, TicketState
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
+Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None
+Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9][0-9-]{2,19}$")]
+DepartmentCode = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[a-z0-9_]{1,32}$")]
+TicketNumber = Annotated[str, StringConstraints(pattern=r"^[0-9]{8}-[0-9]{3,8}$")]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TicketCreate(_Body):
+    content: Text
+    channel: Channel = Channel.PHONE
+    caller_phone: Phone | None = None
+    caller_name: ShortText | None = None
+    address: ShortText | None = None
+    category_id: int | None = Field(default=None, ge=1)
+    subcategory_id: int | None = Field(default=None, ge=1)
+    private: bool = False
+
+
+class NoteBody(_Body):
+    note: Note = None
+
+
+class AnswerOnSpotBody(_Body):
+    answer: Text
+    kb_entry_id: ShortText | None = None
+
+
+class DispatchBody(_Body):
+    department: DepartmentCode
+    subcategory_id: int = Field(ge=1)
+    assisting: list[DepartmentCode] = Field(default_factory=list, max_length=10)
+    note: Note = None
+
+
+class RedispatchBody(_Body):
+    department: DepartmentCode
+    subcategory_id: int | None = Field(default=None, ge=1)
+    note: Note = None
+
+
+class ReplyBody(_Body):
+    result: Text
+
+
+class ReasonBody(_Body):
+    reason: Text
+
+
+class ExtensionBody(_Body):
+    days: int = Field(ge=1, le=60)
+    reason: Text
+
+
+class CallbackBody(_Body):
+    result: Literal["satisfied", "basically_satisfied", "dissatisfied"]
+    solved: bool | None = None
+    note: Note = None
+
+
+class MergeBody(_Body):
+    into: TicketNumber
+    note: Note = None
+
+
+# The body each action takes; the API builds one endpoint per entry.
+ACTION_BODIES: dict[Action, type[_Body]] = {
+    Action.ANSWER_ON_SPOT: AnswerOnSpotBody,
+    Action.DISPATCH: DispatchBody,
+    Action.SIGN: NoteBody,
+    Action.REPLY: ReplyBody,
+    Action.RETURN: ReasonBody,
+    Action.REDISPATCH: RedispatchBody,
+    Action.REQUEST_EXTENSION: ExtensionBody,
+    Action.APPROVE_EXTENSION: NoteBody,
+    Action.REFUSE_EXTENSION: ReasonBody,
+    Action.SUPERVISE: NoteBody,
+    Action.RECORD_CALLBACK: CallbackBody,
+    Action.REOPEN: ReasonBody,
+    Action.ARCHIVE: NoteBody,
+    Action.MERGE: MergeBody,
+}
+
+
+class TicketFilter(_Body):
+    state: list[TicketState] = Field(default_factory=list)
+    department: DepartmentCode | None = None
+    category_id: int | None = Field(default=None, ge=1)
+    created_from: date | None = None
+    created_to: date | None = None
+    overdue: bool | None = None
+    caller_phone: Phone | None = None
+    limit: int = Field(default=50, ge=1, le=500)
+    offset: int = Field(default=0, ge=0, le=10_000_000)
+
+
+class DepartmentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    code: str
+    name: str
+    kind: str
+
+
+class EventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    seq: int
+    action: str
+    actor_name: str
+    at: datetime
+    from_state: str | None
+    to_state: str
+    note: str | None
+    data: dict[str, object]
+
+
+class TicketOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    number: str
+    state: str
+    state_label: str
+    channel: str
+    caller_phone: str | None
+    caller_name: str | None
+    address: str | None
+    content: str
+    category: str | None
+    subcategory: str | None
+    subcategory_id: int | None
+    lead_department: DepartmentOut | None
+    assisting_departments: list[DepartmentOut]
+    deadline: datetime | None
+    first_reply_due: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    dispatched_at: datetime | None
+    signed_at: datetime | None
+    replied_at: datetime | None
+    closed_at: datetime | None
+    reply_text: str | None
+    return_reason: str | None
+    kb_entry_id: str | None
+    reopen_count: int
+    supervision_count: int
+    extension_requested_days: int | None
+    extension_reason: str | None
+    callback_result: str | None
+    merged_into: str | None
+    private: bool
+    overdue: bool
+
+
+class TicketPage(BaseModel):
+    total: int
+    items: list[TicketOut]

@@ -1,0 +1,123 @@
+"""The only door through which a ticket's state changes.
+
+`apply_transition` checks, in this order, that the actor's role may take the action, that a
+department user acts on its own department's ticket, and that the action leads somewhere from the
+ticket's state. Only then does it run the action's effect, set the new state and append the event.
+Effects validate their input before they change anything, so a refused action changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from dispatch.errors import IllegalTransition, NotPermitted
+from dispatch.models import Ticket, TicketEvent
+from dispatch.states import ACTION_LABELS, STATE_LABELS, TRANSITIONS, Action, TicketState, state_door
+from hotline.accounts.models import ROLE_LABELS, Role
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a logged-in user or the hotline's own system (user_id None)."""
+
+    user_id: int | None
+    name: str
+    role: Role
+    department_id: int | None = None
+
+    @classmethod
+    def system(cls, name: str = "系统") -> Actor:
+        return cls(None, name, Role.SYSTEM)
+
+
+Effect = Callable[[Ticket], None]
+
+
+def check_allowed(ticket: Ticket, actor: Actor, action: Action) -> TicketState:
+    """Raise unless `actor` may take `action` on `ticket` now; return the state it leads to."""
+    transition = TRANSITIONS[action]
+    if actor.role not in transition.roles:
+        raise NotPermitted(
+            f"role {actor.role.value} may not {action.value} tickets",
+            f"{ROLE_LABELS[actor.role]}无权执行「{ACTION_LABELS[action]}」",
+        )
+    if actor.role == Role.LIAISON and ticket.lead_department_id != actor.department_id:
+        raise NotPermitted(
+            f"ticket {ticket.number} belongs to another department",
+            f"工单 {ticket.number} 不属于本部门",
+        )
+    state = TicketState(ticket.state)
+    if state not in transition.sources:
+        raise IllegalTransition(
+            ticket.number, state.value, action.value, STATE_LABELS[state], ACTION_LABELS[action]
+        )
+    return transition.target or state
+
+
+def apply_transition(
+    ticket: Ticket,
+    actor: Actor,
+    action: Action,
+    now: datetime,
+    note: str | None = None,
+    data: dict[str, Any] | None = None,
+    effect: Effect | None = None,
+) -> TicketEvent:
+    target = check_allowed(ticket, actor, action)
+    source = ticket.state
+    if effect is not None:
+        effect(ticket)
+    with state_door():
+        ticket.state = target.value
+    ticket.updated_at = now
+    return record_event(ticket, actor, action, now, source, note, data)
+
+
+def record_event(
+    ticket: Ticket,
+    actor: Actor,
+    action: Action,
+    now: datetime,
+    source: str | None,
+    note: str | None,
+    data: dict[str, Any] | None,
+) -> TicketEvent:
+    event = TicketEvent(
+        seq=len(ticket.events) + 1,
+        action=action.value,
+        actor_id=actor.user_id,
+        actor_name=actor.name,
+        at=now,
+        from_state=source,
+        to_state=ticket.state,
+        note=note,
+        data=data or {},
+    )
+    ticket.events.append(event)
+    return event
+
+
+def start_ticket(ticket: Ticket, actor: Actor, now: datetime, note: str | None = None) -> TicketEvent:
+    """The first event of a new ticket: registered, from no state."""
+    with state_door():
+        ticket.state = TicketState.REGISTERED.value
+    return record_event(ticket, actor, Action.REGISTER, now, None, note, {"channel": ticket.channel})
+
+
+def replay(events: list[TicketEvent]) -> TicketState | None:
+    """The state the event log leads to; raises if the log is not a chain of legal transitions."""
+    state: TicketState | None = None
+    for event in events:
+        if (event.from_state or None) != (state.value if state else None):
+            raise ValueError(f"event {event.seq} starts from {event.from_state}, log was at {state}")
+        action = Action(event.action)
+        if action != Action.REGISTER:
+            transition = TRANSITIONS[action]
+            expected = transition.target or state
+            if state not in transition.sources or event.to_state != expected:
+                raise ValueError(f"event {event.seq}: {action} from {state} to {event.to_state} is illegal")
+        state = TicketState(event.to_state)
+    return state

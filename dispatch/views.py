@@ -1,0 +1,142 @@
+"""JSON API of the ticket core, under /api/. One endpoint per action, each with its own body schema."""
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, status
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from dispatch import schemas
+from dispatch.models import Category, Department
+from dispatch.service import ticket_out
+from dispatch.states import ACTION_LABELS, Action
+from hotline.accounts.models import Role
+from hotline.web import ActorDep, SessionDep, TicketsDep, UserDep, commit
+
+router = APIRouter(prefix="/api", tags=["tickets"])
+
+NumberPath = Annotated[str, schemas.StringConstraints(pattern=r"^[0-9]{8}-[0-9]{3,8}$")]
+
+
+class Me(BaseModel):
+    username: str
+    display_name: str
+    role: str
+    department: str | None
+
+
+class SubCategoryOut(BaseModel):
+    id: int
+    name: str
+    deadline_days: int
+    default_department: str | None
+
+
+class CategoryOut(BaseModel):
+    id: int
+    name: str
+    code: str
+    handling: str
+    min_days: int
+    max_days: int
+    default_department: str | None
+    subcategories: list[SubCategoryOut]
+
+
+@router.get("/health", tags=["system"])
+def health(session: SessionDep) -> dict[str, str]:
+    session.execute(select(1))
+    return {"status": "ok"}
+
+
+@router.get("/me", tags=["system"])
+def me(user: UserDep) -> Me:
+    return Me(
+        username=user.username,
+        display_name=user.display_name,
+        role=user.role,
+        department=user.department.code if user.department else None,
+    )
+
+
+@router.get("/departments", tags=["catalogue"])
+def list_departments(session: SessionDep, _actor: ActorDep) -> list[schemas.DepartmentOut]:
+    rows = session.scalars(select(Department).where(Department.active).order_by(Department.id))
+    return [schemas.DepartmentOut.model_validate(d) for d in rows]
+
+
+@router.get("/categories", tags=["catalogue"])
+def list_categories(session: SessionDep, _actor: ActorDep) -> list[CategoryOut]:
+    categories = session.scalars(select(Category).order_by(Category.sort_order)).unique()
+    return [
+        CategoryOut(
+            id=c.id,
+            name=c.name,
+            code=c.code,
+            handling=c.handling,
+            min_days=c.min_days,
+            max_days=c.max_days,
+            default_department=c.default_department.code if c.default_department else None,
+            subcategories=[
+                SubCategoryOut(
+                    id=s.id,
+                    name=s.name,
+                    deadline_days=s.deadline_days,
+                    default_department=s.default_department.code if s.default_department else None,
+                )
+                for s in c.subcategories
+                if s.active
+            ],
+        )
+        for c in categories
+    ]
+
+
+@router.post("/tickets", status_code=status.HTTP_201_CREATED)
+def create_ticket(body: schemas.TicketCreate, tickets: TicketsDep, actor: ActorDep) -> schemas.TicketOut:
+    ticket = tickets.register(actor, body)
+    commit(tickets.session)
+    return ticket_out(ticket, tickets.clock.now())
+
+
+@router.get("/tickets")
+def list_tickets(
+    flt: Annotated[schemas.TicketFilter, Query()], tickets: TicketsDep, actor: ActorDep
+) -> schemas.TicketPage:
+    rows, total = tickets.list(actor, flt)
+    now, mask = tickets.clock.now(), actor.role == Role.LIAISON
+    return schemas.TicketPage(total=total, items=[ticket_out(t, now, mask) for t in rows])
+
+
+@router.get("/tickets/{number}")
+def get_ticket(number: NumberPath, tickets: TicketsDep, actor: ActorDep) -> schemas.TicketOut:
+    ticket = tickets.get(number, actor)
+    return ticket_out(ticket, tickets.clock.now(), actor.role == Role.LIAISON)
+
+
+@router.get("/tickets/{number}/events")
+def ticket_events(number: NumberPath, tickets: TicketsDep, actor: ActorDep) -> list[schemas.EventOut]:
+    ticket = tickets.get(number, actor)
+    return [schemas.EventOut.model_validate(e) for e in ticket.events]
+
+
+def _action_endpoint(action: Action, body_type: type[BaseModel]) -> Callable[..., Any]:
+    def endpoint(number: NumberPath, body: Any, tickets: TicketsDep, actor: ActorDep) -> schemas.TicketOut:
+        ticket = tickets.act(number, actor, action, body)
+        commit(tickets.session)
+        return ticket_out(ticket, tickets.clock.now(), actor.role == Role.LIAISON)
+
+    endpoint.__annotations__["body"] = body_type
+    endpoint.__name__ = f"ticket_{action.value}"
+    return endpoint
+
+
+for _action, _body in schemas.ACTION_BODIES.items():
+    router.add_api_route(
+        f"/tickets/{{number}}/{_action.value}",
+        _action_endpoint(_action, _body),
+        methods=["POST"],
+        summary=f"{ACTION_LABELS[_action]} ({_action.value})",
+        response_model=schemas.TicketOut,
+    )

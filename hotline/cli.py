@@ -1,0 +1,148 @@
+"""The `hotline` command: set up the database, load demo data, serve."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from hotline.config import ConfigError, Settings, load_settings
+
+
+def _context(settings: Settings):  # type: ignore[no-untyped-def]
+    from hotline.context import HotlineContext
+
+    return HotlineContext.from_settings(settings)
+
+
+def cmd_check_config(settings: Settings, _args: argparse.Namespace) -> int:
+    print(f"configuration OK; database {settings.database_url}")
+    return 0
+
+
+def cmd_init_db(settings: Settings, _args: argparse.Namespace) -> int:
+    from dispatch.catalog import load_category_tree, sync_category_tree
+    from hotline.migrate import upgrade
+
+    ctx = _context(settings)
+    upgrade(ctx.engine)
+    tree = load_category_tree(settings.resolve(settings.dispatch.category_tree))
+    with ctx.unit_of_work() as session:
+        missing = sync_category_tree(session, tree)
+    if missing:
+        print(
+            f"note: {len(missing)} default departments of the category tree are not in the database yet; "
+            "they are linked when the departments are added (e.g. by `hotline demo-data`)"
+        )
+    print(f"database ready: {settings.database_url}")
+    return 0
+
+
+def cmd_demo_data(settings: Settings, _args: argparse.Namespace) -> int:
+    from hotline.demo_data import DEMO_PASSWORD, load_demo
+
+    for line in load_demo(_context(settings)):
+        print(line)
+    print(f"demo users: admin, banzhang, op01-op03, sw_lly, cgj_lly, … (password: {DEMO_PASSWORD})")
+    return 0
+
+
+def cmd_create_user(settings: Settings, args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from dispatch.models import Department
+    from hotline.accounts.models import Role
+    from hotline.accounts.service import create_user
+
+    ctx = _context(settings)
+    with ctx.unit_of_work() as session:
+        department_id = None
+        if args.department:
+            department_id = session.scalar(select(Department.id).where(Department.code == args.department))
+            if department_id is None:
+                raise SystemExit(f"error: department {args.department!r} does not exist")
+        create_user(
+            session,
+            args.username,
+            args.password,
+            Role(args.role),
+            args.name or args.username,
+            ctx.clock.now(),
+            department_id,
+        )
+    print(f"user {args.username} created")
+    return 0
+
+
+def cmd_issue_token(settings: Settings, args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from hotline.accounts.models import User
+    from hotline.accounts.service import issue_token
+
+    ctx = _context(settings)
+    with ctx.unit_of_work() as session:
+        user = session.scalar(select(User).where(User.username == args.username))
+        if user is None:
+            raise SystemExit(f"error: no user {args.username!r}")
+        print(issue_token(session, user, ctx.clock.now(), args.label))
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from agent_ui.app import create_app
+
+    app = create_app(_context(settings))
+    uvicorn.run(app, host=args.host or settings.server.host, port=args.port or settings.server.port)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hotline", description="12345 citizen-service hotline")
+    parser.add_argument("--config", help="config file (default: $HOTLINE_CONFIG or ./config.toml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    commands: dict[str, tuple[str, Callable[[Settings, argparse.Namespace], int]]] = {
+        "check-config": ("validate the configuration and exit", cmd_check_config),
+        "init-db": ("create or upgrade the database schema and load the category tree", cmd_init_db),
+        "demo-data": ("load the demo county's departments, users and tickets", cmd_demo_data),
+        "create-user": ("add a user", cmd_create_user),
+        "issue-token": ("print a new API token for a user", cmd_issue_token),
+        "serve": ("start the web application", cmd_serve),
+    }
+    for name, (help_text, func) in commands.items():
+        command = sub.add_parser(name, help=help_text)
+        command.set_defaults(func=func)
+        if name == "serve":
+            command.add_argument("--host")
+            command.add_argument("--port", type=int)
+        if name == "create-user":
+            command.add_argument("username")
+            command.add_argument("--password", required=True)
+            command.add_argument(
+                "--role", required=True, choices=["operator", "liaison", "supervisor", "admin"]
+            )
+            command.add_argument("--department", help="department code (liaisons only)")
+            command.add_argument("--name", help="display name")
+        if name == "issue-token":
+            command.add_argument("username")
+            command.add_argument("--label", default="")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        return args.func(settings, args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # catalogue and account errors carry their own message
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Loading and validating `config.toml`.
+
+Every section is a pydantic model that forbids unknown keys, so a typo in the file stops
+start-up with a message naming the key, instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from sla.settings import CalendarSettings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO_ROOT / "config.toml"
+
+
+class ConfigError(Exception):
+    """The configuration file cannot be used; the message says which key and why."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HotlineSection(_Section):
+    name: str = "12345政务服务便民热线"
+    timezone: str = "Asia/Shanghai"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+
+class DatabaseSection(_Section):
+    url: str = "sqlite:///var/hotline.db"
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _supported_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
+            raise ValueError("must start with sqlite:// or postgresql+psycopg://")
+        return value
+
+
+class ServerSection(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+
+class DispatchSection(_Section):
+    category_tree: Path = Path("dispatch/category_tree.toml")
+    # Digits of the daily serial in a ticket number (20261121-0001); more digits appear by themselves
+    # when a day passes 9999 tickets.
+    ticket_number_digits: int = Field(default=4, ge=3, le=8)
+
+
+class SlaSection(_Section):
+    calendar: CalendarSettings = CalendarSettings()
+    # National guidance: a department may return (退单) only within this many working days of dispatch.
+    return_window_working_days: int = Field(default=2, ge=0, le=30)
+    # National guidance: one extension adds at most this many working days.
+    max_extension_working_days: int = Field(default=10, ge=1, le=60)
+    # 应急处突: the first progress reply is due this many minutes after dispatch, in clock time.
+    emergency_first_reply_minutes: int = Field(default=60, ge=1, le=24 * 60)
+
+
+class AuthSection(_Section):
+    # Basic auth on the JSON API (username + password); tokens work as well.
+    api_basic_auth: bool = True
+
+
+class Settings(_Section):
+    hotline: HotlineSection = HotlineSection()
+    database: DatabaseSection = DatabaseSection()
+    server: ServerSection = ServerSection()
+    dispatch: DispatchSection = DispatchSection()
+    sla: SlaSection = SlaSection()
+    auth: AuthSection = AuthSection()
+    # Where the file was read from; relative paths inside it are resolved against its folder.
+    base_dir: Path = Field(default=REPO_ROOT, exclude=True)
+
+    def resolve(self, path: Path) -> Path:
+        return path if path.is_absolute() else (self.base_dir / path)
+
+    @property
+    def database_url(self) -> str:
+        """The URL with a relative SQLite path made absolute (relative to the config file)."""
+        url = self.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and url != "sqlite:///:memory:" and not url.startswith("sqlite:////"):
+            return prefix + str(self.resolve(Path(url[len(prefix) :])))
+        return url
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid configuration"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        reason = item["msg"]
+        if item["type"] == "extra_forbidden":
+            reason = "unknown key (check the spelling; see config.toml for the documented keys)"
+        value = item.get("input")
+        shown = "" if item["type"] in ("extra_forbidden", "missing") else f" (got {value!r})"
+        lines.append(f"  - key '{key}': {reason}{shown}")
+    return "\n".join(lines)
+
+
+def parse_settings(data: dict[str, Any], source: str = "config", base_dir: Path = REPO_ROOT) -> Settings:
+    try:
+        settings = Settings.model_validate({**data, "base_dir": base_dir})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None
+    override = os.environ.get("HOTLINE_DATABASE_URL")
+    if override:
+        try:
+            settings.database = DatabaseSection(url=override, echo=settings.database.echo)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, "HOTLINE_DATABASE_URL").replace("key 'url'", "value")) from None
+    return settings
+
+
+def load_settings(path: Path | str | None = None) -> Settings:
+    """Read the config file: `path`, else $HOTLINE_CONFIG, else config.toml at the repo root."""
+    chosen = Path(path or os.environ.get("HOTLINE_CONFIG") or DEFAULT_CONFIG)
+    try:
+        raw = chosen.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{chosen}: configuration file not found (set HOTLINE_CONFIG)") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{chosen}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        data = tomllib.loads(raw)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{chosen}: not valid TOML: {exc}") from None
+    return parse_settings(data, str(chosen), chosen.resolve().parent)

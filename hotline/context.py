@@ -1,0 +1,57 @@
+"""Everything a running hotline process shares: settings, database, calendar, deadline rules, clock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from dispatch.service import TicketService
+from hotline.clock import Clock, SystemClock
+from hotline.config import Settings
+from hotline.db import make_engine, make_session_factory, unit_of_work
+from sla.calendar import WorkCalendar
+from sla.deadlines import DeadlineRules
+
+
+@dataclass
+class HotlineContext:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    calendar: WorkCalendar
+    rules: DeadlineRules
+    clock: Clock = field(default_factory=SystemClock)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, clock: Clock | None = None) -> HotlineContext:
+        engine = make_engine(settings.database_url, settings.database.echo)
+        calendar = WorkCalendar.from_config(settings.sla.calendar)
+        rules = DeadlineRules(
+            calendar=calendar,
+            return_window_working_days=settings.sla.return_window_working_days,
+            max_extension_working_days=settings.sla.max_extension_working_days,
+            emergency_first_reply_minutes=settings.sla.emergency_first_reply_minutes,
+        )
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=make_session_factory(engine),
+            calendar=calendar,
+            rules=rules,
+            clock=clock or SystemClock(settings.hotline.timezone),
+        )
+
+    def tickets(self, session: Session) -> TicketService:
+        return TicketService(session, self.rules, self.clock, self.settings.dispatch.ticket_number_digits)
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[Session]:
+        with unit_of_work(self.sessions) as session:
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,8 @@
+"""Imports every package's models so that `Base.metadata` knows all tables (for Alembic and tests)."""
+
+from dispatch import models as dispatch_models
+from hotline.accounts import models as account_models
+from hotline.db import Base
+
+metadata = Base.metadata
+__all__ = ["account_models", "dispatch_models", "metadata"]

@@ -1,0 +1,70 @@
+"""Configuration of the working-day calendar (local holidays, make-up days, office hours)."""
+
+from __future__ import annotations
+
+import datetime
+import re
+
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+
+# Strict "HH:MM-HH:MM": a typo in office hours silently shifts every deadline, so reject rather than guess.
+_PERIOD_RE = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
+
+Period = tuple[datetime.time, datetime.time]
+
+
+def parse_period(text: str) -> Period:
+    """Parse one "HH:MM-HH:MM" working-hours period; raise ValueError naming the value and the reason."""
+    match = _PERIOD_RE.match(text.strip()) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(f"working_hours entry {text!r} is not of the form 'HH:MM-HH:MM'")
+    sh, sm, eh, em = (int(g) for g in match.groups())
+    try:
+        start, end = datetime.time(sh, sm), datetime.time(eh, em)
+    except ValueError as exc:
+        raise ValueError(f"working_hours entry {text!r} has an invalid time: {exc}") from None
+    if start >= end:
+        raise ValueError(f"working_hours entry {text!r} does not start before it ends")
+    return start, end
+
+
+class CalendarSettings(BaseModel):
+    """Local overrides on top of the official Chinese calendar, plus the office hours of a working day."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    extra_holidays: list[datetime.date] = []
+    extra_workdays: list[datetime.date] = []
+    working_hours: list[str] = ["08:30-12:00", "14:30-17:30"]
+
+    @field_validator("working_hours")
+    @classmethod
+    def _check_working_hours(cls, value: list[str]) -> list[str]:
+        if not value:
+            # The deadline is "end of the last period", so at least one period is required.
+            raise ValueError("working_hours must contain at least one 'HH:MM-HH:MM' period")
+        previous: tuple[str, Period] | None = None
+        for text in value:
+            period = parse_period(text)
+            if previous is not None and period[0] < previous[1][1]:
+                raise ValueError(
+                    f"working_hours entry {text!r} starts before the previous entry {previous[0]!r} ends "
+                    "(periods must be sorted and must not overlap)"
+                )
+            previous = (text, period)
+        return [text.strip() for text in value]
+
+    @field_validator("extra_workdays")
+    @classmethod
+    def _check_no_conflict(cls, value: list[datetime.date], info: ValidationInfo) -> list[datetime.date]:
+        # extra_holidays is declared first, so it is already validated here (absent if it failed).
+        holidays = set(info.data.get("extra_holidays", ()))
+        both = sorted(set(value) & holidays)
+        if both:
+            days = ", ".join(day.isoformat() for day in both)
+            raise ValueError(f"date(s) {days} listed in both extra_holidays and extra_workdays")
+        return value
+
+    def periods(self) -> list[Period]:
+        """The working-hours periods as (start, end) times, sorted and non-overlapping."""
+        return [parse_period(text) for text in self.working_hours]
