@@ -1,0 +1,35 @@
+# The two commands of the README: `make run` and `make test`.
+PYTHON ?= $(shell command -v python3.12 || command -v python3.11 || echo python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install system-packages lint serve clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] < (3, 13), "Python 3.11 or 3.12 is needed (pjsua2-python has no wheel for " + sys.version.split()[0] + ")"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian packages the tests drive for real (installed through apt only when missing).
+system-packages:
+	@bash scripts/system-packages.sh
+
+run: install
+	$(BIN)/hotline init-db
+	$(BIN)/hotline demo-data
+	$(BIN)/hotline serve
+
+lint: install
+	$(BIN)/ruff check .
+
+test: install system-packages lint
+	@bash scripts/start-postgres.sh || echo "PostgreSQL is not available: its tests will be skipped"
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .hypothesis test-artifacts
