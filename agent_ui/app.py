@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -9,6 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from dispatch.errors import TicketError
 from dispatch.views import router as dispatch_router
 from hotline.context import HotlineContext
+from sla.views import router as sla_router
 
 
 def _ticket_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -35,8 +39,22 @@ def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def create_app(ctx: HotlineContext) -> FastAPI:
+def create_app(ctx: HotlineContext, background: bool = False) -> FastAPI:
+    """The app; `background` starts the SLA sweeps with it (`hotline serve`), tests leave it off."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        scheduler = None
+        if background and ctx.settings.sla.sweeps_enabled:
+            from sla.scheduler import start_sweeps
+
+            scheduler = start_sweeps(ctx)
+        yield
+        if scheduler is not None:
+            scheduler.shutdown(wait=True)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="12345 政务服务便民热线",
         description="Tickets, dispatch, deadlines and callbacks of a 12345 citizen-service hotline.",
         version="0.1.0",
@@ -45,6 +63,7 @@ def create_app(ctx: HotlineContext) -> FastAPI:
     app.add_exception_handler(TicketError, _ticket_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.include_router(dispatch_router)
+    app.include_router(sla_router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home() -> str:

@@ -115,6 +115,8 @@ class Ticket(Base):
         Index("ix_tickets_department_state", "lead_department_id", "state"),
         Index("ix_tickets_created_at", "created_at"),
         Index("ix_tickets_caller_phone", "caller_phone"),
+        Index("ix_tickets_replied_at", "replied_at"),
+        Index("ix_tickets_deadline", "deadline"),
         CheckConstraint(
             "state IN ('registered', 'closed', 'dispatched', 'in_progress', 'returned', "
             "'replied', 'archived', 'merged')",
@@ -146,6 +148,8 @@ class Ticket(Base):
     replied_at: Mapped[datetime | None] = mapped_column(DateTime)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime)
     reply_text: Mapped[str | None] = mapped_column(Text)  # 办理结果
+    # Working minutes from dispatch to reply, kept at reply so KPIs can average it in SQL.
+    handling_minutes: Mapped[int | None] = mapped_column(Integer)
     return_reason: Mapped[str | None] = mapped_column(Text)
     kb_entry_id: Mapped[str | None] = mapped_column(String(64))  # 直接答复: the entry read out
     reopen_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -189,7 +193,10 @@ class TicketEvent(Base):
     """One transition of a ticket: who, when, from which state to which, and why."""
 
     __tablename__ = "ticket_events"
-    __table_args__ = (UniqueConstraint("ticket_id", "seq"),)
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "seq"),
+        Index("ix_ticket_events_action_at", "action", "at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
@@ -197,6 +204,8 @@ class TicketEvent(Base):
     action: Mapped[str] = mapped_column(String(24), index=True)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     actor_name: Mapped[str] = mapped_column(String(64))
+    # The department holding the ticket when the event happened (returns and extensions per department).
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"))
     at: Mapped[datetime] = mapped_column(DateTime, index=True)
     from_state: Mapped[str | None] = mapped_column(String(16))
     to_state: Mapped[str] = mapped_column(String(16))

@@ -317,6 +317,9 @@ class TicketService:
     def _do_reply(self, t: Ticket, actor: Actor, body: schemas.ReplyBody, now: datetime) -> None:
         def effect(ticket: Ticket) -> None:
             ticket.reply_text, ticket.replied_at = body.result, now
+            if ticket.dispatched_at is not None:
+                worked = self.rules.calendar.working_time_between(ticket.dispatched_at, now)
+                ticket.handling_minutes = int(worked.total_seconds() // 60)
             ticket.extension_requested_days = ticket.extension_reason = None
 
         apply_transition(t, actor, Action.REPLY, now, body.result, None, effect)

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import JSON, DateTime, Integer, and_, func, insert, literal, select, update
+from sqlalchemy.orm import Session
+
 from dispatch.errors import IllegalTransition, NotPermitted
 from dispatch.models import Ticket, TicketEvent
 from dispatch.states import ACTION_LABELS, STATE_LABELS, TRANSITIONS, Action, TicketState, state_door
@@ -90,6 +93,7 @@ def record_event(
         action=action.value,
         actor_id=actor.user_id,
         actor_name=actor.name,
+        department_id=ticket.lead_department_id,
         at=now,
         from_state=source,
         to_state=ticket.state,
@@ -121,3 +125,53 @@ def replay(events: list[TicketEvent]) -> TicketState | None:
                 raise ValueError(f"event {event.seq}: {action} from {state} to {event.to_state} is illegal")
         state = TicketState(event.to_state)
     return state
+
+
+def supervise_in_bulk(session: Session, ticket_ids: list[int], actor: Actor, now: datetime, note: str) -> int:
+    """The SUPERVISE transition for many tickets at once, set-based, for the SLA sweeps.
+
+    Same checks as `apply_transition`: the actor's role, and only tickets in a source state; the
+    state does not change, the event is recorded and the version bumped (so a concurrent editor of
+    one of these tickets gets a conflict instead of overwriting the supervision).
+    """
+    transition = TRANSITIONS[Action.SUPERVISE]
+    if actor.role not in transition.roles:
+        raise NotPermitted(f"role {actor.role.value} may not supervise tickets", "无权督办")
+    sources = [s.value for s in transition.sources]
+    done = 0
+    for start in range(0, len(ticket_ids), 500):
+        chunk = ticket_ids[start : start + 500]
+        eligible = and_(Ticket.id.in_(chunk), Ticket.state.in_(sources))
+        next_seq = (
+            select(func.coalesce(func.max(TicketEvent.seq), 0) + 1)
+            .where(TicketEvent.ticket_id == Ticket.id)
+            .scalar_subquery()
+        )
+        rows = select(
+            Ticket.id,
+            next_seq,
+            literal(Action.SUPERVISE.value),
+            literal(actor.user_id, Integer),
+            literal(actor.name),
+            Ticket.lead_department_id,
+            literal(now, DateTime),
+            Ticket.state,
+            Ticket.state,
+            literal(note),
+            literal({}, JSON),
+        ).where(eligible)
+        columns = ["ticket_id", "seq", "action", "actor_id", "actor_name", "department_id", "at"]
+        columns += ["from_state", "to_state", "note", "data"]
+        session.execute(insert(TicketEvent).from_select(columns, rows))
+        result = session.execute(
+            update(Ticket)
+            .where(eligible)
+            .values(
+                supervision_count=Ticket.supervision_count + 1,
+                version=Ticket.version + 1,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        done += result.rowcount
+    return done

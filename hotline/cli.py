@@ -94,7 +94,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from agent_ui.app import create_app
 
-    app = create_app(_context(settings))
+    app = create_app(_context(settings), background=True)
     uvicorn.run(app, host=args.host or settings.server.host, port=args.port or settings.server.port)
     return 0
 

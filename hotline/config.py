@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from sla.settings import CalendarSettings
+from sla.settings import DEFAULT_WARNINGS, CalendarSettings, WarningLevel
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "config.toml"
@@ -74,6 +74,18 @@ class SlaSection(_Section):
     max_extension_working_days: int = Field(default=10, ge=1, le=60)
     # 应急处突: the first progress reply is due this many minutes after dispatch, in clock time.
     emergency_first_reply_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    # Run the supervision sweeps inside `hotline serve` (one process at a time sweeps anyway).
+    sweeps_enabled: bool = True
+    sweep_interval_seconds: int = Field(default=60, ge=5, le=3600)
+    warnings: list[WarningLevel] = Field(default_factory=lambda: list(DEFAULT_WARNINGS))
+
+    @field_validator("warnings")
+    @classmethod
+    def _unique_names(cls, value: list[WarningLevel]) -> list[WarningLevel]:
+        names = [level.name for level in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"warning names must be unique, got {names}")
+        return value
 
 
 class AuthSection(_Section):

@@ -3,6 +3,7 @@
 from dispatch import models as dispatch_models
 from hotline.accounts import models as account_models
 from hotline.db import Base
+from sla import models as sla_models
 
 metadata = Base.metadata
-__all__ = ["account_models", "dispatch_models", "metadata"]
+__all__ = ["account_models", "dispatch_models", "metadata", "sla_models"]

@@ -171,3 +171,18 @@ class WorkCalendar:
         total = self._working_time_on(first, a, b) + self._working_time_on(last, a, b)
         total += self._day_length * self.working_days_between(first, last - _ONE_DAY)
         return total
+
+    def add_working_time(self, start: datetime.datetime, amount: datetime.timedelta) -> datetime.datetime:
+        """The moment when `amount` of working time has passed after `start` (for "due within" warnings)."""
+        remaining, day = amount, start.date()
+        while True:
+            if self.is_working_day(day):
+                for period_start, period_end in self._periods:
+                    lo = max(start, datetime.datetime.combine(day, period_start))
+                    hi = datetime.datetime.combine(day, period_end)
+                    if hi <= lo:
+                        continue
+                    if hi - lo >= remaining:
+                        return lo + remaining
+                    remaining -= hi - lo
+            day += _ONE_DAY

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime
 import re
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 # Strict "HH:MM-HH:MM": a typo in office hours silently shifts every deadline, so reject rather than guess.
 _PERIOD_RE = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
@@ -68,3 +69,44 @@ class CalendarSettings(BaseModel):
     def periods(self) -> list[Period]:
         """The working-hours periods as (start, end) times, sorted and non-overlapping."""
         return [parse_period(text) for text in self.working_hours]
+
+
+class WarningLevel(BaseModel):
+    """One level of electronic supervision (电子督办), raised once per ticket and deadline."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Short code stored with each warning ("due_soon", "overdue" …).
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{1,23}$")
+    # Shown on screen.
+    label: str = Field(min_length=1, max_length=32)
+    # due_within: the deadline is less than `working_hours` of working time away;
+    # overdue: the deadline has passed; not_signed: dispatched `minutes` ago and nobody signed.
+    kind: Literal["due_within", "overdue", "not_signed"]
+    working_hours: float | None = Field(default=None, gt=0, le=24 * 30)
+    minutes: int | None = Field(default=None, gt=0, le=24 * 60)
+    # Only tickets of these category handlings (empty: all): "department", "supervision_centre", "emergency".
+    handlings: list[Literal["department", "supervision_centre", "emergency"]] = []
+    # Put the ticket under supervision (督办) as a ticket event when this level is raised.
+    supervise: bool = False
+
+    @model_validator(mode="after")
+    def _parameters_of_kind(self) -> WarningLevel:
+        if self.kind == "due_within" and self.working_hours is None:
+            raise ValueError(f"warning {self.name!r}: kind due_within needs working_hours")
+        if self.kind == "not_signed" and self.minutes is None:
+            raise ValueError(f"warning {self.name!r}: kind not_signed needs minutes")
+        return self
+
+
+DEFAULT_WARNINGS = [
+    WarningLevel(name="due_soon", label="即将到期", kind="due_within", working_hours=7.0),
+    WarningLevel(name="overdue", label="已超期", kind="overdue", supervise=True),
+    WarningLevel(
+        name="emergency_unsigned",
+        label="应急工单15分钟未签收",
+        kind="not_signed",
+        minutes=15,
+        handlings=["emergency"],
+    ),
+]

@@ -39,7 +39,9 @@ MONDAY_9 = datetime(2026, 11, 16, 9, 0)
 
 def _postgres_reachable() -> str | None:
     try:
-        engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+        engine = create_engine(
+            PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+        )
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         engine.dispose()
@@ -141,7 +143,9 @@ def staff(ctx: HotlineContext) -> Staff:
     with ctx.unit_of_work() as session:
         for username, role, dept in people:
             dept_id = session.scalar(select(Department.id).where(Department.code == dept)) if dept else None
-            users[username] = create_user(session, username, PASSWORD, role, username, ctx.clock.now(), dept_id)
+            users[username] = create_user(
+                session, username, PASSWORD, role, username, ctx.clock.now(), dept_id
+            )
     a = {name: actor_of(u) for name, u in users.items()}
     return Staff(a["op1"], a["op2"], a["sup"], a["adm"], a["sw1"], a["sw2"], a["cg1"], users)
 
