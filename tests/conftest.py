@@ -8,6 +8,7 @@ Each test run creates its own PostgreSQL database and drops it at the end.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -70,16 +71,36 @@ def pg_database() -> Iterator[str]:
     admin.dispose()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _fast_password_hashing() -> None:
+    """Real argon2, with light parameters: staff are created in nearly every test."""
+    from argon2 import PasswordHasher
+
+    from hotline.accounts import service
+
+    service._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite file migrated to head; each test gets a copy (migrating per test is slow)."""
+    from hotline.db import make_engine
+
+    path = tmp_path_factory.mktemp("template") / "hotline.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'hotline.db'}"
-        from hotline.db import make_engine
-
-        engine = make_engine(url)
-        upgrade(engine)
-        engine.dispose()
-        yield url
+        target = tmp_path / "hotline.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), target)
+        yield f"sqlite:///{target}"
         return
     url = request.getfixturevalue("pg_database")
     yield url

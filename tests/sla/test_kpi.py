@@ -1,0 +1,112 @@
+"""KPIs from the ticket records: on-time rate, overdue, returns, extensions, handling time."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from fastapi.testclient import TestClient
+
+from agent_ui.app import create_app
+from dispatch import schemas
+from dispatch.state_machine import Actor
+from dispatch.states import Action
+from hotline.clock import ManualClock
+from hotline.context import HotlineContext
+from sla.kpi import KpiRow, compute_kpis
+from tests.conftest import MONDAY_9, PASSWORD, Staff, subcategory_id
+
+NOV = (datetime(2026, 11, 1), datetime(2026, 12, 1))
+
+
+def _act(ctx: HotlineContext, number: str, actor: Actor, action: Action, body: schemas.BaseModel) -> None:
+    with ctx.unit_of_work() as session:
+        ctx.tickets(session).act(number, actor, action, body)
+
+
+def _new(ctx: HotlineContext, staff: Staff, sub: str, dept: str) -> str:
+    with ctx.unit_of_work() as session:
+        tickets = ctx.tickets(session)
+        number = tickets.register(staff.operator, schemas.TicketCreate(content=sub)).number
+        body = schemas.DispatchBody(department=dept, subcategory_id=subcategory_id(session, sub))
+        tickets.act(number, staff.operator, Action.DISPATCH, body)
+    return number
+
+
+def _kpis(ctx: HotlineContext, group_by: str = "department") -> dict[str | None, KpiRow]:
+    with ctx.unit_of_work() as session:
+        minutes = ctx.calendar.working_day_length.total_seconds() / 60
+        rows = compute_kpis(session, *NOV, ctx.clock.now(), minutes, group_by)  # type: ignore[arg-type]
+    return {r.key: r for r in rows}
+
+
+def _scenario(ctx: HotlineContext, staff: Staff, clock: ManualClock) -> None:
+    """Water: one on time (1 working day), one late; 城管: one returned, one extended and still open."""
+    on_time = _new(ctx, staff, "停水", "sw")  # due Tue 17:30
+    late = _new(ctx, staff, "停水", "sw")
+    returned = _new(ctx, staff, "路灯损坏", "cgj")
+    extended = _new(ctx, staff, "占道经营", "cgj")
+    _act(ctx, on_time, staff.water, Action.SIGN, schemas.NoteBody())
+    _act(ctx, late, staff.water, Action.SIGN, schemas.NoteBody())
+    _act(ctx, extended, staff.city, Action.SIGN, schemas.NoteBody())
+    clock.set(MONDAY_9 + timedelta(days=1))  # Tue 09:00
+    _act(ctx, on_time, staff.water, Action.REPLY, schemas.ReplyBody(result="已恢复供水"))
+    _act(ctx, returned, staff.city, Action.RETURN, schemas.ReasonBody(reason="不属于本部门职责"))
+    _act(ctx, extended, staff.city, Action.REQUEST_EXTENSION, schemas.ExtensionBody(days=2, reason="需协调"))
+    _act(ctx, extended, staff.supervisor, Action.APPROVE_EXTENSION, schemas.NoteBody())
+    clock.set(MONDAY_9 + timedelta(days=2))  # Wed 09:00: the second water ticket is late
+    _act(ctx, late, staff.water, Action.REPLY, schemas.ReplyBody(result="已恢复供水"))
+    clock.set(
+        MONDAY_9 + timedelta(days=10)
+    )  # Thu 26th: the extended ticket (due Mon 23rd + 2 days) is overdue
+
+
+def test_kpis_per_department(ctx: HotlineContext, staff: Staff, clock: ManualClock) -> None:
+    _scenario(ctx, staff, clock)
+    rows = _kpis(ctx)
+    water, city = rows["sw"], rows["cgj"]
+    assert (water.due, water.closed, water.closed_on_time, water.on_time_rate) == (2, 2, 1, 0.5)
+    # Mon 09:00 -> Tue 09:00 is 6.5 working hours, Mon 09:00 -> Wed 09:00 is 13; a day has 6.5.
+    assert water.avg_handling_working_days == round((6.5 * 60 + 13 * 60) / 2 / 390, 2) == 1.5
+    assert (city.closed, city.on_time_rate, city.returns, city.extensions) == (0, None, 1, 1)
+    assert city.overdue_open == 1  # the extended ticket, past its moved deadline, still open
+    assert city.due == 2  # the returned ticket's and the extended ticket's deadlines fall in November
+
+
+def test_kpis_per_category_and_overall(ctx: HotlineContext, staff: Staff, clock: ManualClock) -> None:
+    _scenario(ctx, staff, clock)
+    by_category = _kpis(ctx, "category")
+    assert by_category["生活求助"].closed == 2 and by_category["生活求助"].returns == 1
+    assert by_category["投诉建议"].extensions == 1 and by_category["投诉建议"].overdue_open == 1
+    overall = _kpis(ctx, "all")
+    assert list(overall) == [None]
+    total = overall[None]
+    assert (total.due, total.closed, total.closed_on_time, total.returns, total.extensions) == (4, 2, 1, 1, 1)
+
+
+def test_kpi_endpoint_scopes_liaisons(ctx: HotlineContext, staff: Staff, clock: ManualClock) -> None:
+    _scenario(ctx, staff, clock)
+    client = TestClient(create_app(ctx))
+    everyone = client.get("/api/kpis?start=2026-11-01&end=2026-12-01", auth=("sup", PASSWORD))
+    assert everyone.status_code == 200
+    assert {r["key"] for r in everyone.json()["rows"]} >= {"sw", "cgj"}
+    own = client.get("/api/kpis?start=2026-11-01&end=2026-12-01", auth=("sw1", PASSWORD)).json()
+    assert [r["key"] for r in own["rows"]] == ["sw"]
+    assert own["rows"][0]["on_time_rate"] == 0.5
+    bad = client.get("/api/kpis?start=2026-12-01&end=2026-11-01", auth=("sup", PASSWORD))
+    assert bad.status_code == 422 and "end must be after start" in bad.text
+    assert client.get("/api/kpis?group_by=street", auth=("sup", PASSWORD)).status_code == 422
+
+
+def test_warnings_endpoint_and_manual_sweep(ctx: HotlineContext, staff: Staff, clock: ManualClock) -> None:
+    water = _new(ctx, staff, "停水", "sw")
+    _new(ctx, staff, "路灯损坏", "cgj")
+    clock.advance(timedelta(days=30))
+    client = TestClient(create_app(ctx))
+    assert client.post("/api/sla/sweep", auth=("sw1", PASSWORD)).status_code == 403
+    swept = client.post("/api/sla/sweep", auth=("sup", PASSWORD)).json()
+    assert swept["swept"] is True and swept["raised"]["overdue"] == 2 and swept["supervised"] == 2
+    mine = client.get("/api/sla/warnings", auth=("sw1", PASSWORD)).json()
+    assert [(w["ticket"], w["level"]) for w in mine] == [(water, "overdue")]
+    assert len(client.get("/api/sla/warnings", auth=("sup", PASSWORD)).json()) == 2
+    status = client.get("/api/sla/status", auth=("sup", PASSWORD)).json()
+    assert status["last_raised"] == 2 and status["uncovered_years"] == []
