@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dispatch.errors import TicketError
 from dispatch.views import router as dispatch_router
@@ -23,19 +25,45 @@ def _ticket_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+HTTP_ZH = {401: "请先登录", 403: "无权访问", 404: "未找到", 405: "不支持的请求方法", 422: "请求内容有误"}
+
+
+def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    """Every error has the same shape: {"error", "detail", "detail_zh"}."""
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    return JSONResponse(
+        status_code=exc.status_code,
+        content={
+            "error": type(exc).__name__,
+            "detail": detail,
+            "detail_zh": HTTP_ZH.get(exc.status_code, detail),
+        },
+        headers=getattr(exc, "headers", None),
+    )
+
+
+def _problem(err: dict[str, Any]) -> dict[str, str]:
+    if err["type"] == "json_invalid":
+        return {
+            "field": "body",
+            "reason": f"not valid JSON ({err.get('ctx', {}).get('error', 'decode error')})",
+        }
+    return {"field": ".".join(str(p) for p in err["loc"] if p != "body") or "body", "reason": err["msg"]}
+
+
 def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    problems = [
-        {
-            "field": ".".join(str(p) for p in err["loc"] if p != "body") or "body",
-            "reason": err["msg"],
-        }
-        for err in exc.errors()
-    ]
+    problems = [_problem(err) for err in exc.errors()]
     summary = "; ".join(f"{p['field']}: {p['reason']}" for p in problems)
     return JSONResponse(
         status_code=422,
-        content={"error": "ValidationError", "detail": f"invalid request: {summary}", "problems": problems},
+        content={
+            "error": "ValidationError",
+            "detail": f"invalid request: {summary}",
+            "detail_zh": f"请求内容有误：{summary}",
+            "problems": problems,
+        },
     )
 
 
@@ -62,6 +90,7 @@ def create_app(ctx: HotlineContext, background: bool = False) -> FastAPI:
     app.state.ctx = ctx
     app.add_exception_handler(TicketError, _ticket_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.include_router(dispatch_router)
     app.include_router(sla_router)
 

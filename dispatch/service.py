@@ -24,11 +24,17 @@ from dispatch.models import (
     TicketCounter,
     ticket_assisting_departments,
 )
-from dispatch.state_machine import Actor, apply_transition, start_ticket
+from dispatch.state_machine import Actor, apply_transition, check_allowed, start_ticket
 from dispatch.states import AT_DEPARTMENT, OPEN_STATES, STATE_LABELS, Action, TicketState
 from hotline.accounts.models import Role
 from hotline.clock import Clock
 from sla.deadlines import DeadlineRules
+
+
+def _is_lock_conflict(exc: OperationalError) -> bool:
+    """SQLite's busy writer lock or a PostgreSQL deadlock: a race lost, not a broken database."""
+    text = str(exc.orig).lower()
+    return "locked" in text or "deadlock" in text
 
 
 def mask_phone(phone: str | None) -> str | None:
@@ -207,13 +213,24 @@ class TicketService:
 
     def act(self, number: str, actor: Actor, action: Action, body: BaseModel) -> Ticket:
         """Take `action` on ticket `number`; `body` is the action's schema from ACTION_BODIES."""
-        handler: Callable[[Ticket, Actor, Any, datetime], None] = getattr(self, f"_do_{action.value}")
-        expected = schemas.ACTION_BODIES[action]
+        expected = schemas.ACTION_BODIES.get(action)
+        if expected is None:
+            raise ValueError(f"{action.value} is not an action on an existing ticket")
         if not isinstance(body, expected):
             raise TypeError(f"{action.value} takes {expected.__name__}, not {type(body).__name__}")
+        handler: Callable[[Ticket, Actor, Any, datetime], None] = getattr(self, f"_do_{action.value}")
         ticket = self._load_for_update(number, actor)
-        handler(ticket, actor, body, self.clock.now())
+        # Role, department and state first, so the answer to an impossible action is always the
+        # illegal-transition error, whatever its body says; the handler then checks the body.
+        check_allowed(ticket, actor, action)
+        # No autoflush inside the handler (record_event lazy-loads the events): the changes are
+        # written by `_flush` below, which reports a lost race as ConcurrentChange, not a raw error.
+        with self.session.no_autoflush:
+            handler(ticket, actor, body, self.clock.now())
         self._flush()
+        # Handlers set foreign keys (lead_department_id, subcategory_id …); the relationships loaded
+        # with the ticket still hold the old objects, so reload them before anyone reads the ticket.
+        self.session.refresh(ticket, ["category", "subcategory", "lead_department", "merged_into"])
         return ticket
 
     def _load_for_update(self, number: str, actor: Actor) -> Ticket:
@@ -228,6 +245,8 @@ class TicketService:
         try:
             ticket = self.session.scalar(statement)
         except OperationalError as exc:
+            if not _is_lock_conflict(exc):
+                raise
             raise self._conflict(number) from exc
         if ticket is None:
             raise TicketNotFound(f"ticket {number} does not exist", f"工单 {number} 不存在")
@@ -241,7 +260,7 @@ class TicketService:
         try:
             self.session.flush()
         except (StaleDataError, OperationalError) as exc:
-            if isinstance(exc, OperationalError) and "locked" not in str(exc) and "deadlock" not in str(exc):
+            if isinstance(exc, OperationalError) and not _is_lock_conflict(exc):
                 raise
             raise self._conflict() from exc
 
@@ -349,17 +368,21 @@ class TicketService:
 
         def effect(ticket: Ticket) -> None:
             if lead.id == ticket.lead_department_id and sub.id == ticket.subcategory_id and ticket.deadline:
-                # Sent back to the same department: the days it spent at the hotline are not its own.
+                # Sent back to the same department (the return was not accepted): the time the ticket
+                # spent at the hotline is not the department's; its return window does not restart.
                 assert ticket.returned_at is not None
-                ticket.deadline = self.rules.after_time_returned(ticket.deadline, ticket.returned_at, now)
+                emergency = sub.category.handling == "emergency"
+                ticket.deadline = self.rules.after_time_returned(
+                    ticket.deadline, ticket.returned_at, now, emergency
+                )
+                if emergency:
+                    ticket.first_reply_due = ticket.deadline
             else:
                 ticket.deadline, ticket.first_reply_due = self._deadline_for(sub, now)
                 ticket.dispatched_at = now
-            ticket.category_id, ticket.subcategory_id, ticket.lead_department_id = (
-                sub.category_id,
-                sub.id,
-                lead.id,
-            )
+            ticket.category_id, ticket.subcategory_id = sub.category_id, sub.id
+            ticket.lead_department_id = lead.id
+            ticket.assisting_departments = [d for d in ticket.assisting_departments if d.id != lead.id]
             ticket.returned_at = ticket.signed_at = None
 
         data = {"department": lead.code}

@@ -142,6 +142,9 @@ def supervise_in_bulk(session: Session, ticket_ids: list[int], actor: Actor, now
     for start in range(0, len(ticket_ids), 500):
         chunk = ticket_ids[start : start + 500]
         eligible = and_(Ticket.id.in_(chunk), Ticket.state.in_(sources))
+        # Lock the rows first (in id order, so two lockers cannot deadlock): a liaison acting on one of
+        # them at this moment either finishes before (and the next event number sees it) or waits.
+        session.execute(select(Ticket.id).where(eligible).order_by(Ticket.id).with_for_update())
         next_seq = (
             select(func.coalesce(func.max(TicketEvent.seq), 0) + 1)
             .where(TicketEvent.ticket_id == Ticket.id)

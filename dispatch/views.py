@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Body, Query, status
 from pydantic import BaseModel
 from sqlalchemy import select
 
@@ -122,12 +122,17 @@ def ticket_events(number: NumberPath, tickets: TicketsDep, actor: ActorDep) -> l
 
 
 def _action_endpoint(action: Action, body_type: type[BaseModel]) -> Callable[..., Any]:
-    def endpoint(number: NumberPath, body: Any, tickets: TicketsDep, actor: ActorDep) -> schemas.TicketOut:
-        ticket = tickets.act(number, actor, action, body)
+    def endpoint(*, number: NumberPath, body: Any, tickets: TicketsDep, actor: ActorDep) -> schemas.TicketOut:
+        ticket = tickets.act(number, actor, action, body if body is not None else body_type())
         commit(tickets.session)
         return ticket_out(ticket, tickets.clock.now(), actor.role == Role.LIAISON)
 
-    endpoint.__annotations__["body"] = body_type
+    # Actions whose fields are all optional (sign, supervise …) may be posted without a body.
+    if any(field.is_required() for field in body_type.model_fields.values()):
+        endpoint.__annotations__["body"] = body_type
+    else:
+        endpoint.__annotations__["body"] = Annotated[body_type | None, Body()]
+        endpoint.__kwdefaults__ = {"body": None}
     endpoint.__name__ = f"ticket_{action.value}"
     return endpoint
 

@@ -101,7 +101,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hotline", description="12345 citizen-service hotline")
-    parser.add_argument("--config", help="config file (default: $HOTLINE_CONFIG or ./config.toml)")
+    parser.add_argument(
+        "--config", help="config file (default: $HOTLINE_CONFIG, else config.toml at the project root)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     commands: dict[str, tuple[str, Callable[[Settings, argparse.Namespace], int]]] = {
         "check-config": ("validate the configuration and exit", cmd_check_config),

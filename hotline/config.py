@@ -50,7 +50,7 @@ class DatabaseSection(_Section):
     @classmethod
     def _supported_url(cls, value: str) -> str:
         if not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
-            raise ValueError("must start with sqlite:// or postgresql+psycopg://")
+            raise ValueError("must start with sqlite: or postgresql: (postgresql+psycopg:)")
         return value
 
 

@@ -37,7 +37,14 @@ class DeadlineRules:
     def extended(self, deadline: datetime, days: int) -> datetime:
         return self.calendar.add_working_days(deadline, days)
 
-    def after_time_returned(self, deadline: datetime, returned_at: datetime, now: datetime) -> datetime:
-        """The same department gets back the working days the ticket spent at the hotline."""
-        lost = self.calendar.working_days_between(returned_at.date(), now.date())
-        return self.calendar.add_working_days(deadline, lost) if lost else deadline
+    def after_time_returned(
+        self, deadline: datetime, returned_at: datetime, now: datetime, emergency: bool
+    ) -> datetime:
+        """The same department gets back exactly the time the ticket spent at the hotline.
+
+        Working time for ordinary tickets; clock time for emergencies, which run 24 h a day.
+        """
+        if emergency:
+            return deadline + (now - returned_at)
+        lost = self.calendar.working_time_between(returned_at, now)
+        return self.calendar.add_working_time(deadline, lost) if lost else deadline
