@@ -115,8 +115,16 @@ class Ticket(Base):
         Index("ix_tickets_department_state", "lead_department_id", "state"),
         Index("ix_tickets_created_at", "created_at"),
         Index("ix_tickets_caller_phone", "caller_phone"),
-        Index("ix_tickets_replied_at", "replied_at"),
-        Index("ix_tickets_deadline", "deadline"),
+        # Covering indexes for the monthly KPIs: the aggregates read only the index (see sla.kpi).
+        Index(
+            "ix_tickets_replied_kpi",
+            "replied_at",
+            "lead_department_id",
+            "category_id",
+            "deadline",
+            "handling_minutes",
+        ),
+        Index("ix_tickets_deadline_kpi", "deadline", "lead_department_id", "category_id", "state"),
         CheckConstraint(
             "state IN ('registered', 'closed', 'dispatched', 'in_progress', 'returned', "
             "'replied', 'archived', 'merged')",
