@@ -97,7 +97,11 @@ class TicketService:
     # ---- reading -------------------------------------------------------------------------------
 
     def get(self, number: str, actor: Actor) -> Ticket:
-        ticket = self.session.scalar(select(Ticket).where(Ticket.number == number))
+        return self._visible(
+            self.session.scalar(select(Ticket).where(Ticket.number == number)), number, actor
+        )
+
+    def _visible(self, ticket: Ticket | None, number: str, actor: Actor) -> Ticket:
         if ticket is None:
             raise TicketNotFound(f"ticket {number} does not exist", f"工单 {number} 不存在")
         if not self.can_see(ticket, actor):
@@ -248,13 +252,7 @@ class TicketService:
             if not _is_lock_conflict(exc):
                 raise
             raise self._conflict(number) from exc
-        if ticket is None:
-            raise TicketNotFound(f"ticket {number} does not exist", f"工单 {number} 不存在")
-        if not self.can_see(ticket, actor):
-            raise NotPermitted(
-                f"ticket {number} belongs to another department", f"工单 {number} 不属于本部门"
-            )
-        return ticket
+        return self._visible(ticket, number, actor)
 
     def _flush(self) -> None:
         try:

@@ -11,8 +11,6 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
-import pytest
-from argon2 import PasswordHasher
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
@@ -20,18 +18,17 @@ from sqlalchemy import select
 
 from dispatch import schemas
 from dispatch.errors import TicketError
-from dispatch.models import Department, Ticket, TicketEvent, ticket_assisting_departments
+from dispatch.models import Department, TicketEvent
 from dispatch.state_machine import Actor, replay
 from dispatch.states import AT_DEPARTMENT, TRANSITIONS, Action, TicketState
 from hotline.accounts.models import Role
 from hotline.clock import ManualClock
 from hotline.context import HotlineContext
 from tests.conftest import MONDAY_9, Staff, subcategory_id
+from tests.helpers import Snapshot, act, register, snapshot
 
 S = TicketState
 A = Action
-TICKETS = Ticket.__table__
-EVENTS = TicketEvent.__table__
 
 PEOPLE = ["operator", "operator2", "supervisor", "admin", "water", "water2", "city", "system"]
 # "auto": someone the transition table allows (the department's own liaison for department actions).
@@ -74,32 +71,6 @@ step = st.fixed_dictionaries(
 )
 
 
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The staff fixture creates seven users; no test here checks a password, so hash them cheaply."""
-    monkeypatch.setattr(
-        "hotline.accounts.service._hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    )
-
-
-Snapshot = tuple[dict[str, Any], list[dict[str, Any]], list[int]]
-
-
-def snapshot(ctx: HotlineContext, number: str) -> Snapshot:
-    """Every column of the ticket's row and of its events, and its assisting departments."""
-    with ctx.unit_of_work() as session:
-        row = session.execute(select(TICKETS).where(TICKETS.c.number == number)).mappings().one()
-        events = session.execute(
-            select(EVENTS).where(EVENTS.c.ticket_id == row["id"]).order_by(EVENTS.c.seq)
-        ).mappings()
-        assisting = session.scalars(
-            select(ticket_assisting_departments.c.department_id)
-            .where(ticket_assisting_departments.c.ticket_id == row["id"])
-            .order_by(ticket_assisting_departments.c.department_id)
-        )
-        return dict(row), [dict(e) for e in events], list(assisting)
-
-
 def check_invariants(snap: Snapshot) -> None:
     row, events, _ = snap
     state = TicketState(row["state"])  # one of the known states
@@ -122,17 +93,6 @@ def check_invariants(snap: Snapshot) -> None:
     assert row["extension_requested_days"] is None or 1 <= row["extension_requested_days"] <= 10
     if state == S.CLOSED:
         assert row["lead_department_id"] is None and row["reply_text"]
-
-
-def register(ctx: HotlineContext, staff: Staff, content: str) -> str:
-    with ctx.unit_of_work() as session:
-        body = schemas.TicketCreate(content=content, caller_phone="13900001111")
-        return ctx.tickets(session).register(staff.operator, body).number
-
-
-def act(ctx: HotlineContext, number: str, actor: Actor, action: Action, body: BaseModel) -> None:
-    with ctx.unit_of_work() as session:
-        ctx.tickets(session).act(number, actor, action, body)
 
 
 @settings(

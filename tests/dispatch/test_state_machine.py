@@ -9,38 +9,29 @@ back in a new session are exactly as before.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 from pydantic import BaseModel
 from sqlalchemy import select
 
 from dispatch import schemas
 from dispatch.errors import IllegalTransition, NotPermitted, RuleViolation, TicketError, TicketNotFound
-from dispatch.models import Ticket, TicketEvent, ticket_assisting_departments
+from dispatch.models import Ticket, TicketEvent
 from dispatch.state_machine import Actor, apply_transition, replay
 from dispatch.states import OPEN_STATES, TRANSITIONS, Action, TicketState
 from hotline.accounts.models import Role
 from hotline.clock import ManualClock
 from hotline.context import HotlineContext
 from tests.conftest import MONDAY_9, Staff, subcategory_id
+from tests.helpers import act, load, register, snapshot
+from tests.helpers import dispatched as dispatch
 
 S = TicketState
 A = Action
-TICKETS = Ticket.__table__
-EVENTS = TicketEvent.__table__
 
 # Dispatched Monday 2026-11-16 09:00 as 停水 (1 working day): due Tuesday at the end of office hours.
 TUESDAY_END = datetime(2026, 11, 17, 17, 30)
 ACTABLE = list(schemas.ACTION_BODIES)  # every action a person or job can ask the service for
-
-
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test creates seven users; none checks a password, so hash them cheaply."""
-    cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    monkeypatch.setattr("hotline.accounts.service._hasher", cheap)
 
 
 # ---- helpers ------------------------------------------------------------------------------------
@@ -49,44 +40,6 @@ def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 def sub_id(ctx: HotlineContext, name: str) -> int:
     with ctx.unit_of_work() as session:
         return subcategory_id(session, name)
-
-
-def register(ctx: HotlineContext, staff: Staff, content: str = "河西路18号小区停水") -> str:
-    with ctx.unit_of_work() as session:
-        body = schemas.TicketCreate(content=content, caller_phone="13900001111")
-        return ctx.tickets(session).register(staff.operator, body).number
-
-
-def act(ctx: HotlineContext, number: str, actor: Actor, action: Action, body: BaseModel) -> None:
-    with ctx.unit_of_work() as session:
-        ctx.tickets(session).act(number, actor, action, body)
-
-
-def load(ctx: HotlineContext, number: str) -> Ticket:
-    """The ticket as stored, read in a new session, with its events and relations loaded."""
-    with ctx.unit_of_work() as session:
-        ticket = session.scalar(select(Ticket).where(Ticket.number == number))
-        assert ticket is not None
-        _ = (list(ticket.events), list(ticket.assisting_departments), ticket.merged_into)
-        return ticket
-
-
-Snapshot = tuple[dict[str, Any], list[dict[str, Any]], list[int]]
-
-
-def snapshot(ctx: HotlineContext, number: str) -> Snapshot:
-    """Every column of the ticket's row, every column of its events, its assisting departments."""
-    with ctx.unit_of_work() as session:
-        row = session.execute(select(TICKETS).where(TICKETS.c.number == number)).mappings().one()
-        events = session.execute(
-            select(EVENTS).where(EVENTS.c.ticket_id == row["id"]).order_by(EVENTS.c.seq)
-        ).mappings()
-        assisting = session.scalars(
-            select(ticket_assisting_departments.c.department_id)
-            .where(ticket_assisting_departments.c.ticket_id == row["id"])
-            .order_by(ticket_assisting_departments.c.department_id)
-        )
-        return dict(row), [dict(e) for e in events], list(assisting)
 
 
 def assert_refused(
@@ -187,13 +140,6 @@ def make_ticket(ctx: HotlineContext, staff: Staff, state: TicketState) -> str:
 def with_pending_extension(ctx: HotlineContext, staff: Staff, days: int = 3) -> str:
     number = make_ticket(ctx, staff, S.IN_PROGRESS)
     act(ctx, number, staff.water, A.REQUEST_EXTENSION, schemas.ExtensionBody(days=days, reason="需协调"))
-    return number
-
-
-def dispatch(ctx: HotlineContext, staff: Staff, sub: str, department: str, **extra: Any) -> str:
-    number = register(ctx, staff)
-    body = schemas.DispatchBody(department=department, subcategory_id=sub_id(ctx, sub), **extra)
-    act(ctx, number, staff.operator, A.DISPATCH, body)
     return number
 
 

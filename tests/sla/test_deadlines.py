@@ -15,7 +15,8 @@ from hotline.context import HotlineContext
 from sla.calendar import WorkCalendar
 from sla.deadlines import DeadlineRules
 from sla.settings import CalendarSettings
-from tests.conftest import MONDAY_9, Staff, subcategory_id
+from tests.conftest import MONDAY_9, Staff
+from tests.helpers import act, dispatched
 
 RULES = DeadlineRules(WorkCalendar())
 
@@ -55,20 +56,6 @@ def test_configured_limits_are_used(ctx: HotlineContext) -> None:
     assert ctx.rules.emergency_first_reply_minutes == 60
 
 
-def _dispatched(ctx: HotlineContext, staff: Staff, sub: str = "噪音扰民", dept: str = "sthjj") -> str:
-    with ctx.unit_of_work() as session:
-        tickets = ctx.tickets(session)
-        number = tickets.register(staff.operator, schemas.TicketCreate(content="深夜施工噪音")).number
-        body = schemas.DispatchBody(department=dept, subcategory_id=subcategory_id(session, sub))
-        tickets.act(number, staff.operator, Action.DISPATCH, body)
-    return number
-
-
-def _act(ctx: HotlineContext, number: str, actor: Actor, action: Action, body: schemas.BaseModel) -> None:
-    with ctx.unit_of_work() as session:
-        ctx.tickets(session).act(number, actor, action, body)
-
-
 def _deadline(ctx: HotlineContext, number: str) -> datetime | None:
     with ctx.unit_of_work() as session:
         return ctx.tickets(session).get(number, Actor.system()).deadline
@@ -77,23 +64,23 @@ def _deadline(ctx: HotlineContext, number: str) -> datetime | None:
 def test_return_after_the_window_is_refused_with_the_limit(
     ctx: HotlineContext, staff: Staff, clock: ManualClock
 ) -> None:
-    number = _dispatched(ctx, staff, "路灯损坏", "cgj")
+    number = dispatched(ctx, staff, "路灯损坏", "cgj")
     clock.set(datetime(2026, 11, 18, 18, 0))  # Wednesday evening: past Wednesday 17:30
     with pytest.raises(RuleViolation, match=r"within 2 working days of dispatch \(until 2026-11-18 17:30\)"):
-        _act(ctx, number, staff.city, Action.RETURN, schemas.ReasonBody(reason="非本部门职责"))
+        act(ctx, number, staff.city, Action.RETURN, schemas.ReasonBody(reason="非本部门职责"))
     clock.set(datetime(2026, 11, 18, 17, 0))
-    _act(ctx, number, staff.city, Action.RETURN, schemas.ReasonBody(reason="非本部门职责"))
+    act(ctx, number, staff.city, Action.RETURN, schemas.ReasonBody(reason="非本部门职责"))
 
 
 def test_time_at_the_hotline_does_not_count_against_the_department(
     ctx: HotlineContext, staff: Staff, clock: ManualClock
 ) -> None:
-    number = _dispatched(ctx, staff, "路灯损坏", "cgj")  # 3 days: Thursday 11-19 17:30
+    number = dispatched(ctx, staff, "路灯损坏", "cgj")  # 3 days: Thursday 11-19 17:30
     assert _deadline(ctx, number) == datetime(2026, 11, 19, 17, 30)
     clock.set(datetime(2026, 11, 17, 10, 0))
-    _act(ctx, number, staff.city, Action.RETURN, schemas.ReasonBody(reason="地址不清"))
+    act(ctx, number, staff.city, Action.RETURN, schemas.ReasonBody(reason="地址不清"))
     clock.set(datetime(2026, 11, 19, 10, 0))  # two working days at the hotline
-    _act(
+    act(
         ctx,
         number,
         staff.operator,
@@ -106,29 +93,29 @@ def test_time_at_the_hotline_does_not_count_against_the_department(
 def test_redispatch_elsewhere_gets_a_fresh_deadline(
     ctx: HotlineContext, staff: Staff, clock: ManualClock
 ) -> None:
-    number = _dispatched(ctx, staff, "路灯损坏", "cgj")
+    number = dispatched(ctx, staff, "路灯损坏", "cgj")
     clock.set(datetime(2026, 11, 17, 10, 0))
-    _act(ctx, number, staff.city, Action.RETURN, schemas.ReasonBody(reason="属供电公司"))
-    _act(ctx, number, staff.operator, Action.REDISPATCH, schemas.RedispatchBody(department="gdj"))
+    act(ctx, number, staff.city, Action.RETURN, schemas.ReasonBody(reason="属供电公司"))
+    act(ctx, number, staff.operator, Action.REDISPATCH, schemas.RedispatchBody(department="gdj"))
     assert _deadline(ctx, number) == datetime(2026, 11, 20, 17, 30)
 
 
 def test_extension_limit_and_approved_extension(
     ctx: HotlineContext, staff: Staff, clock: ManualClock
 ) -> None:
-    number = _dispatched(ctx, staff, "路灯损坏", "cgj")
-    _act(ctx, number, staff.city, Action.SIGN, schemas.NoteBody())
+    number = dispatched(ctx, staff, "路灯损坏", "cgj")
+    act(ctx, number, staff.city, Action.SIGN, schemas.NoteBody())
     with pytest.raises(RuleViolation, match="at most 10 working days"):
-        _act(ctx, number, staff.city, Action.REQUEST_EXTENSION, schemas.ExtensionBody(days=11, reason="备料"))
-    _act(ctx, number, staff.city, Action.REQUEST_EXTENSION, schemas.ExtensionBody(days=10, reason="备料"))
-    _act(ctx, number, staff.supervisor, Action.APPROVE_EXTENSION, schemas.NoteBody())
+        act(ctx, number, staff.city, Action.REQUEST_EXTENSION, schemas.ExtensionBody(days=11, reason="备料"))
+    act(ctx, number, staff.city, Action.REQUEST_EXTENSION, schemas.ExtensionBody(days=10, reason="备料"))
+    act(ctx, number, staff.supervisor, Action.APPROVE_EXTENSION, schemas.NoteBody())
     assert _deadline(ctx, number) == datetime(2026, 12, 3, 17, 30)  # 11-19 + 10 working days
 
 
 def test_reopened_ticket_gets_a_fresh_deadline(ctx: HotlineContext, staff: Staff, clock: ManualClock) -> None:
-    number = _dispatched(ctx, staff, "停水", "sw")
-    _act(ctx, number, staff.water, Action.SIGN, schemas.NoteBody())
-    _act(ctx, number, staff.water, Action.REPLY, schemas.ReplyBody(result="已修复"))
+    number = dispatched(ctx, staff, "停水", "sw")
+    act(ctx, number, staff.water, Action.SIGN, schemas.NoteBody())
+    act(ctx, number, staff.water, Action.REPLY, schemas.ReplyBody(result="已修复"))
     clock.set(datetime(2026, 11, 25, 10, 0))
-    _act(ctx, number, staff.operator, Action.RECORD_CALLBACK, schemas.CallbackBody(result="dissatisfied"))
+    act(ctx, number, staff.operator, Action.RECORD_CALLBACK, schemas.CallbackBody(result="dissatisfied"))
     assert _deadline(ctx, number) == datetime(2026, 11, 26, 17, 30)

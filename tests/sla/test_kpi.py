@@ -8,28 +8,14 @@ from fastapi.testclient import TestClient
 
 from agent_ui.app import create_app
 from dispatch import schemas
-from dispatch.state_machine import Actor
 from dispatch.states import Action
 from hotline.clock import ManualClock
 from hotline.context import HotlineContext
 from sla.kpi import KpiRow, compute_kpis
-from tests.conftest import MONDAY_9, PASSWORD, Staff, subcategory_id
+from tests.conftest import MONDAY_9, PASSWORD, Staff
+from tests.helpers import act, dispatched
 
 NOV = (datetime(2026, 11, 1), datetime(2026, 12, 1))
-
-
-def _act(ctx: HotlineContext, number: str, actor: Actor, action: Action, body: schemas.BaseModel) -> None:
-    with ctx.unit_of_work() as session:
-        ctx.tickets(session).act(number, actor, action, body)
-
-
-def _new(ctx: HotlineContext, staff: Staff, sub: str, dept: str) -> str:
-    with ctx.unit_of_work() as session:
-        tickets = ctx.tickets(session)
-        number = tickets.register(staff.operator, schemas.TicketCreate(content=sub)).number
-        body = schemas.DispatchBody(department=dept, subcategory_id=subcategory_id(session, sub))
-        tickets.act(number, staff.operator, Action.DISPATCH, body)
-    return number
 
 
 def _kpis(ctx: HotlineContext, group_by: str = "department") -> dict[str | None, KpiRow]:
@@ -41,20 +27,20 @@ def _kpis(ctx: HotlineContext, group_by: str = "department") -> dict[str | None,
 
 def _scenario(ctx: HotlineContext, staff: Staff, clock: ManualClock) -> None:
     """Water: one on time (1 working day), one late; 城管: one returned, one extended and still open."""
-    on_time = _new(ctx, staff, "停水", "sw")  # due Tue 17:30
-    late = _new(ctx, staff, "停水", "sw")
-    returned = _new(ctx, staff, "路灯损坏", "cgj")
-    extended = _new(ctx, staff, "占道经营", "cgj")
-    _act(ctx, on_time, staff.water, Action.SIGN, schemas.NoteBody())
-    _act(ctx, late, staff.water, Action.SIGN, schemas.NoteBody())
-    _act(ctx, extended, staff.city, Action.SIGN, schemas.NoteBody())
+    on_time = dispatched(ctx, staff, "停水", "sw")  # due Tue 17:30
+    late = dispatched(ctx, staff, "停水", "sw")
+    returned = dispatched(ctx, staff, "路灯损坏", "cgj")
+    extended = dispatched(ctx, staff, "占道经营", "cgj")
+    act(ctx, on_time, staff.water, Action.SIGN, schemas.NoteBody())
+    act(ctx, late, staff.water, Action.SIGN, schemas.NoteBody())
+    act(ctx, extended, staff.city, Action.SIGN, schemas.NoteBody())
     clock.set(MONDAY_9 + timedelta(days=1))  # Tue 09:00
-    _act(ctx, on_time, staff.water, Action.REPLY, schemas.ReplyBody(result="已恢复供水"))
-    _act(ctx, returned, staff.city, Action.RETURN, schemas.ReasonBody(reason="不属于本部门职责"))
-    _act(ctx, extended, staff.city, Action.REQUEST_EXTENSION, schemas.ExtensionBody(days=2, reason="需协调"))
-    _act(ctx, extended, staff.supervisor, Action.APPROVE_EXTENSION, schemas.NoteBody())
+    act(ctx, on_time, staff.water, Action.REPLY, schemas.ReplyBody(result="已恢复供水"))
+    act(ctx, returned, staff.city, Action.RETURN, schemas.ReasonBody(reason="不属于本部门职责"))
+    act(ctx, extended, staff.city, Action.REQUEST_EXTENSION, schemas.ExtensionBody(days=2, reason="需协调"))
+    act(ctx, extended, staff.supervisor, Action.APPROVE_EXTENSION, schemas.NoteBody())
     clock.set(MONDAY_9 + timedelta(days=2))  # Wed 09:00: the second water ticket is late
-    _act(ctx, late, staff.water, Action.REPLY, schemas.ReplyBody(result="已恢复供水"))
+    act(ctx, late, staff.water, Action.REPLY, schemas.ReplyBody(result="已恢复供水"))
     clock.set(
         MONDAY_9 + timedelta(days=10)
     )  # Thu 26th: the extended ticket (due Mon 23rd + 2 days) is overdue
@@ -98,8 +84,8 @@ def test_kpi_endpoint_scopes_liaisons(ctx: HotlineContext, staff: Staff, clock: 
 
 
 def test_warnings_endpoint_and_manual_sweep(ctx: HotlineContext, staff: Staff, clock: ManualClock) -> None:
-    water = _new(ctx, staff, "停水", "sw")
-    _new(ctx, staff, "路灯损坏", "cgj")
+    water = dispatched(ctx, staff, "停水", "sw")
+    dispatched(ctx, staff, "路灯损坏", "cgj")
     clock.advance(timedelta(days=30))
     client = TestClient(create_app(ctx))
     assert client.post("/api/sla/sweep", auth=("sw1", PASSWORD)).status_code == 403

@@ -19,16 +19,8 @@ from hotline.context import HotlineContext
 from hotline.web import actor_of
 from sla.models import SlaWarning, SweepRun
 from sla.supervision import ADVISORY_LOCK_KEY, run_sweep
-from tests.conftest import MONDAY_9, Staff, make_settings, subcategory_id
-
-
-def _dispatched(ctx: HotlineContext, staff: Staff, sub: str, department: str) -> str:
-    with ctx.unit_of_work() as session:
-        tickets = ctx.tickets(session)
-        number = tickets.register(staff.operator, schemas.TicketCreate(content=f"{sub}的诉求")).number
-        body = schemas.DispatchBody(department=department, subcategory_id=subcategory_id(session, sub))
-        tickets.act(number, staff.operator, Action.DISPATCH, body)
-    return number
+from tests.conftest import MONDAY_9, Staff, make_settings
+from tests.helpers import dispatched
 
 
 def _sweep(ctx: HotlineContext) -> dict[str, int]:
@@ -44,7 +36,7 @@ def _warnings(ctx: HotlineContext, number: str) -> list[str]:
 
 
 def test_due_soon_then_overdue_each_once(ctx: HotlineContext, staff: Staff, clock: ManualClock) -> None:
-    number = _dispatched(ctx, staff, "停水", "sw")  # due Tuesday 17:30
+    number = dispatched(ctx, staff, "停水", "sw")  # due Tuesday 17:30
     assert _sweep(ctx) == {"due_soon": 0, "overdue": 0, "emergency_unsigned": 0}
     clock.set(MONDAY_9.replace(hour=16))  # 8 working hours left (1.5 today, 6.5 tomorrow): not yet
     assert _sweep(ctx)["due_soon"] == 0
@@ -61,7 +53,7 @@ def test_due_soon_then_overdue_each_once(ctx: HotlineContext, staff: Staff, cloc
 def test_overdue_ticket_is_supervised_by_the_system(
     ctx: HotlineContext, staff: Staff, clock: ManualClock
 ) -> None:
-    number = _dispatched(ctx, staff, "停水", "sw")
+    number = dispatched(ctx, staff, "停水", "sw")
     clock.advance(timedelta(days=3))
     _sweep(ctx)
     _sweep(ctx)
@@ -84,7 +76,7 @@ def test_overdue_ticket_is_supervised_by_the_system(
 def test_restart_and_downtime_raise_missed_warnings_once(
     ctx: HotlineContext, staff: Staff, clock: ManualClock
 ) -> None:
-    number = _dispatched(ctx, staff, "停水", "sw")
+    number = dispatched(ctx, staff, "停水", "sw")
     _sweep(ctx)
     # The process is down for a week; a new process (new engine, new calendar) starts and catches up.
     ctx.close()
@@ -105,7 +97,7 @@ def test_restart_and_downtime_raise_missed_warnings_once(
 def test_extension_moves_the_deadline_and_warnings_follow(
     ctx: HotlineContext, staff: Staff, clock: ManualClock
 ) -> None:
-    number = _dispatched(ctx, staff, "噪音扰民", "sthjj")  # due Monday 2026-11-23 17:30
+    number = dispatched(ctx, staff, "噪音扰民", "sthjj")  # due Monday 2026-11-23 17:30
     sthjj = _liaison_for(ctx, "sthjj")
     clock.set(MONDAY_9 + timedelta(days=7, hours=8))  # Monday 17:00: due soon
     assert _sweep(ctx)["due_soon"] == 1
@@ -135,8 +127,8 @@ def _liaison_for(ctx: HotlineContext, code: str) -> Actor:
 def test_emergency_not_signed_within_15_minutes(
     ctx: HotlineContext, staff: Staff, clock: ManualClock
 ) -> None:
-    emergency = _dispatched(ctx, staff, "道路塌陷", "ddzx")
-    ordinary = _dispatched(ctx, staff, "停水", "sw")
+    emergency = dispatched(ctx, staff, "道路塌陷", "ddzx")
+    ordinary = dispatched(ctx, staff, "停水", "sw")
     clock.advance(timedelta(minutes=14))
     assert _sweep(ctx)["emergency_unsigned"] == 0
     clock.advance(timedelta(minutes=2))
@@ -165,7 +157,7 @@ def test_two_processes_sweep_postgres_one_at_a_time(
 ) -> None:
     if not ctx.settings.database_url.startswith("postgresql"):
         pytest.skip("the two-process test runs on PostgreSQL")
-    numbers = [_dispatched(ctx, staff, "停水", "sw") for _ in range(40)]
+    numbers = [dispatched(ctx, staff, "停水", "sw") for _ in range(40)]
     later = (MONDAY_9 + timedelta(days=5)).isoformat()
     # While this connection holds the advisory lock, another process's sweep stands aside.
     holder = create_engine(ctx.settings.database_url)
