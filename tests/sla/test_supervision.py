@@ -152,11 +152,10 @@ def _sweep_in_process(url: str, start: str, rounds: int, queue: multiprocessing.
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_two_processes_sweep_postgres_one_at_a_time(
     pg_database: str, staff: Staff, ctx: HotlineContext
 ) -> None:
-    if not ctx.settings.database_url.startswith("postgresql"):
-        pytest.skip("the two-process test runs on PostgreSQL")
     numbers = [dispatched(ctx, staff, "停水", "sw") for _ in range(40)]
     later = (MONDAY_9 + timedelta(days=5)).isoformat()
     # While this connection holds the advisory lock, another process's sweep stands aside.
