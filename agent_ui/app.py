@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from dispatch.errors import TicketError
 from dispatch.views import router as dispatch_router
 from hotline.context import HotlineContext
+from knowledge_base.views import router as kb_router
 from sla.views import router as sla_router
 
 
@@ -93,6 +94,7 @@ def create_app(ctx: HotlineContext, background: bool = False) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.include_router(dispatch_router)
     app.include_router(sla_router)
+    app.include_router(kb_router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home() -> str:

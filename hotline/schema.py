@@ -3,7 +3,8 @@
 from dispatch import models as dispatch_models
 from hotline.accounts import models as account_models
 from hotline.db import Base
+from knowledge_base import models as kb_models
 from sla import models as sla_models
 
 metadata = Base.metadata
-__all__ = ["account_models", "dispatch_models", "metadata", "sla_models"]
+__all__ = ["account_models", "dispatch_models", "kb_models", "metadata", "sla_models"]

@@ -1,0 +1,693 @@
+"""Routing: what a caller said -> ticket category, sub-category, department, or a 110/119/120 transfer.
+
+The rules live in a routing table (`dispatch/routing.toml` by default), written the way a hotline's
+dispatch desk writes its routing sheet: for every sub-category the words that signal it and the
+department that takes it, plus the emergency rules. `Router()` loads and checks the table once;
+`router.classify(text)` is pure, fast (well under a millisecond on a transcript line) and knows
+nothing about the web.
+
+Order of decision, most dangerous first:
+
+1. 110 / 119 / 120 transfers. A missed emergency is the worst error, so the transfer rules are
+   generous; phrases that only look like an emergency ("打不着火", "消防通道") are neutralised first
+   and a signal preceded by a hypothetical or past marker ("怕哪天", "上次") counts for little.
+2. 应急处突 (urgent public-safety matters), handled by the supervision centre.
+3. Out of scope (no request the hotline can take) -> 无法判定.
+4. 疑难复杂 (several departments passing a matter around, long-standing disputes) -> supervision centre.
+5. The best-scoring route: its sub-category and department; for "topic" routes (shift = true) the
+   caller's intent (asking / needing help / complaining) picks 政策咨询, 生活求助 or 投诉建议.
+
+Signal syntax (in the table): parts joined by "+" must all occur, alternatives inside a part are
+separated by "|", "@name" expands a word group, "re:..." is a regular expression, and a part that
+starts with "!" must not occur. Each list has a weight: `strong` 2.0, `words` 1.0, `weak` 0.5; a
+transfer or 应急处突 needs a total of 1.0.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import tomllib
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from dispatch.catalog import CatalogError, CategoryTreeSpec, load_category_tree
+
+DEFAULT_PATH = Path(__file__).with_name("routing.toml")
+
+Transfer = Literal["110", "119", "120"]
+TRANSFER_CATEGORY: dict[str, str] = {"110": "转110", "119": "转119", "120": "转120"}
+UNDECIDED = "无法判定"
+URGENT = "应急处突"
+COMPLEX = "疑难复杂"
+INTENT_CATEGORIES = ("政策咨询", "生活求助", "投诉建议")
+WEIGHTS = {"strong": 2.0, "words": 1.0, "weak": 0.5}
+PINYIN_FACTOR = 0.8  # a word found only by its sound counts a little less
+DAMPED_FACTOR = 0.3  # an emergency word under a hypothetical / past marker
+
+
+class RoutingConfigError(ValueError):
+    """The routing table cannot be used; the message names the file, the entry and the reason."""
+
+
+@dataclass(frozen=True)
+class Classification:
+    category: str
+    subcategory: str | None
+    department: str | None
+    transfer: Transfer | None
+    confidence: float
+    assisting: tuple[str, ...] = ()  # departments the handler brings in (e.g. the gas company)
+    evidence: tuple[str, ...] = ()  # the signals that decided it, for the operator's screen
+
+
+# --------------------------------------------------------------------------------------------
+# The table's schema
+
+
+class RuleSet(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    strong: list[str] = Field(default_factory=list)
+    words: list[str] = Field(default_factory=list)
+    weak: list[str] = Field(default_factory=list)
+
+
+class TransferSpec(RuleSet):
+    to: Transfer
+
+
+class SubRuleSpec(RuleSet):
+    subcategory: str
+
+
+class RouteSpec(RuleSet):
+    category: str
+    subcategory: str
+    department: str | None = None  # default: the sub-category's department in the category tree
+    fallback_department: str | None = None  # for routes about conduct, not a topic
+    shift: bool = False  # the caller's intent may move it to another of 政策/生活/投诉
+    local: bool = False  # a township named in the text takes it
+
+
+class AgenciesSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    subcategory: str
+    min_count: int = Field(ge=2)
+    weight: float = Field(gt=0)
+    words: list[str] = Field(min_length=1)
+
+
+class ComplexSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    threshold: float = Field(gt=0)
+    agencies: AgenciesSpec
+    rule: list[SubRuleSpec] = Field(min_length=1)
+
+
+class IntentSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    threshold: float = Field(gt=0)
+    fallback_subcategory: dict[str, str]
+    rules: dict[str, RuleSet]
+
+
+class RoutingSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    category_tree: str = "category_tree.toml"
+    min_route_score: float = Field(gt=0)
+    departments: dict[str, str] = Field(min_length=1)
+    places: dict[str, list[str]] = Field(default_factory=dict)
+    groups: dict[str, list[str]] = Field(default_factory=dict)
+    neutral: list[str] = Field(default_factory=list)
+    hypothetical: list[str] = Field(default_factory=list)
+    hypothetical_window: int = Field(default=8, ge=0)
+    transfer: list[TransferSpec] = Field(min_length=1)
+    urgent: list[SubRuleSpec] = Field(min_length=1)
+    out_of_scope: RuleSet
+    complex: ComplexSpec
+    intent: IntentSpec
+    route: list[RouteSpec] = Field(min_length=1)
+
+
+# --------------------------------------------------------------------------------------------
+# Text: normalised characters, a pinyin key for homophones, and a masked copy for emergencies
+
+_DIGITS = {"零": "0", "〇": "0", "幺": "1", "一": "1", "二": "2", "两": "2", "三": "3", "四": "4"}
+_DIGITS |= {"五": "5", "六": "6", "七": "7", "八": "8", "九": "9"}
+_DIGIT_RUN = re.compile(f"[{''.join(_DIGITS)}]{{3,}}")
+_DROP = re.compile(r"[^\w]|_", re.UNICODE)
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def normalise(text: str) -> str:
+    """Full/half width folded, lower case, punctuation and spaces dropped, spoken digit runs
+    ("一二三四五", "二零一五", "幺二零") written as digits."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = _DROP.sub("", text)
+    return _DIGIT_RUN.sub(lambda m: "".join(_DIGITS[c] for c in m.group()), text)
+
+
+@lru_cache(maxsize=8192)
+def _syllable(char: str) -> str:
+    from pypinyin import pinyin_dict
+
+    readings = pinyin_dict.pinyin_dict.get(ord(char))
+    if not readings:
+        return char
+    first = readings.split(",")[0]
+    plain = "".join(c for c in unicodedata.normalize("NFD", first) if not unicodedata.combining(c))
+    return plain.replace("ü", "v")
+
+
+def pinyin_key(text: str) -> str:
+    """Toneless syllables, space separated and framed by spaces, so `key in text_key` only
+    matches whole syllables."""
+    return " " + " ".join(_syllable(c) for c in text) + " "
+
+
+@dataclass(frozen=True)
+class _Text:
+    plain: str  # normalised
+    masked: str  # normalised, with neutral phrases blotted out (for emergency rules)
+    pinyin: str  # pinyin key of `plain`
+
+
+# --------------------------------------------------------------------------------------------
+# Compiled signals
+
+
+class _Part:
+    """One "+"-separated part of a signal: alternatives searched as one alternation (in C)."""
+
+    __slots__ = ("_any_sound", "_literal", "negate", "patterns", "sounds")
+
+    def __init__(
+        self,
+        words: Sequence[str],
+        patterns: Sequence[re.Pattern[str]],
+        sounds: Sequence[tuple[str, str]],  # (pinyin key, word) of words that may match by sound
+        negate: bool,
+    ) -> None:
+        literal = "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True))
+        self._literal = re.compile(literal) if literal else None
+        self.patterns = tuple(patterns)
+        self.sounds = tuple(sounds)
+        keys = "|".join(re.escape(k) for k, _ in self.sounds)
+        self._any_sound = re.compile(keys) if keys else None
+        self.negate = negate
+
+    def find(self, text: str, sound: str) -> tuple[int, bool]:
+        """Position of the first occurrence (-1 if none) and whether it was found by sound only."""
+        best = -1
+        if self._literal is not None:
+            m = self._literal.search(text)
+            if m:
+                best = m.start()
+        for pattern in self.patterns:
+            m = pattern.search(text)
+            if m and (best < 0 or m.start() < best):
+                best = m.start()
+        if best >= 0:
+            return best, False
+        if self._any_sound is None or not self._any_sound.search(sound):
+            return -1, False
+        for key, word in self.sounds:
+            at = sound.find(key)
+            while at >= 0:
+                pos = sound.count(" ", 0, at)
+                # a mis-heard word keeps at least one of its characters ("设保" for 社保, "公鸡金"
+                # for 公积金); a chance homophone of unrelated words ("喂听" / 违停) does not
+                if any(a == b for a, b in zip(text[pos : pos + len(word)], word, strict=False)):
+                    return pos, True
+                at = sound.find(key, at + 1)
+        return -1, False
+
+
+@dataclass(frozen=True)
+class _Signal:
+    source: str
+    parts: tuple[_Part, ...]
+    weight: float
+
+    def score(self, text: _Text, masked: bool, damp: Sequence[str], window: int) -> float:
+        body = text.masked if masked else text.plain
+        first = -1
+        by_sound = False
+        for part in self.parts:
+            # exclusions look at the unmasked words: "抽烟" excludes even when masked away
+            pos, sound = part.find(text.plain if part.negate else body, text.pinyin)
+            if part.negate:
+                if pos >= 0:
+                    return 0.0
+                continue
+            if pos < 0:
+                return 0.0
+            by_sound = by_sound or sound
+            if first < 0 or pos < first:
+                first = pos
+        weight = self.weight * (PINYIN_FACTOR if by_sound else 1.0)
+        if damp and first >= 0:
+            before = body[max(0, first - window) : first]
+            if any(marker in before for marker in damp):
+                weight *= DAMPED_FACTOR
+        return weight
+
+
+class _Rules:
+    """A weighted list of signals; `score` sums the weights of the signals that match."""
+
+    def __init__(self, signals: list[_Signal]) -> None:
+        self.signals = signals
+        self.firm = {s.source for s in signals if s.weight >= 1.0}
+
+    def score(
+        self, text: _Text, masked: bool = False, damp: Sequence[str] = (), window: int = 0
+    ) -> tuple[float, list[str]]:
+        total = 0.0
+        hits: list[str] = []
+        for signal in self.signals:
+            value = signal.score(text, masked, damp, window)
+            if value > 0:
+                total += value
+                hits.append(signal.source)
+        return total, hits
+
+
+def _split(raw: str, sep: str) -> list[str]:
+    """Split on `sep` outside brackets, so a "re:" alternative may use (a|b) and [x]+."""
+    pieces, depth, current = [], 0, []
+    for ch in raw:
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth = max(0, depth - 1)
+        if ch == sep and depth == 0:
+            pieces.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    pieces.append("".join(current))
+    return pieces
+
+
+def _add_alternative(alt: str, words: list[str], patterns: list[re.Pattern[str]], where: str) -> None:
+    if alt.startswith("re:"):
+        try:
+            patterns.append(re.compile(alt[3:]))
+        except re.error as exc:
+            raise RoutingConfigError(f"{where}: bad regular expression {alt!r}: {exc}") from None
+        return
+    word = normalise(alt)
+    if not word:
+        raise RoutingConfigError(f"{where}: {alt!r} is empty once normalised")
+    words.append(word)
+
+
+def _compile_part(raw: str, groups: dict[str, list[str]], sound_min: int | None, where: str) -> _Part:
+    negate = raw.startswith("!")
+    body = raw[1:] if negate else raw
+    words: list[str] = []
+    patterns: list[re.Pattern[str]] = []
+    for alt in _split(body, "|"):
+        alt = alt.strip()
+        if not alt:
+            raise RoutingConfigError(f"{where}: empty alternative in {raw!r}")
+        if alt.startswith("@"):
+            if alt[1:] not in groups:
+                raise RoutingConfigError(f"{where}: unknown word group {alt!r}")
+            for member in groups[alt[1:]]:
+                _add_alternative(member, words, patterns, f"{where} (group {alt})")
+        else:
+            _add_alternative(alt, words, patterns, where)
+    sounds: tuple[tuple[str, str], ...] = ()
+    if sound_min is not None and not negate:
+        sounds = tuple(
+            (pinyin_key(w), w) for w in words if len(w) >= sound_min and all(_CJK.match(c) for c in w)
+        )
+    return _Part(words, patterns, sounds, negate)
+
+
+def _compile(rules: RuleSet, groups: dict[str, list[str]], sound_min: int | None, where: str) -> _Rules:
+    signals: list[_Signal] = []
+    for level, weight in WEIGHTS.items():
+        for i, raw in enumerate(getattr(rules, level)):
+            at = f"{where}.{level}[{i}] {raw!r}"
+            parts = _split(raw, "+")
+            if any(not p.strip() for p in parts):
+                raise RoutingConfigError(f"{at}: empty part (check the '+' signs)")
+            compiled = tuple(_compile_part(p.strip(), groups, sound_min, at) for p in parts)
+            if all(p.negate for p in compiled):
+                raise RoutingConfigError(f"{at}: a signal needs at least one part that is not '!'")
+            signals.append(_Signal(raw, compiled, weight))
+    return _Rules(signals)
+
+
+# --------------------------------------------------------------------------------------------
+# The router
+
+
+@dataclass(frozen=True)
+class _Route:
+    name: str
+    category: str
+    subcategory: str
+    department: str | None
+    fallback_department: str | None
+    shift: bool
+    local: bool
+    rules: _Rules
+
+
+class Router:
+    """Loads the routing table once; `classify` is then a pure function of the text."""
+
+    def __init__(self, path: Path | str | None = None) -> None:
+        self.path = Path(path) if path is not None else DEFAULT_PATH
+        spec = self._read(self.path)
+        tree_path = (self.path.parent / spec.category_tree).resolve()
+        try:
+            tree = load_category_tree(tree_path)
+        except CatalogError as exc:
+            raise RoutingConfigError(f"{self.path}: category_tree: {exc}") from None
+        self._setup(spec, tree)
+
+    # -- loading ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _read(path: Path) -> RoutingSpec:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            return RoutingSpec.model_validate(data)
+        except FileNotFoundError:
+            raise RoutingConfigError(f"{path}: routing table not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise RoutingConfigError(f"{path}: not valid TOML: {exc}") from None
+        except ValidationError as exc:
+            reasons = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+            raise RoutingConfigError(f"{path}: {reasons}") from None
+
+    def _setup(self, spec: RoutingSpec, tree: CategoryTreeSpec) -> None:
+        where = str(self.path)
+        self.departments = dict(spec.departments)
+        self._tree = {c.name: c for c in tree.category}
+        self._sub_department = {
+            (c.name, s.name): s.department for c in tree.category for s in c.subcategories
+        }
+
+        def need_department(code: str | None, at: str) -> None:
+            if code is not None and code not in self.departments:
+                raise RoutingConfigError(f"{where}: {at}: unknown department {code!r}")
+
+        def need_sub(category: str, sub: str, at: str) -> None:
+            if category not in self._tree:
+                raise RoutingConfigError(f"{where}: {at}: category {category!r} is not in the category tree")
+            if (category, sub) not in self._sub_department:
+                raise RoutingConfigError(
+                    f"{where}: {at}: sub-category {sub!r} is not in category {category!r} of the tree"
+                )
+
+        for category in (URGENT, COMPLEX):
+            if category not in self._tree:
+                raise RoutingConfigError(f"{where}: the category tree has no {category!r}")
+        for c in tree.category:
+            need_department(c.default_department, f"category tree {c.name}")
+            for s in c.subcategories:
+                need_department(s.department, f"category tree {c.name}/{s.name}")
+        for code in spec.places:
+            need_department(code, f"places.{code}")
+        groups = spec.groups
+        self._places = [(code, tuple(normalise(w) for w in words)) for code, words in spec.places.items()]
+        self._neutral = sorted({normalise(w) for w in spec.neutral if normalise(w)}, key=len, reverse=True)
+        self._damp = tuple(normalise(w) for w in spec.hypothetical)
+        self._window = spec.hypothetical_window
+        self.min_route_score = spec.min_route_score
+
+        self._transfers: list[tuple[Transfer, _Rules]] = []
+        for i, t in enumerate(spec.transfer):
+            self._transfers.append((t.to, _compile(t, groups, 3, f"{where}: transfer[{i}] ({t.to})")))
+        self._urgent: list[tuple[str, _Rules]] = []
+        for i, u in enumerate(spec.urgent):
+            at = f"urgent[{i}] ({u.subcategory})"
+            need_sub(URGENT, u.subcategory, at)
+            self._urgent.append((u.subcategory, _compile(u, groups, 3, f"{where}: {at}")))
+        self._oos = _compile(spec.out_of_scope, groups, None, f"{where}: out_of_scope")
+
+        cx = spec.complex
+        self._complex_threshold = cx.threshold
+        need_sub(COMPLEX, cx.agencies.subcategory, "complex.agencies")
+        self._agencies = (cx.agencies.subcategory, cx.agencies.min_count, cx.agencies.weight)
+        self._agency_words = tuple(normalise(w) for w in cx.agencies.words)
+        self._complex: list[tuple[str, _Rules]] = []
+        for i, r in enumerate(cx.rule):
+            at = f"complex.rule[{i}] ({r.subcategory})"
+            need_sub(COMPLEX, r.subcategory, at)
+            self._complex.append((r.subcategory, _compile(r, groups, None, f"{where}: {at}")))
+
+        self._intent_threshold = spec.intent.threshold
+        self._intent: list[tuple[str, _Rules]] = []
+        for category, rules in spec.intent.rules.items():
+            if category not in INTENT_CATEGORIES:
+                raise RoutingConfigError(
+                    f"{where}: intent.rules.{category}: must be one of {INTENT_CATEGORIES}"
+                )
+            self._intent.append(
+                (category, _compile(rules, groups, None, f"{where}: intent.rules.{category}"))
+            )
+        self._intent_rules = dict(self._intent)
+        self._fallback_sub = dict(spec.intent.fallback_subcategory)
+        for category in INTENT_CATEGORIES:
+            sub = self._fallback_sub.get(category)
+            if sub is None:
+                raise RoutingConfigError(f"{where}: intent.fallback_subcategory: {category!r} is missing")
+            need_sub(category, sub, f"intent.fallback_subcategory.{category}")
+
+        self._routes: list[_Route] = []
+        for i, r in enumerate(spec.route):
+            name = f"route[{i}] ({r.category}/{r.subcategory})"
+            need_sub(r.category, r.subcategory, name)
+            if r.category in (URGENT, COMPLEX, *TRANSFER_CATEGORY.values()):
+                raise RoutingConfigError(f"{where}: {name}: routes are for ordinary categories only")
+            department = r.department or self._sub_department[(r.category, r.subcategory)]
+            need_department(department, name)
+            need_department(r.fallback_department, name)
+            if department is None and r.fallback_department is None and not r.local:
+                raise RoutingConfigError(
+                    f"{where}: {name}: no department (set department or fallback_department, "
+                    "or give the sub-category one in the tree)"
+                )
+            if not (r.strong or r.words or r.weak):
+                raise RoutingConfigError(f"{where}: {name}: no signal words")
+            rules = _compile(r, groups, 2, f"{where}: {name}")
+            self._routes.append(
+                _Route(
+                    name,
+                    r.category,
+                    r.subcategory,
+                    department,
+                    r.fallback_department,
+                    r.shift,
+                    r.local,
+                    rules,
+                )
+            )
+
+    # -- classifying --------------------------------------------------------------------------
+
+    def _prepare(self, text: str) -> _Text:
+        plain = normalise(text)
+        masked = plain
+        for phrase in self._neutral:
+            if phrase in masked:
+                masked = masked.replace(phrase, "□" * len(phrase))
+        return _Text(plain, masked, pinyin_key(plain))
+
+    def classify(self, text: str) -> Classification:
+        t = self._prepare(text)
+        if len(_CJK.findall(t.plain)) < 2:
+            return Classification(UNDECIDED, None, None, None, 0.9 if not t.plain else 0.6)
+
+        # 1. transfers to 110 / 119 / 120: the highest total wins, ties in table order
+        best_to: Transfer | None = None
+        best_score, best_hits = 0.0, []
+        for to, rules in self._transfers:
+            score, hits = rules.score(t, masked=True, damp=self._damp, window=self._window)
+            if score > best_score:
+                best_to, best_score, best_hits = to, score, hits
+        if best_to is not None and best_score >= 1.0:
+            return Classification(
+                TRANSFER_CATEGORY[best_to], None, None, best_to, _sure(best_score), evidence=tuple(best_hits)
+            )
+
+        # 2. urgent public-safety matters
+        urgent_sub, urgent_score, urgent_hits = None, 0.0, []
+        for sub, rules in self._urgent:
+            score, hits = rules.score(t, masked=True, damp=self._damp, window=self._window)
+            if score > urgent_score:
+                urgent_sub, urgent_score, urgent_hits = sub, score, hits
+        if urgent_sub is not None and urgent_score >= 1.0:
+            return self._supervised(URGENT, urgent_sub, urgent_score, urgent_hits)
+
+        # 3. the ordinary routes, and whether the call has any request at all
+        # on a tie a problem route (停水, 噪音扰民 ...) beats a topic route, then table order
+        scored: list[tuple[float, int, _Route, list[str]]] = []
+        for order, route in enumerate(self._routes):
+            score, hits = route.rules.score(t)
+            if score > 0:
+                scored.append((score, -order, route, hits))
+        scored.sort(key=lambda item: (item[0], not item[2].shift, item[1]), reverse=True)
+        top = scored[0][0] if scored else 0.0
+        oos, oos_hits = self._oos.score(t)
+        if oos >= 1.0 and top < 2.0:
+            return Classification(UNDECIDED, None, None, None, _sure(oos), evidence=tuple(oos_hits))
+
+        # 4. complex: several departments passing it around, years without a result
+        complex_sub, complex_score, complex_hits = self._complex_score(t)
+        if complex_score >= self._complex_threshold:
+            return self._supervised(
+                COMPLEX, complex_sub, complex_score / self._complex_threshold, complex_hits
+            )
+
+        if top < self.min_route_score:
+            # no topic, but a clear policy question: the category's default department answers
+            intent, intent_hits = self._intent_of(t)
+            default = self._tree[intent].default_department if intent else None
+            firm = intent is not None and any(h in self._intent_rules[intent].firm for h in intent_hits)
+            if intent is not None and default is not None and firm:
+                sub = self._fallback_sub[intent]
+                return Classification(intent, sub, default, None, 0.35, evidence=tuple(intent_hits))
+            return Classification(UNDECIDED, None, None, None, 0.5 if top == 0 else 0.3)
+
+        # 5. the best route; a route about conduct borrows the department of the best topic
+        score, _, route, hits = scored[0]
+        department = route.department
+        if department is None:
+            for _s, _o, other, _h in scored[1:]:
+                if other.department is not None:
+                    department = other.department
+                    hits = [*hits, *_h]
+                    break
+        if route.local:
+            place = self._place(t.plain)
+            if place is not None:
+                department = place
+        if department is None:
+            department = route.fallback_department
+        if department is None:
+            return Classification(UNDECIDED, None, None, None, 0.3, evidence=tuple(hits))
+
+        category, subcategory = route.category, route.subcategory
+        if route.shift:
+            intent, intent_hits = self._intent_of(t)
+            if intent is not None and intent != category:
+                category = intent
+                subcategory = self._subcategory_for(category, department)
+                hits = [*hits, *intent_hits]
+        second = next((s for s, _o, r, _h in scored[1:] if r.department not in (None, department)), 0.0)
+        confidence = min(0.95, 0.35 + 0.3 * min(score, 3.0) / 3.0 + 0.3 * (score - second) / score)
+        return Classification(
+            category, subcategory, department, None, round(confidence, 3), evidence=tuple(hits)
+        )
+
+    def _supervised(self, category: str, sub: str, score: float, hits: list[str]) -> Classification:
+        """疑难复杂 / 应急处突 go to the category's handler (the supervision centre); a department named
+        on the sub-category is brought in as assisting."""
+        spec = self._tree[category]
+        sub_department = self._sub_department[(category, sub)]
+        department = spec.default_department or sub_department
+        assisting = (sub_department,) if sub_department and sub_department != department else ()
+        return Classification(category, sub, department, None, _sure(score), assisting, tuple(hits))
+
+    def _complex_score(self, t: _Text) -> tuple[str, float, list[str]]:
+        totals: dict[str, float] = {}
+        hits: list[str] = []
+        for sub, rules in self._complex:
+            score, h = rules.score(t)
+            if score:
+                totals[sub] = totals.get(sub, 0.0) + score
+                hits.extend(h)
+        agency_sub, min_count, weight = self._agencies
+        named = {w for w in self._agency_words if w in t.plain}
+        # a longer name covers the shorter one inside it ("住建局" and "住建")
+        named = {w for w in named if not any(w != o and w in o for o in named)}
+        if len(named) >= min_count:
+            totals[agency_sub] = totals.get(agency_sub, 0.0) + weight
+            hits.append("部门:" + "/".join(sorted(named)))
+        if not totals:
+            return agency_sub, 0.0, []
+        best = max(totals, key=lambda s: totals[s])
+        return best, sum(totals.values()), hits
+
+    def _intent_of(self, t: _Text) -> tuple[str | None, list[str]]:
+        best, best_score, best_hits, runner_up = None, 0.0, [], 0.0
+        for category, rules in self._intent:
+            score, hits = rules.score(t)
+            if score > best_score:
+                best, best_score, best_hits, runner_up = category, score, hits, best_score
+            elif score > runner_up:
+                runner_up = score
+        if best is None or best_score < self._intent_threshold or best_score <= runner_up:
+            return None, []
+        return best, best_hits
+
+    def _subcategory_for(self, category: str, department: str) -> str:
+        """A policy question goes to the department's policy sub-category; a help request or a
+        complaint about a topic goes to the generic one (its specific sub-categories, such as
+        停水 or 拖欠工资, have routes of their own)."""
+        if category == "政策咨询":
+            for sub in self._tree[category].subcategories:
+                if sub.department == department:
+                    return sub.name
+        return self._fallback_sub[category]
+
+    def _place(self, text: str) -> str | None:
+        for code, names in self._places:
+            if any(name in text for name in names):
+                return code
+        return None
+
+
+def _sure(score: float) -> float:
+    return round(min(0.99, 0.6 + 0.2 * score), 3)
+
+
+def _format(result: Classification, departments: dict[str, str]) -> str:
+    lines = [f"category:    {result.category}", f"subcategory: {result.subcategory or '-'}"]
+    dept = result.department
+    lines.append(f"department:  {dept + ' ' + departments.get(dept, '') if dept else '-'}")
+    if result.assisting:
+        lines.append(f"assisting:   {', '.join(result.assisting)}")
+    lines.append(f"transfer:    {result.transfer or '-'}")
+    lines.append(f"confidence:  {result.confidence:.2f}")
+    if result.evidence:
+        lines.append(f"evidence:    {'; '.join(result.evidence)}")
+    return "\n".join(lines)
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print('usage: python -m dispatch.routing [--config routing.toml] "what the caller said" ...')
+        return 0 if args else 2
+    path: Path | None = None
+    if args[0] == "--config" and len(args) >= 2:
+        path, args = Path(args[1]), args[2:]
+    try:
+        router = Router(path)
+    except RoutingConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for i, text in enumerate(args):
+        if i:
+            print()
+        print(_format(router.classify(text), router.departments))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

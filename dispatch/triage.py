@@ -1,0 +1,85 @@
+"""What to do with what a citizen said: answer on the spot, dispatch, or transfer at once.
+
+Combines the router (categories, departments, emergencies) with the knowledge base (answers):
+
+1. an emergency (110/119/120 or 应急处突) always wins: a missed emergency is the worst error;
+2. a confident knowledge-base answer makes it 简单咨询, answered from that entry;
+3. a question the router reads as 政策咨询 that the knowledge base probably answers (its first hit
+   scores at least the calibrated `answerable_threshold` and the caller asks for nothing the entry
+   does not cover) is 简单咨询 too: the operator checks the suggestion and answers on the spot;
+4. otherwise the router's category, sub-category and department.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from dispatch.routing import Classification, Router
+
+ON_THE_SPOT = "简单咨询"
+EMERGENCY_CATEGORIES = frozenset({"应急处突", "转110", "转119", "转120"})
+QUESTION_CATEGORIES = frozenset({"政策咨询"})
+
+
+class _Hit(Protocol):
+    entry_id: str
+    score: float
+    confident: bool
+    needs_unmet: frozenset[str]
+
+
+class _Entry(Protocol):
+    department: str | None
+
+
+class _KnowledgeBase(Protocol):
+    by_id: dict[str, _Entry]
+
+    def match(self, text: str, k: int = 3) -> list[_Hit]: ...  # type: ignore[empty-body]
+
+
+@dataclass(frozen=True)
+class Triage:
+    category: str
+    subcategory: str | None
+    department: str | None
+    transfer: str | None
+    kb_entry_id: str | None  # the entry to read out, when the category is 简单咨询
+    answer_confident: bool  # the entry may be read out as it is
+    classification: Classification
+    hits: tuple[_Hit, ...]
+
+
+def is_answerable(hit: _Hit | None, classification: Classification, answerable_threshold: float) -> bool:
+    if hit is None:
+        return False
+    if hit.confident:
+        return True
+    return (
+        classification.category in QUESTION_CATEGORIES
+        and hit.score >= answerable_threshold
+        and not hit.needs_unmet
+    )
+
+
+def triage(text: str, kb: _KnowledgeBase, router: Router, answerable_threshold: float) -> Triage:
+    classification = router.classify(text)
+    hits = tuple(kb.match(text, k=3))
+    top = hits[0] if hits else None
+    if classification.category not in EMERGENCY_CATEGORIES and is_answerable(
+        top, classification, answerable_threshold
+    ):
+        assert top is not None
+        department = kb.by_id[top.entry_id].department
+        return Triage(ON_THE_SPOT, None, department, None, top.entry_id, top.confident, classification, hits)
+    return Triage(
+        classification.category,
+        classification.subcategory,
+        classification.department,
+        classification.transfer,
+        None,
+        False,
+        classification,
+        hits,
+    )

@@ -1,0 +1,354 @@
+"""Knowledge-base entries in the database: create, update (a new version each time), history, hits,
+and import/export as JSON Lines (the samples' format) and XLSX.
+
+An import is all or nothing: every line is checked first and, if any is bad, nothing is written and
+`KbImportError` lists each bad line with its number and the reason.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from knowledge_base.matcher import KnowledgeBase
+from knowledge_base.models import KbEntry, KbEntryVersion
+
+REQUIRED: dict[str, type] = {"id": str, "question": str, "answer": str}
+LISTS = ("alternatives", "keywords")
+OPTIONAL_STR = ("department", "topic")
+DATES = ("valid_from", "valid_to")
+FIELDS = ("id", "question", "alternatives", "answer", "keywords", "department", "topic", *DATES, "active")
+
+
+@dataclass(frozen=True)
+class LineProblem:
+    line: int
+    reason: str
+
+
+class KbImportError(ValueError):
+    """Nothing was imported; `problems` says which lines are bad and why."""
+
+    def __init__(self, problems: list[LineProblem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"line {p.line}: {p.reason}" for p in problems))
+
+
+class EntryNotFound(LookupError):
+    pass
+
+
+# --- conversion -----------------------------------------------------------------------------------
+
+
+def entry_record(entry: KbEntry) -> dict[str, Any]:
+    """The entry in the samples' format (plus validity and `active` when they are not the defaults)."""
+    record: dict[str, Any] = {
+        "id": entry.external_id,
+        "question": entry.question,
+        "alternatives": list(entry.alternatives or []),
+        "answer": entry.answer,
+        "keywords": list(entry.keywords or []),
+        "department": entry.department_code,
+        "topic": entry.topic,
+    }
+    if entry.valid_from:
+        record["valid_from"] = entry.valid_from.isoformat()
+    if entry.valid_to:
+        record["valid_to"] = entry.valid_to.isoformat()
+    if not entry.active:
+        record["active"] = False
+    return record
+
+
+def _check(record: Any, known_departments: set[str] | None) -> list[str]:
+    if not isinstance(record, dict):
+        return ["a line must be a JSON object"]
+    reasons: list[str] = []
+    for name, kind in REQUIRED.items():
+        if name not in record or record[name] is None:
+            reasons.append(f"missing field '{name}'")
+        elif not isinstance(record[name], kind) or not record[name].strip():
+            reasons.append(f"field '{name}' must be a non-empty string")
+    for name in LISTS:
+        value = record.get(name, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            reasons.append(f"field '{name}' must be a list of strings")
+    for name in OPTIONAL_STR:
+        value = record.get(name)
+        if value is not None and not isinstance(value, str):
+            reasons.append(f"field '{name}' must be a string or null")
+    for name in DATES:
+        value = record.get(name)
+        if value is not None:
+            try:
+                date.fromisoformat(value)
+            except (TypeError, ValueError):
+                reasons.append(f"field '{name}' must be a date YYYY-MM-DD")
+    if "active" in record and not isinstance(record["active"], bool):
+        reasons.append("field 'active' must be true or false")
+    dept = record.get("department")
+    if known_departments and isinstance(dept, str) and dept not in known_departments:
+        reasons.append(f"unknown department code '{dept}'")
+    return reasons
+
+
+def validate(numbered: list[tuple[int, Any]], known_departments: set[str] | None) -> list[LineProblem]:
+    problems: list[LineProblem] = []
+    seen: dict[str, int] = {}
+    for line, record in numbered:
+        problems.extend(LineProblem(line, r) for r in _check(record, known_departments))
+        if isinstance(record, dict) and isinstance(record.get("id"), str):
+            if record["id"] in seen:
+                problems.append(
+                    LineProblem(line, f"duplicate id '{record['id']}' (first on line {seen[record['id']]})")
+                )
+            seen.setdefault(record["id"], line)
+    return problems
+
+
+def parse_jsonl(data: bytes | str) -> tuple[list[tuple[int, Any]], list[LineProblem]]:
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            return [], [LineProblem(1, f"not UTF-8 text: {exc}")]
+    records: list[tuple[int, Any]] = []
+    problems: list[LineProblem] = []
+    for number, line in enumerate(data.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append((number, json.loads(line)))
+        except json.JSONDecodeError as exc:
+            problems.append(LineProblem(number, f"invalid JSON: {exc.msg} (column {exc.colno})"))
+    return records, problems
+
+
+XLSX_COLUMNS = FIELDS
+
+
+def parse_xlsx(data: bytes) -> tuple[list[tuple[int, Any]], list[LineProblem]]:
+    """Rows of the first sheet (row 1 is the header); lists are cells holding JSON arrays."""
+    from openpyxl import load_workbook
+
+    try:
+        sheet = load_workbook(io.BytesIO(data), read_only=True).worksheets[0]
+    except Exception as exc:  # openpyxl raises many kinds for a broken file
+        return [], [LineProblem(1, f"not a readable XLSX file: {type(exc).__name__}")]
+    rows = list(sheet.iter_rows(values_only=True))
+    if not rows:
+        return [], [LineProblem(1, "empty sheet")]
+    header = [str(h).strip() if h is not None else "" for h in rows[0]]
+    records: list[tuple[int, Any]] = []
+    problems: list[LineProblem] = []
+    for number, row in enumerate(rows[1:], start=2):
+        if all(v is None or v == "" for v in row):
+            continue
+        record: dict[str, Any] = {}
+        for name, value in zip(header, row, strict=False):
+            if not name or value is None or value == "":
+                continue
+            if name in LISTS:
+                try:
+                    value = json.loads(value) if isinstance(value, str) else value
+                except json.JSONDecodeError:
+                    problems.append(LineProblem(number, f"column '{name}' must hold a JSON list"))
+                    continue
+            elif name in DATES and isinstance(value, datetime):
+                value = value.date().isoformat()
+            elif name == "active" and isinstance(value, str):
+                value = {"true": True, "false": False}.get(value.strip().lower(), value)
+            record[name] = value
+        records.append((number, record))
+    return records, problems
+
+
+def records_to_xlsx(records: list[dict[str, Any]]) -> bytes:
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = "knowledge_base"
+    ws.append(list(XLSX_COLUMNS))
+    for r in records:
+        row: list[Any] = []
+        for name in XLSX_COLUMNS:
+            value = r.get(name)
+            if name in LISTS:
+                value = json.dumps(value or [], ensure_ascii=False)
+            elif name == "active":
+                value = "true" if r.get("active", True) else "false"
+            row.append(value)
+        ws.append(row)
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+# --- the service ----------------------------------------------------------------------------------
+
+
+def known_department_codes(session: Session) -> set[str]:
+    from dispatch.models import Department
+
+    return set(session.scalars(select(Department.code)))
+
+
+def _snapshot(entry: KbEntry) -> dict[str, Any]:
+    return entry_record(entry) | {"active": entry.active}
+
+
+def _apply(entry: KbEntry, record: dict[str, Any]) -> None:
+    entry.question = record["question"]
+    entry.alternatives = list(record.get("alternatives") or [])
+    entry.answer = record["answer"]
+    entry.keywords = list(record.get("keywords") or [])
+    entry.department_code = record.get("department")
+    entry.topic = record.get("topic")
+    entry.valid_from = date.fromisoformat(record["valid_from"]) if record.get("valid_from") else None
+    entry.valid_to = date.fromisoformat(record["valid_to"]) if record.get("valid_to") else None
+    entry.active = bool(record.get("active", True))
+
+
+def _version(
+    session: Session, entry: KbEntry, by: str | None, user_id: int | None, now: datetime, note: str | None
+) -> None:
+    session.add(
+        KbEntryVersion(
+            entry=entry,
+            version=entry.version,
+            snapshot=_snapshot(entry),
+            changed_by=by,
+            changed_by_user_id=user_id,
+            changed_at=now,
+            note=note,
+        )
+    )
+
+
+def get_entry(session: Session, external_id: str) -> KbEntry:
+    entry = session.scalar(select(KbEntry).where(KbEntry.external_id == external_id))
+    if entry is None:
+        raise EntryNotFound(external_id)
+    return entry
+
+
+def save_entry(
+    session: Session,
+    record: dict[str, Any],
+    now: datetime,
+    changed_by: str | None = None,
+    user_id: int | None = None,
+    note: str | None = None,
+    check_departments: bool = True,
+) -> KbEntry:
+    """Create the entry, or update it (a new version) when its content changed; checks the record."""
+    known = known_department_codes(session) if check_departments else None
+    problems = validate([(1, record)], known)
+    if problems:
+        raise KbImportError(problems)
+    entry = session.scalar(select(KbEntry).where(KbEntry.external_id == record["id"]))
+    if entry is None:
+        entry = KbEntry(external_id=record["id"], version=1, hit_count=0, created_at=now, updated_at=now)
+        _apply(entry, record)
+        session.add(entry)
+        _version(session, entry, changed_by, user_id, now, note or "created")
+        session.flush()
+        return entry
+    before = _snapshot(entry)
+    _apply(entry, record)
+    if _snapshot(entry) == before:
+        return entry
+    entry.version += 1
+    entry.updated_at = now
+    _version(session, entry, changed_by, user_id, now, note or "updated")
+    session.flush()
+    return entry
+
+
+def history(session: Session, external_id: str) -> list[KbEntryVersion]:
+    entry = get_entry(session, external_id)
+    return list(
+        session.scalars(
+            select(KbEntryVersion).where(KbEntryVersion.entry_id == entry.id).order_by(KbEntryVersion.version)
+        )
+    )
+
+
+def record_hit(session: Session, external_id: str) -> None:
+    """Count one use of the entry (an atomic increment, safe under concurrent calls; no new version)."""
+    result = session.execute(
+        update(KbEntry).where(KbEntry.external_id == external_id).values(hit_count=KbEntry.hit_count + 1)
+    )
+    if not getattr(result, "rowcount", 1):
+        raise EntryNotFound(external_id)
+
+
+def import_records(
+    session: Session,
+    numbered: list[tuple[int, Any]],
+    problems: list[LineProblem],
+    now: datetime,
+    changed_by: str | None = None,
+    user_id: int | None = None,
+) -> list[KbEntry]:
+    problems = sorted([*problems, *validate(numbered, known_department_codes(session))], key=lambda p: p.line)
+    if problems:
+        raise KbImportError(problems)
+    with session.begin_nested():
+        return [
+            save_entry(session, record, now, changed_by, user_id, "imported", check_departments=False)
+            for _line, record in numbered
+        ]
+
+
+def import_jsonl(
+    session: Session,
+    data: bytes | str,
+    now: datetime,
+    changed_by: str | None = None,
+    user_id: int | None = None,
+) -> list[KbEntry]:
+    records, problems = parse_jsonl(data)
+    return import_records(session, records, problems, now, changed_by, user_id)
+
+
+def import_xlsx(
+    session: Session, data: bytes, now: datetime, changed_by: str | None = None, user_id: int | None = None
+) -> list[KbEntry]:
+    records, problems = parse_xlsx(data)
+    return import_records(session, records, problems, now, changed_by, user_id)
+
+
+def all_entries(session: Session, active_only: bool = False) -> list[KbEntry]:
+    stmt = select(KbEntry).order_by(KbEntry.external_id)
+    if active_only:
+        stmt = stmt.where(KbEntry.active)
+    return list(session.scalars(stmt))
+
+
+def export_jsonl(session: Session) -> str:
+    return "".join(json.dumps(entry_record(e), ensure_ascii=False) + "\n" for e in all_entries(session))
+
+
+def export_xlsx(session: Session) -> bytes:
+    return records_to_xlsx([entry_record(e) for e in all_entries(session)])
+
+
+def knowledge_base(session: Session, today: date | None = None) -> KnowledgeBase:
+    """A matcher over the active entries valid today."""
+    rows = [
+        e
+        for e in all_entries(session, active_only=True)
+        if today is None
+        or ((e.valid_from is None or e.valid_from <= today) and (e.valid_to is None or e.valid_to >= today))
+    ]
+    return KnowledgeBase(rows)

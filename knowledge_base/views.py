@@ -1,0 +1,277 @@
+"""JSON API of the knowledge base, under /api/kb. Operators, supervisors and admins read; only
+supervisors and admins change entries or import."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, UploadFile, status
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from dispatch.state_machine import Actor
+from hotline.accounts.models import Role
+from hotline.web import ActorDep, ContextDep, SessionDep, commit
+from knowledge_base import service
+from knowledge_base.matcher import KnowledgeBase
+from knowledge_base.models import KbEntry
+
+router = APIRouter(prefix="/api/kb", tags=["knowledge base"])
+
+READERS = {Role.OPERATOR, Role.SUPERVISOR, Role.ADMIN}
+EDITORS = {Role.SUPERVISOR, Role.ADMIN}
+
+
+class EntryIn(BaseModel):
+    question: str = Field(min_length=1)
+    alternatives: list[str] = []
+    answer: str = Field(min_length=1)
+    keywords: list[str] = []
+    department: str | None = None
+    topic: str | None = None
+    valid_from: date | None = None
+    valid_to: date | None = None
+    active: bool = True
+    note: str | None = None
+
+
+class EntryCreate(EntryIn):
+    id: str = Field(min_length=1, max_length=64)
+
+
+class EntryOut(BaseModel):
+    id: str
+    question: str
+    alternatives: list[str]
+    answer: str
+    keywords: list[str]
+    department: str | None
+    topic: str | None
+    valid_from: date | None
+    valid_to: date | None
+    active: bool
+    version: int
+    hit_count: int
+    updated_at: datetime
+
+
+class VersionOut(BaseModel):
+    version: int
+    snapshot: dict[str, Any]
+    changed_by: str | None
+    changed_at: datetime
+    note: str | None
+
+
+class MatchOut(BaseModel):
+    id: str
+    question: str
+    answer: str
+    department: str | None
+    score: float
+    confident: bool
+
+
+def _require(actor: Actor, roles: set[Role]) -> None:
+    if actor.role not in roles:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "your role may not do this")
+
+
+def _out(e: KbEntry) -> EntryOut:
+    return EntryOut(
+        id=e.external_id,
+        question=e.question,
+        alternatives=list(e.alternatives or []),
+        answer=e.answer,
+        keywords=list(e.keywords or []),
+        department=e.department_code,
+        topic=e.topic,
+        valid_from=e.valid_from,
+        valid_to=e.valid_to,
+        active=e.active,
+        version=e.version,
+        hit_count=e.hit_count,
+        updated_at=e.updated_at,
+    )
+
+
+def _entry(session: Session, external_id: str) -> KbEntry:
+    try:
+        return service.get_entry(session, external_id)
+    except service.EntryNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no knowledge-base entry {external_id}") from None
+
+
+def _problems(exc: service.KbImportError) -> JSONResponse:
+    lines = [{"line": p.line, "reason": p.reason} for p in exc.problems]
+    return JSONResponse(
+        status_code=422,
+        content={
+            "error": "KbImportError",
+            "detail": f"nothing imported: {exc}",
+            "detail_zh": "导入失败，未写入任何条目："
+            + "；".join(f"第{p.line}行 {p.reason}" for p in exc.problems),
+            "problems": lines,
+        },
+    )
+
+
+# The matcher is built from the database once and rebuilt only when entries change.
+_cache: dict[int, tuple[tuple[Any, ...], KnowledgeBase]] = {}
+_cache_lock = threading.Lock()
+
+
+def _matcher(session: Session, today: date) -> KnowledgeBase:
+    signature = tuple(
+        session.execute(select(func.count(), func.max(KbEntry.updated_at), func.sum(KbEntry.version))).one()
+    )
+    key = id(session.get_bind())
+    with _cache_lock:
+        cached = _cache.get(key)
+        if cached and cached[0] == (*signature, today):
+            return cached[1]
+    kb = service.knowledge_base(session, today)
+    with _cache_lock:
+        _cache[key] = ((*signature, today), kb)
+    return kb
+
+
+@router.get("/match")
+def match(
+    session: SessionDep,
+    actor: ActorDep,
+    ctx: ContextDep,
+    q: Annotated[str, Query(min_length=1, max_length=2000)],
+    k: Annotated[int, Query(ge=1, le=20)] = 3,
+) -> list[MatchOut]:
+    _require(actor, READERS)
+    kb = _matcher(session, ctx.clock.now().date())
+    out = []
+    for hit in kb.match(q, k=k):
+        entry = kb.by_id[hit.entry_id]
+        out.append(
+            MatchOut(
+                id=entry.id,
+                question=entry.question,
+                answer=entry.answer,
+                department=entry.department,
+                score=hit.score,
+                confident=hit.confident,
+            )
+        )
+    return out
+
+
+@router.get("/entries")
+def list_entries(session: SessionDep, actor: ActorDep, active: bool | None = None) -> list[EntryOut]:
+    _require(actor, READERS)
+    rows = service.all_entries(session, active_only=bool(active))
+    return [_out(e) for e in rows]
+
+
+@router.get("/entries/{external_id}")
+def get_entry(external_id: str, session: SessionDep, actor: ActorDep) -> EntryOut:
+    _require(actor, READERS)
+    return _out(_entry(session, external_id))
+
+
+def _save(
+    session: Session, actor: Actor, ctx: Any, record: dict[str, Any], note: str | None
+) -> EntryOut | JSONResponse:
+    try:
+        entry = service.save_entry(session, record, ctx.clock.now(), actor.name, actor.user_id, note)
+    except service.KbImportError as exc:
+        return _problems(exc)
+    commit(session)
+    return _out(entry)
+
+
+@router.post("/entries", status_code=status.HTTP_201_CREATED, response_model=EntryOut)
+def create_entry(body: EntryCreate, session: SessionDep, actor: ActorDep, ctx: ContextDep) -> Any:
+    _require(actor, EDITORS)
+    if session.scalar(select(KbEntry.id).where(KbEntry.external_id == body.id)) is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"entry {body.id} exists; use PUT to change it")
+    return _save(session, actor, ctx, _record(body.id, body), body.note)
+
+
+@router.put("/entries/{external_id}", response_model=EntryOut)
+def update_entry(
+    external_id: str, body: EntryIn, session: SessionDep, actor: ActorDep, ctx: ContextDep
+) -> Any:
+    _require(actor, EDITORS)
+    _entry(session, external_id)
+    return _save(session, actor, ctx, _record(external_id, body), body.note)
+
+
+def _record(external_id: str, body: EntryIn) -> dict[str, Any]:
+    record = body.model_dump(exclude={"note"}, mode="json")
+    record["id"] = external_id
+    return record
+
+
+@router.get("/entries/{external_id}/history")
+def entry_history(external_id: str, session: SessionDep, actor: ActorDep) -> list[VersionOut]:
+    _require(actor, READERS)
+    _entry(session, external_id)
+    return [
+        VersionOut(
+            version=v.version,
+            snapshot=v.snapshot,
+            changed_by=v.changed_by,
+            changed_at=v.changed_at,
+            note=v.note,
+        )
+        for v in service.history(session, external_id)
+    ]
+
+
+@router.post("/entries/{external_id}/hit", status_code=status.HTTP_204_NO_CONTENT)
+def entry_hit(external_id: str, session: SessionDep, actor: ActorDep) -> Response:
+    """The operator read this entry's answer out on a call."""
+    _require(actor, READERS)
+    _entry(session, external_id)
+    service.record_hit(session, external_id)
+    commit(session)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/import")
+async def import_entries(
+    request: Request, file: UploadFile, session: SessionDep, actor: ActorDep, ctx: ContextDep
+) -> Any:
+    """Upload a JSON Lines (or .xlsx) file; all lines are imported or none."""
+    _require(actor, EDITORS)
+    data = await file.read()
+    now = ctx.clock.now()
+    try:
+        if (file.filename or "").lower().endswith(".xlsx"):
+            entries = service.import_xlsx(session, data, now, actor.name, actor.user_id)
+        else:
+            entries = service.import_jsonl(session, data, now, actor.name, actor.user_id)
+    except service.KbImportError as exc:
+        session.rollback()
+        return _problems(exc)
+    commit(session)
+    return {"imported": len(entries), "ids": [e.external_id for e in entries]}
+
+
+@router.get("/export")
+def export_entries(
+    session: SessionDep, actor: ActorDep, format: Annotated[str, Query(pattern="^(jsonl|xlsx)$")] = "jsonl"
+) -> Response:
+    _require(actor, READERS)
+    if format == "xlsx":
+        return Response(
+            service.export_xlsx(session),
+            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            headers={"Content-Disposition": 'attachment; filename="knowledge_base.xlsx"'},
+        )
+    return Response(
+        service.export_jsonl(session),
+        media_type="application/x-ndjson; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="knowledge_base.jsonl"'},
+    )
