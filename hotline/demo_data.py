@@ -7,6 +7,7 @@ made through the ticket service with a clock set in the past, so their events ar
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from pydantic import BaseModel
 from sqlalchemy import func, select
@@ -22,6 +23,10 @@ from hotline.accounts.service import create_user
 from hotline.clock import ManualClock
 from hotline.context import HotlineContext
 from hotline.web import actor_of
+from knowledge_base.models import KbEntry
+from knowledge_base.service import import_jsonl
+
+DEMO_KB = Path(__file__).resolve().parent.parent / "knowledge_base" / "demo_kb.jsonl"
 
 DEMO_PASSWORD = "hotline-demo"
 
@@ -193,4 +198,16 @@ def load_demo(ctx: HotlineContext) -> list[str]:
         )
         users = load_staff(session, now)
         count = load_tickets(ctx, session, users, now)
-    return [*warnings, f"{len(DEPARTMENTS)} departments, {len(STAFF)} users, {count} new tickets"]
+        entries = load_knowledge_base(session, now)
+    return [
+        *warnings,
+        f"{len(DEPARTMENTS)} departments, {len(STAFF)} users, {count} new tickets, "
+        f"{entries} new knowledge-base entries",
+    ]
+
+
+def load_knowledge_base(session: Session, now: datetime) -> int:
+    """The demo county's own knowledge base (knowledge_base/demo_kb.jsonl), into an empty one only."""
+    if session.scalar(select(func.count()).select_from(KbEntry)):
+        return 0
+    return len(import_jsonl(session, DEMO_KB.read_bytes(), now, changed_by="演示数据"))
