@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dispatch.models import Category, Department, SubCategory
+from hotline.tomlfile import load_toml_model
 
 
 class CatalogError(ValueError):
@@ -56,16 +56,7 @@ class CategoryTreeSpec(BaseModel):
 
 
 def load_category_tree(path: Path) -> CategoryTreeSpec:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-        return CategoryTreeSpec.model_validate(data)
-    except FileNotFoundError:
-        raise CatalogError(f"{path}: category tree file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CatalogError(f"{path}: not valid TOML: {exc}") from None
-    except ValidationError as exc:
-        reasons = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise CatalogError(f"{path}: {reasons}") from None
+    return load_toml_model(path, CategoryTreeSpec, CatalogError, "category tree file")
 
 
 def sync_category_tree(session: Session, tree: CategoryTreeSpec) -> list[str]:

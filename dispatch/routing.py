@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import re
 import sys
-import tomllib
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -35,9 +34,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from dispatch.catalog import CatalogError, CategoryTreeSpec, load_category_tree
+from hotline.tomlfile import load_toml_model
 
 DEFAULT_PATH = Path(__file__).with_name("routing.toml")
 
@@ -381,16 +381,7 @@ class Router:
 
     @staticmethod
     def _read(path: Path) -> RoutingSpec:
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-            return RoutingSpec.model_validate(data)
-        except FileNotFoundError:
-            raise RoutingConfigError(f"{path}: routing table not found") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise RoutingConfigError(f"{path}: not valid TOML: {exc}") from None
-        except ValidationError as exc:
-            reasons = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-            raise RoutingConfigError(f"{path}: {reasons}") from None
+        return load_toml_model(path, RoutingSpec, RoutingConfigError, "routing table")
 
     def _setup(self, spec: RoutingSpec, tree: CategoryTreeSpec) -> None:
         where = str(self.path)
