@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, UploadFile, status
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -60,6 +60,7 @@ class EntryOut(BaseModel):
 
 
 class VersionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
     version: int
     snapshot: dict[str, Any]
     changed_by: str | None
@@ -217,16 +218,7 @@ def _record(external_id: str, body: EntryIn) -> dict[str, Any]:
 def entry_history(external_id: str, session: SessionDep, actor: ActorDep) -> list[VersionOut]:
     _require(actor, READERS)
     _entry(session, external_id)
-    return [
-        VersionOut(
-            version=v.version,
-            snapshot=v.snapshot,
-            changed_by=v.changed_by,
-            changed_at=v.changed_at,
-            note=v.note,
-        )
-        for v in service.history(session, external_id)
-    ]
+    return [VersionOut.model_validate(v) for v in service.history(session, external_id)]
 
 
 @router.post("/entries/{external_id}/hit", status_code=status.HTTP_204_NO_CONTENT)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from dispatch.routing import Router
 from dispatch.triage import triage
-from knowledge_base import KnowledgeBase
+from knowledge_base import Hit, KnowledgeBase
 
 DEMO_KB = Path(__file__).resolve().parents[2] / "knowledge_base" / "demo_kb.jsonl"
 
@@ -42,14 +42,6 @@ def test_an_emergency_wins_over_any_answer(kb: KnowledgeBase, router: Router) ->
     assert (decided.category, decided.transfer, decided.department) == ("转110", "110", None)
 
 
-@dataclass(frozen=True)
-class _Hit:
-    entry_id: str
-    score: float
-    confident: bool
-    needs_unmet: frozenset[str] = field(default_factory=frozenset)
-
-
 @dataclass
 class _Entry:
     department: str | None
@@ -58,11 +50,11 @@ class _Entry:
 class _FixedKnowledgeBase:
     """Hits chosen by the test, to pin the rule for a likely but not confident answer."""
 
-    def __init__(self, hit: _Hit) -> None:
+    def __init__(self, hit: Hit) -> None:
         self.hit = hit
         self.by_id = {hit.entry_id: _Entry("rsj")}
 
-    def match(self, text: str, k: int = 3) -> list[_Hit]:
+    def match(self, text: str, k: int = 3) -> list[Hit]:
         return [self.hit]
 
 
@@ -72,12 +64,12 @@ QUESTION = "我今年五十八了，交了十二年养老保险，到了退休�
 @pytest.mark.parametrize(
     ("hit", "category"),
     [
-        (_Hit("e1", 0.50, False), "简单咨询"),  # a likely answer to a question: the operator reads it
-        (_Hit("e1", 0.30, False), "政策咨询"),  # too weak: the department answers
-        (_Hit("e1", 0.50, False, frozenset({"delay"})), "政策咨询"),  # asks for more than the entry says
+        (Hit("e1", 0.50, False), "简单咨询"),  # a likely answer to a question: the operator reads it
+        (Hit("e1", 0.30, False), "政策咨询"),  # too weak: the department answers
+        (Hit("e1", 0.50, False, frozenset({"delay"})), "政策咨询"),  # asks for more than the entry says
     ],
 )
-def test_a_likely_answer_to_a_policy_question(router: Router, hit: _Hit, category: str) -> None:
+def test_a_likely_answer_to_a_policy_question(router: Router, hit: Hit, category: str) -> None:
     assert router.classify(QUESTION).category == "政策咨询"
     decided = triage(QUESTION, _FixedKnowledgeBase(hit), router, answerable_threshold=0.45)
     assert decided.category == category
