@@ -13,6 +13,7 @@ from dispatch.service import TicketService
 from hotline.clock import Clock, SystemClock
 from hotline.config import Settings
 from hotline.db import make_engine, make_session_factory, unit_of_work
+from hotline.events import EventBus
 from sla.calendar import WorkCalendar
 from sla.deadlines import DeadlineRules
 
@@ -25,6 +26,8 @@ class HotlineContext:
     calendar: WorkCalendar
     rules: DeadlineRules
     clock: Clock = field(default_factory=SystemClock)
+    # Live updates for the pages; publishers anywhere in the process, subscribers are SSE streams.
+    events: EventBus = field(default_factory=EventBus)
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock | None = None) -> HotlineContext:

@@ -1,0 +1,87 @@
+"""The `[callcenter]` section of config.toml: SIP front door, media workers, seats, queue, recordings."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _default_seats() -> list[str]:
+    return [str(1000 + n) for n in range(1, 25)]
+
+
+class TransferTargets(_Section):
+    # Where "transfer to 110/119/120" sends the citizen (SIP URIs of the emergency centres' trunks).
+    police: str = Field(default="sip:110@127.0.0.1:5090", alias="110")
+    fire: str = Field(default="sip:119@127.0.0.1:5090", alias="119")
+    medical: str = Field(default="sip:120@127.0.0.1:5090", alias="120")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    def uri(self, service: str) -> str:
+        return {"110": self.police, "119": self.fire, "120": self.medical}[service]
+
+
+class CallCenterSettings(_Section):
+    # Start Kamailio, the media workers and the queue controller with `hotline serve`.
+    enabled: bool = False
+    kamailio_binary: str = "kamailio"
+    # Kamailio listens here; seat phones register here and citizens' calls arrive here.
+    sip_host: str = "127.0.0.1"
+    sip_port: int = Field(default=5060, ge=1, le=65535)
+    # The number citizens dial (the request user part Kamailio hands to the media workers).
+    hotline_number: str = "12345"
+    # Media workers: each carries one citizen with every leg (seat, consult, supervisor) that call needs.
+    # Default: 24 seats talking plus 48 callers waiting.
+    workers: int = Field(default=72, ge=1, le=500)
+    worker_sip_port_base: int = Field(default=5100, ge=1024, le=65000)
+    # Each worker gets rtp_ports_per_worker ports starting at rtp_port_base + n * rtp_ports_per_worker.
+    rtp_port_base: int = Field(default=20000, ge=1024, le=65000)
+    rtp_ports_per_worker: int = Field(default=20, ge=8, le=1000)
+    # Seat extensions (seat phones register these with Kamailio).
+    seats: list[str] = Field(default_factory=_default_seats)
+    # A seat that does not answer within this many seconds is skipped and set to not-ready.
+    ring_timeout_seconds: float = Field(default=15, gt=0, le=120)
+    # After-call work (话后处理) before a seat is offered the next call.
+    wrap_up_seconds: float = Field(default=15, ge=0, le=600)
+    # Callers beyond this many in the queue, or waiting longer than this, are offered a callback.
+    max_queue_length: int = Field(default=48, ge=0, le=1000)
+    max_wait_seconds: float = Field(default=180, gt=0, le=3600)
+    # The digit a caller presses to leave a callback request when the queue is full or too slow.
+    callback_digit: str = Field(default="1", pattern=r"^[0-9*#]$")
+    transfers: TransferTargets = TransferTargets()
+    # Files: recordings, generated prompts, Kamailio's and the workers' runtime folder and logs.
+    recordings_dir: Path = Path("var/recordings")
+    prompts_dir: Path = Path("var/prompts")
+    runtime_dir: Path = Path("var/run/callcenter")
+
+    @field_validator("seats")
+    @classmethod
+    def _unique_extensions(cls, value: list[str]) -> list[str]:
+        bad = [ext for ext in value if not ext.isdigit() or not 2 <= len(ext) <= 8]
+        if bad:
+            raise ValueError(f"seat extensions must be 2-8 digits, got {bad}")
+        if len(set(value)) != len(value):
+            raise ValueError("seat extensions must be unique")
+        return value
+
+    @model_validator(mode="after")
+    def _ports_do_not_overlap(self) -> CallCenterSettings:
+        sip_end = self.worker_sip_port_base + self.workers
+        rtp_end = self.rtp_port_base + self.workers * self.rtp_ports_per_worker
+        if self.worker_sip_port_base <= self.sip_port < sip_end:
+            raise ValueError("sip_port falls inside the workers' SIP ports")
+        if max(self.worker_sip_port_base, self.rtp_port_base) < min(sip_end, rtp_end):
+            raise ValueError("the workers' SIP ports and RTP ports overlap")
+        if rtp_end > 65535:
+            raise ValueError("rtp ports run past 65535: lower workers or rtp_ports_per_worker")
+        return self
+
+    def kamailio_path(self) -> str | None:
+        """The Kamailio executable, or None when it is not installed."""
+        return shutil.which(self.kamailio_binary)
