@@ -1,0 +1,579 @@
+"""The queue controller (ACD): one place that decides queue order and seat choice.
+
+It runs in an asyncio loop outside the media workers and talks to them over the Unix socket of
+`callcenter.protocol`. It never touches audio: it answers "what next?" when a worker reports
+something, and tells workers what to play and whom to ring. Seat states and call records live in the
+database (`callcenter.service`); the pages get events through `ctx.events`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from callcenter.models import CallDirection, CallOutcome, SeatState
+from callcenter.protocol import ProtocolError, decode, encode
+from callcenter.service import CallCenterError, CallNotFound, CallRecords, SeatService, mask_phone, seat_view
+from callcenter.settings import CallCenterSettings
+from dispatch.schemas import TicketCreate
+from dispatch.state_machine import Actor
+from hotline.context import HotlineContext
+
+log = logging.getLogger("callcenter.controller")
+
+TICK_SECONDS = 0.2
+OFFER_ANSWER_SECONDS = 8.0  # how long a caller has to press the callback digit after the offer
+
+
+class PromptBook(Protocol):
+    def path(self, name: str) -> Path: ...
+
+
+@dataclass
+class WorkerLink:
+    name: str
+    writer: asyncio.StreamWriter
+    pid: int = 0
+    sip_port: int = 0
+
+    def send(self, message: dict[str, Any]) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(encode(message))
+
+
+@dataclass
+class LiveCall:
+    uid: str
+    worker: str
+    caller: str
+    direction: CallDirection
+    started: float = field(default_factory=time.monotonic)
+    # welcome -> queued -> ringing -> talking; offer: the queue is full and a callback is offered
+    state: str = "queued"
+    order: int = 0
+    seat: str | None = None
+    tried: set[str] = field(default_factory=set)
+    offered_callback: bool = False
+    offer_deadline: float | None = None
+    hangup_at: float | None = None
+    outcome: CallOutcome | None = None
+    transfer_target: str | None = None
+    digits: list[str] = field(default_factory=list)
+    done: asyncio.Future[dict[str, Any]] | None = None  # outbound calls: resolved when they end
+
+    def waited(self, now: float) -> float:
+        return now - self.started
+
+
+class Controller:
+    def __init__(
+        self, ctx: HotlineContext, prompts: PromptBook, settings: CallCenterSettings | None = None
+    ) -> None:
+        self.ctx = ctx
+        self.cc = settings or ctx.settings.callcenter
+        self.prompts = prompts
+        self.workers: dict[str, WorkerLink] = {}
+        self.calls: dict[str, LiveCall] = {}
+        self._order = itertools.count(1)
+        self._outbound = itertools.count(1)
+        self._server: asyncio.AbstractServer | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self.worker_ready = asyncio.Event()
+        self.on_worker_hello: Callable[[str], None] | None = None
+
+    # --- life -----------------------------------------------------------------------------------
+    async def start(self, socket_path: Path) -> None:
+        socket_path.parent.mkdir(parents=True, exist_ok=True)
+        socket_path.unlink(missing_ok=True)
+        with self.ctx.unit_of_work() as session:
+            SeatService(session, self.ctx.clock).ensure_seats(self.cc.seats)
+        self._server = await asyncio.start_unix_server(
+            self._serve_worker, path=str(socket_path), limit=1 << 20
+        )
+        self._ticker = asyncio.create_task(self._tick_forever(), name="acd-tick")
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        for link in self.workers.values():
+            link.send({"type": "shutdown"})
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+
+    # --- the channel to the workers -------------------------------------------------------------
+    async def _serve_worker(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        link: WorkerLink | None = None
+        try:
+            while line := await reader.readline():
+                try:
+                    message = decode(line)
+                except ProtocolError as exc:
+                    log.error("worker %s sent a bad line: %s", link.name if link else "?", exc)
+                    continue
+                if message["type"] == "hello":
+                    link = WorkerLink(
+                        str(message["worker"]), writer, int(message["pid"]), int(message["sip_port"])
+                    )
+                    self.workers[link.name] = link
+                    self.worker_ready.set()
+                    if self.on_worker_hello:
+                        self.on_worker_hello(link.name)
+                    continue
+                if link is not None:
+                    self._handle(link, message)
+        except (ConnectionError, ValueError) as exc:
+            log.warning("worker channel closed: %s", exc)
+        finally:
+            if link is not None and self.workers.get(link.name) is link:
+                del self.workers[link.name]
+            writer.close()
+
+    def _handle(self, link: WorkerLink, message: dict[str, Any]) -> None:
+        handler = getattr(self, f"_on_{message['type']}", None)
+        if handler is None:
+            log.error("unknown message from %s: %s", link.name, message["type"])
+            return
+        try:
+            handler(link, message)
+        except Exception:  # one bad event must never stop the queue
+            log.exception("handling %s from %s", message["type"], link.name)
+
+    def _send(self, call: LiveCall, message: dict[str, Any]) -> None:
+        link = self.workers.get(call.worker)
+        if link is not None:
+            link.send({**message, "call": call.uid})
+
+    # --- events from workers ---------------------------------------------------------------------
+    def _on_incoming(self, link: WorkerLink, message: dict[str, Any]) -> None:
+        call = LiveCall(message["call"], link.name, str(message.get("caller", "")), CallDirection.INBOUND)
+        call.order = next(self._order)
+        self.calls[call.uid] = call
+        with self.ctx.unit_of_work() as session:
+            CallRecords(session, self.ctx.clock).open(
+                call.uid,
+                call.caller,
+                str(message.get("callee", "")),
+                link.name,
+                CallDirection.INBOUND,
+                message.get("sip_call_id"),
+            )
+        waiting = len(self.queue())
+        if waiting > self.cc.max_queue_length:
+            self._offer_callback(call, full=True)
+            return
+        self._enqueue(call, waiting)
+        self._dispatch()
+
+    def _enqueue(self, call: LiveCall, position: int) -> None:
+        call.state = "queued"
+        files = [self.prompts.path("welcome")]
+        if position > 1 or not self._has_ready_seat():
+            files.append(self.prompts.path(f"position_{min(position, 60)}"))
+        files.append(self.prompts.path("hold_music"))
+        self._send(call, {"type": "play", "files": [str(f) for f in files], "loop_last": True})
+        with self.ctx.unit_of_work() as session:
+            CallRecords(session, self.ctx.clock).queued(call.uid, position)
+        self._publish_queue()
+
+    def _on_leg_answered(self, link: WorkerLink, message: dict[str, Any]) -> None:
+        call = self.calls.get(message["call"])
+        if call is None:
+            return
+        leg = message["leg"]
+        if leg == "seat" and call.seat:
+            call.state = "talking"
+            with self.ctx.unit_of_work() as session:
+                seat = SeatService(session, self.ctx.clock).change(
+                    call.seat, SeatState.TALKING, by_queue=True, call_uid=call.uid
+                )
+                CallRecords(session, self.ctx.clock).answered(call.uid, seat)
+                view = seat_view(seat, call.caller)
+            self.ctx.events.publish("call.answered", {"extension": call.seat, "call_uid": call.uid})
+            self.ctx.events.publish("seat", view)
+            self._publish_queue()
+        elif leg == "transfer":
+            call.outcome = CallOutcome.TRANSFERRED
+            self._record_event(call, "transfer_answered", {"target": call.transfer_target})
+            self._send(call, {"type": "drop_leg", "leg": "seat"})
+        elif leg == "citizen" and call.direction == CallDirection.OUTBOUND:
+            call.state = "talking"
+            self._record_event(call, "answered", {})
+            with self.ctx.unit_of_work() as session:
+                record = CallRecords(session, self.ctx.clock).get(call.uid)
+                record.answered_at = self.ctx.clock.now()
+        else:
+            self._record_event(call, f"{leg}_answered", {})
+
+    def _on_leg_failed(self, link: WorkerLink, message: dict[str, Any]) -> None:
+        call = self.calls.get(message["call"])
+        if call is None:
+            return
+        leg, status = message["leg"], int(message.get("status") or 0)
+        self._record_event(call, f"{leg}_failed", {"status": status, "reason": message.get("reason")})
+        if leg == "seat" and call.seat and call.state == "ringing":
+            self._seat_did_not_answer(call)
+        elif leg == "transfer":
+            call.transfer_target = None
+
+    def _seat_did_not_answer(self, call: LiveCall) -> None:
+        """Skip a seat that did not answer: it goes on break, the caller keeps their place."""
+        extension, call.seat = call.seat, None
+        assert extension is not None
+        call.tried.add(extension)
+        call.state = "queued"
+        with self.ctx.unit_of_work() as session:
+            seat = SeatService(session, self.ctx.clock).change(
+                extension, SeatState.BREAK, by_queue=True, reason="no_answer"
+            )
+            view = seat_view(seat)
+        self.ctx.events.publish("seat", view)
+        self._dispatch()
+
+    def _on_leg_ended(self, link: WorkerLink, message: dict[str, Any]) -> None:
+        call = self.calls.get(message["call"])
+        if call is None:
+            return
+        leg = message["leg"]
+        self._record_event(call, f"{leg}_ended", {"cause": message.get("cause")})
+        if leg == "seat" and call.seat and call.outcome == CallOutcome.TRANSFERRED:
+            self._release_seat(call)
+
+    def _on_dtmf(self, link: WorkerLink, message: dict[str, Any]) -> None:
+        call = self.calls.get(message["call"])
+        if call is None:
+            return
+        digit = str(message.get("digit", ""))[:1]
+        call.digits.append(digit)
+        self._record_event(call, "dtmf", {"digit": digit, "method": message.get("method")})
+        waiting_for_choice = call.state == "offer" or (call.state == "queued" and call.offered_callback)
+        if waiting_for_choice and digit == self.cc.callback_digit:
+            self._take_callback_request(call)
+
+    def _on_ended(self, link: WorkerLink, message: dict[str, Any]) -> None:
+        call = self.calls.pop(message["call"], None)
+        if call is None:
+            return
+        self._finish(
+            call,
+            str(message.get("cause") or "ended"),
+            str(message.get("side") or "citizen"),
+            message.get("recording"),
+        )
+
+    def _on_error(self, link: WorkerLink, message: dict[str, Any]) -> None:
+        log.error("worker %s: %s (%s)", link.name, message.get("message"), message.get("command"))
+        call = self.calls.get(message.get("call") or "")
+        if call is not None:
+            self._record_event(call, "worker_error", {"message": message.get("message")})
+            if message.get("command") == "ring" and call.state == "ringing" and call.seat:
+                self._seat_did_not_answer(call)
+
+    # --- the end of a call -------------------------------------------------------------------------
+    def _finish(self, call: LiveCall, cause: str, side: str, recording: dict[str, Any] | None) -> None:
+        outcome = call.outcome
+        if outcome is None:
+            if call.direction == CallDirection.OUTBOUND:
+                outcome = CallOutcome.COMPLETED if call.state == "talking" else CallOutcome.NOT_REACHED
+            elif call.state in ("queued", "ringing", "offer", "welcome"):
+                outcome = CallOutcome.ABANDONED
+            else:
+                outcome = CallOutcome.ANSWERED
+        with self.ctx.unit_of_work() as session:
+            record = CallRecords(session, self.ctx.clock).close(call.uid, outcome, cause, side, recording)
+            if call.transfer_target:
+                record.transfer_target = call.transfer_target
+            if call.digits:
+                record.dtmf = "".join(call.digits)[:64]
+            result = {"uid": call.uid, "outcome": record.outcome, "digits": record.dtmf, "cause": cause}
+        self._release_seat(call)
+        self.ctx.events.publish(
+            "call.ended", {"extension": call.seat, "call_uid": call.uid, "outcome": outcome.value}
+        )
+        self._publish_queue()
+        if call.done is not None and not call.done.done():
+            call.done.set_result(result)
+        self._dispatch()
+
+    def _release_seat(self, call: LiveCall) -> None:
+        """The seat that had the call goes to wrap-up (or back to ready if it was only ringing)."""
+        extension, call.seat = call.seat, None
+        if extension is None:
+            return
+        ringing = call.state == "ringing"
+        with self.ctx.unit_of_work() as session:
+            seats = SeatService(session, self.ctx.clock)
+            current = seats.get(extension)
+            if current.current_call_uid != call.uid:
+                return
+            target = SeatState.READY if ringing else SeatState.WRAP_UP
+            if SeatState(current.state) in (SeatState.RINGING, SeatState.TALKING):
+                view = seat_view(seats.change(extension, target, by_queue=True))
+            else:
+                return
+        self.ctx.events.publish("seat", view)
+
+    def worker_died(self, name: str, cause: str) -> None:
+        """Close the record of the one call a dead worker carried; nothing else is touched."""
+        self.workers.pop(name, None)
+        for call in [c for c in self.calls.values() if c.worker == name]:
+            del self.calls[call.uid]
+            call.outcome = CallOutcome.FAILED
+            self._finish(call, cause, "system", None)
+        with self.ctx.unit_of_work() as session:
+            records = CallRecords(session, self.ctx.clock)
+            for record in records.open_on_worker(name):  # from before a controller restart
+                records.close(record.uid, CallOutcome.FAILED, cause, "system")
+
+    # --- queue and seats -------------------------------------------------------------------------
+    def queue(self) -> list[LiveCall]:
+        return sorted((c for c in self.calls.values() if c.state == "queued"), key=lambda c: c.order)
+
+    def _has_ready_seat(self) -> bool:
+        with self.ctx.unit_of_work() as session:
+            return SeatService(session, self.ctx.clock).longest_idle_ready() is not None
+
+    def _dispatch(self) -> None:
+        """Give waiting callers, oldest first, to the ready seats idle the longest."""
+        for call in self.queue():
+            with self.ctx.unit_of_work() as session:
+                seats = SeatService(session, self.ctx.clock)
+                seat = seats.longest_idle_ready(exclude=call.tried)
+                if seat is None:
+                    return
+                seat = seats.change(seat.extension, SeatState.RINGING, by_queue=True, call_uid=call.uid)
+                earlier = CallRecords(session, self.ctx.clock).earlier_tickets(call.caller)
+                view = seat_view(seat, call.caller)
+            call.state, call.seat = "ringing", seat.extension
+            self._record_event(call, "ringing", {"seat": seat.extension})
+            self._send(
+                call,
+                {
+                    "type": "ring",
+                    "leg": "seat",
+                    "uri": self._local_uri(seat.extension),
+                    "timeout": self.cc.ring_timeout_seconds,
+                },
+            )
+            self.ctx.events.publish("seat", view)
+            self.ctx.events.publish(
+                "call.offered",
+                {
+                    "extension": seat.extension,
+                    "call_uid": call.uid,
+                    "caller": call.caller,
+                    "caller_masked": mask_phone(call.caller),
+                    "earlier_tickets": earlier,
+                },
+            )
+
+    def _local_uri(self, user: str) -> str:
+        return f"sip:{user}@{self.cc.sip_host}:{self.cc.sip_port}"
+
+    # --- callback requests when the queue is full or slow ---------------------------------------
+    def _offer_callback(self, call: LiveCall, full: bool) -> None:
+        call.offered_callback = True
+        files = [str(self.prompts.path("queue_full"))]
+        if full:
+            call.state = "offer"
+            call.offer_deadline = time.monotonic() + _seconds(files) + OFFER_ANSWER_SECONDS
+            self._send(call, {"type": "play", "files": files, "loop_last": False})
+        else:  # waited too long: offer, then back to the hold music
+            self._send(
+                call,
+                {"type": "play", "files": [*files, str(self.prompts.path("hold_music"))], "loop_last": True},
+            )
+        self._record_event(call, "callback_offered", {"queue_full": full})
+
+    def _take_callback_request(self, call: LiveCall) -> None:
+        call.state, call.outcome = "ending", CallOutcome.CALLBACK_REQUESTED
+        with self.ctx.unit_of_work() as session:
+            ticket = self._callback_ticket(session, call)
+            record = CallRecords(session, self.ctx.clock).get(call.uid)
+            record.ticket_id = ticket.id if ticket else None
+            CallRecords(session, self.ctx.clock).event(
+                record, "callback_requested", {"ticket": ticket.number if ticket else None}
+            )
+        files = [str(self.prompts.path("callback_registered"))]
+        self._send(call, {"type": "play", "files": files, "loop_last": False})
+        call.hangup_at = time.monotonic() + _seconds(files) + 0.3
+        self._publish_queue()
+
+    def _callback_ticket(self, session: Any, call: LiveCall) -> Any:
+        content = f"市民来电时排队已满或等候过久，留下回电请求，请回拨。来电号码：{call.caller}"
+        try:
+            data = TicketCreate(content=content, caller_phone=call.caller)
+        except ValidationError:  # a caller id that is not a phone number (an anonymous trunk)
+            data = TicketCreate(content=content)
+        return self.ctx.tickets(session).register(Actor.system("排队回电"), data)
+
+    # --- the clock --------------------------------------------------------------------------------
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            try:
+                self.tick()
+            except Exception:
+                log.exception("queue tick")
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        for call in list(self.calls.values()):
+            if call.hangup_at is not None and now >= call.hangup_at:
+                call.hangup_at = None
+                self._send(call, {"type": "hangup", "cause": "callback request taken", "side": "system"})
+            elif call.state == "offer" and call.offer_deadline is not None and now >= call.offer_deadline:
+                call.state, call.outcome, call.offer_deadline = "ending", CallOutcome.REJECTED, None
+                files = [str(self.prompts.path("goodbye"))]
+                self._send(call, {"type": "play", "files": files, "loop_last": False})
+                call.hangup_at = now + _seconds(files) + 0.3
+            elif (
+                call.state == "queued"
+                and not call.offered_callback
+                and call.waited(now) > self.cc.max_wait_seconds
+            ):
+                self._offer_callback(call, full=False)
+        self._end_wrap_ups()
+        self._dispatch()
+
+    def _end_wrap_ups(self) -> None:
+        with self.ctx.unit_of_work() as session:
+            seats = SeatService(session, self.ctx.clock)
+            views = [
+                seat_view(seats.change(ext, SeatState.READY, by_queue=True))
+                for ext in seats.wrap_ups_due(self.cc.wrap_up_seconds)
+            ]
+        for view in views:
+            self.ctx.events.publish("seat", view)
+
+    # --- requests from the seats (pages and API) -------------------------------------------------
+    def _live(self, uid: str) -> LiveCall:
+        call = self.calls.get(uid)
+        if call is None:
+            raise CallNotFound(f"call {uid} is not in progress", f"通话 {uid} 不在进行中")
+        return call
+
+    def transfer(self, uid: str, service: str) -> None:
+        """Transfer to 110/119/120 at once: the centre is rung, the seat leaves when it answers."""
+        call = self._live(uid)
+        if call.state != "talking":
+            raise CallCenterError(f"call {uid} is not talking to a seat", "通话尚未接通坐席，不能转接")
+        uri = self.cc.transfers.uri(service)
+        call.transfer_target = service
+        self._record_event(call, "transfer", {"target": service, "uri": uri})
+        self._send(call, {"type": "ring", "leg": "transfer", "uri": uri, "timeout": 60})
+
+    def conference(self, uid: str, number: str) -> None:
+        """三方通话: add a department's number; citizen, operator and party all hear each other."""
+        call = self._live(uid)
+        if call.state != "talking":
+            raise CallCenterError(
+                f"call {uid} is not talking to a seat", "通话尚未接通坐席，不能发起三方通话"
+            )
+        uri = number if number.startswith("sip:") else self._local_uri(number)
+        self._record_event(call, "conference", {"number": number})
+        self._send(call, {"type": "ring", "leg": "conference", "uri": uri, "timeout": 45})
+
+    def supervise(self, uid: str, extension: str, mode: str) -> None:
+        """A supervisor's phone listens, whispers to the operator, or joins (barge)."""
+        call = self._live(uid)
+        self._record_event(call, "supervise", {"extension": extension, "mode": mode})
+        self._send(
+            call, {"type": "supervise", "uri": self._local_uri(extension), "mode": mode, "timeout": 30}
+        )
+
+    def set_supervision_mode(self, uid: str, mode: str) -> None:
+        call = self._live(uid)
+        self._record_event(call, "supervise_mode", {"mode": mode})
+        self._send(call, {"type": "set_mode", "mode": mode})
+
+    def hangup(self, uid: str, side: str = "operator") -> None:
+        self._send(self._live(uid), {"type": "hangup", "cause": "hung up from the console", "side": side})
+
+    def seat_changed(self) -> None:
+        """A seat became ready through the API: try the queue at once instead of at the next tick."""
+        self._dispatch()
+
+    async def dial(
+        self,
+        number: str,
+        files: list[Path],
+        timeout: float = 30,
+        ticket_id: int | None = None,
+        hold: float | None = None,
+    ) -> LiveCall:
+        """Place an outbound call on a free worker through Kamailio and play `files` once it answers."""
+        busy = {c.worker for c in self.calls.values()}
+        free = [name for name in self.workers if name not in busy]
+        if not free:
+            raise CallCenterError("no free media worker for an outbound call", "没有空闲的外呼通道")
+        uid = f"out-{int(time.time() * 1000)}-{next(self._outbound)}"
+        call = LiveCall(uid, free[0], number, CallDirection.OUTBOUND, state="dialing")
+        call.done = asyncio.get_running_loop().create_future()
+        self.calls[uid] = call
+        with self.ctx.unit_of_work() as session:
+            CallRecords(session, self.ctx.clock).open(
+                uid, self.cc.hotline_number, number, call.worker, CallDirection.OUTBOUND, ticket_id=ticket_id
+            )
+        self._send(call, {"type": "dial", "uri": self._local_uri(number), "timeout": timeout})
+        if files:
+            self._send(call, {"type": "play", "files": [str(f) for f in files], "loop_last": False})
+        if hold is not None:
+            call.hangup_at = time.monotonic() + hold
+        return call
+
+    # --- views for the pages ------------------------------------------------------------------------
+    def queue_view(self) -> dict[str, Any]:
+        now = time.monotonic()
+        waiting = self.queue()
+        return {
+            "length": len(waiting),
+            "longest_wait_seconds": round(max((c.waited(now) for c in waiting), default=0.0), 1),
+            "callers": [
+                {
+                    "call_uid": c.uid,
+                    "caller_masked": mask_phone(c.caller),
+                    "waited_seconds": round(c.waited(now), 1),
+                }
+                for c in waiting
+            ],
+            "workers": len(self.workers),
+            "calls": len(self.calls),
+        }
+
+    def caller_of(self, uid: str | None) -> str | None:
+        call = self.calls.get(uid or "")
+        return call.caller if call else None
+
+    def _publish_queue(self) -> None:
+        view = self.queue_view()
+        self.ctx.events.publish(
+            "queue", {"length": view["length"], "longest_wait_seconds": view["longest_wait_seconds"]}
+        )
+
+    def _record_event(self, call: LiveCall, kind: str, detail: dict[str, Any]) -> None:
+        with self.ctx.unit_of_work() as session:
+            records = CallRecords(session, self.ctx.clock)
+            records.event(records.get(call.uid), kind, detail)
+
+
+def _seconds(files: list[str]) -> float:
+    import wave
+
+    total = 0.0
+    for name in files:
+        with contextlib.suppress(OSError, wave.Error), wave.open(name, "rb") as wav:
+            total += wav.getnframes() / float(wav.getframerate())
+    return total

@@ -1,0 +1,623 @@
+"""A media worker: one pjsua2 endpoint in its own process, carrying one citizen's call at a time.
+
+It answers the citizen (any other INVITE while busy gets 486, so Kamailio tries the next worker),
+records the citizen and the hotline side on two channels, plays prompts, and dials the other legs the
+controller asks for (seat, 110/119/120, a three-way party, a listening supervisor) on its one
+conference bridge. Everything pjsua2 runs on the thread that created the library (the note's recipe:
+no pjsua threads, callbacks queued to `libHandleEvents`); a reader thread only turns the controller's
+lines into a queue. CPU-heavy work stays out of this process.
+
+Run: python -m callcenter.worker --name w01 --sip-port 5101 --rtp-port 20000 --socket ctl.sock ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import queue
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pjsua2 as pj
+
+from callcenter.protocol import ProtocolError, decode, encode
+from callcenter.recording import TwoChannelRecording
+
+log = logging.getLogger("callcenter.worker")
+
+CITIZEN = "citizen"
+PLAYER = "player"
+REC_CITIZEN = "rec_citizen"
+REC_HOTLINE = "rec_hotline"
+PARTIES = ("seat", "transfer", "conference")
+
+
+def wanted_edges(present: set[str], supervisor_mode: str | None, playing: bool) -> set[tuple[str, str]]:
+    """Who hears whom on the bridge, as (source, sink) pairs, for the legs present now.
+
+    The citizen and every party hear each other; a supervisor hears everyone, and is heard by the
+    operator only when whispering, by everyone when barging. Prompts go to the citizen until a party
+    is on the line. The two recorders take the citizen, and everything the citizen hears.
+    """
+    parties = [p for p in PARTIES if p in present]
+    talkers = ([CITIZEN] if CITIZEN in present else []) + parties
+    edges = {(a, b) for a in talkers for b in talkers if a != b}
+    if "supervisor" in present:
+        edges |= {(t, "supervisor") for t in talkers}
+        if supervisor_mode == "whisper" and "seat" in present:
+            edges.add(("supervisor", "seat"))
+        elif supervisor_mode == "barge":
+            edges |= {("supervisor", t) for t in talkers}
+    if playing and CITIZEN in present and not parties:
+        edges.add((PLAYER, CITIZEN))
+    if CITIZEN in present:
+        edges.add((CITIZEN, REC_CITIZEN))
+        edges |= {(src, REC_HOTLINE) for src, sink in edges if sink == CITIZEN}
+    return edges
+
+
+class Leg(pj.Call):
+    """One SIP call of a session; reports its life to the session, which owns every decision."""
+
+    def __init__(self, account: pj.Account, session: CallSession, role: str, call_id: int = -1) -> None:
+        super().__init__(account, call_id)
+        self.session = session
+        self.role = role
+        self.confirmed = False
+        self.reported = False  # its failure was already reported (a ring timeout)
+
+    def onCallState(self, prm: pj.OnCallStateParam) -> None:
+        info = self.getInfo()
+        if info.state == pj.PJSIP_INV_STATE_CONFIRMED and not self.confirmed:
+            self.confirmed = True
+            self.session.leg_confirmed(self)
+        elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            self.session.leg_disconnected(self, info.lastStatusCode, info.lastReason)
+
+    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
+        info = self.getInfo()
+        for index, media in enumerate(info.media):
+            if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
+                self.session.media_ready(self.role, self.getAudioMedia(index))
+                return
+
+    def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
+        method = "sip_info" if prm.method == pj.PJSUA_DTMF_METHOD_SIP_INFO else "rfc4733"
+        self.session.worker.send(
+            {"type": "dtmf", "call": self.session.uid, "digit": prm.digit, "method": method, "leg": self.role}
+        )
+
+
+@dataclass
+class PendingLeg:
+    leg: Leg
+    deadline: float
+
+
+class CallSession:
+    """The citizen's call and every leg added to it, bridged on this worker's conference bridge."""
+
+    def __init__(self, worker: Worker, uid: str, inbound: bool) -> None:
+        self.worker = worker
+        self.uid = uid
+        self.inbound = inbound
+        self.legs: dict[str, Leg] = {}
+        self.media: dict[str, pj.AudioMedia] = {}
+        self.edges: set[tuple[str, str]] = set()
+        self.pending: dict[str, PendingLeg] = {}
+        self.supervisor_mode: str | None = None
+        self.player: pj.AudioMediaPlayer | None = None
+        self.hold_files: list[str] = []
+        self.next_prompt_at: float | None = None
+        self.recording: TwoChannelRecording | None = None
+        self.recorders: dict[str, pj.AudioMediaRecorder] = {}
+        self.hangup_side: str | None = None
+        self.cause: str | None = None
+        self.citizen_gone = False
+
+    # --- bridge -------------------------------------------------------------------------------
+    def _port(self, name: str) -> pj.AudioMedia | None:
+        if name == PLAYER:
+            return self.player
+        return self.recorders.get(name) or self.media.get(name)
+
+    def rewire(self) -> None:
+        present = {role for role in self.media if role in self.legs}
+        want = wanted_edges(present, self.supervisor_mode, self.player is not None)
+        want = {(a, b) for a, b in want if self._port(a) is not None and self._port(b) is not None}
+        for src, sink in self.edges - want:
+            self._transmit(src, sink, start=False)
+        for src, sink in want - self.edges:
+            self._transmit(src, sink, start=True)
+        self.edges = want
+
+    def _transmit(self, src: str, sink: str, start: bool) -> None:
+        source, target = self._port(src), self._port(sink)
+        if source is None or target is None:
+            return
+        try:
+            (source.startTransmit if start else source.stopTransmit)(target)
+        except pj.Error as exc:  # a port already removed by a hang-up; the edge is simply gone
+            log.debug("transmit %s->%s %s: %s", src, sink, start, exc.info())
+
+    # --- prompts ------------------------------------------------------------------------------
+    def play(self, files: list[str], loop_last: bool) -> None:
+        """Play the prompts in order; the last one loops (hold music) when loop_last is set."""
+        if not files:
+            return self.stop_play()
+        if loop_last and len(files) > 1:
+            self._start_player(files[:-1], loop=False)
+            self.hold_files = files[-1:]
+            self.next_prompt_at = time.monotonic() + sum(wav_seconds(f) for f in files[:-1])
+        else:
+            self.hold_files = []
+            self.next_prompt_at = None
+            self._start_player(files, loop=loop_last)
+        return None
+
+    def _start_player(self, files: list[str], loop: bool) -> None:
+        self._drop_player()
+        player = pj.AudioMediaPlayer()
+        options = 0 if loop else pj.PJMEDIA_FILE_NO_LOOP
+        if len(files) == 1:
+            player.createPlayer(files[0], options)
+        else:
+            names = pj.StringVector()
+            for name in files:
+                names.append(name)
+            player.createPlaylist(names, "prompts", options)
+        self.player = player
+        self.rewire()
+
+    def _drop_player(self) -> None:
+        if self.player is not None:
+            for edge in [e for e in self.edges if PLAYER in e]:
+                self._transmit(*edge, start=False)
+                self.edges.discard(edge)
+            self.player = None
+
+    def stop_play(self) -> None:
+        self.hold_files, self.next_prompt_at = [], None
+        self._drop_player()
+
+    def tick(self, now: float) -> None:
+        if self.next_prompt_at is not None and now >= self.next_prompt_at and not self.citizen_gone:
+            files, self.hold_files, self.next_prompt_at = self.hold_files, [], None
+            self._start_player(files, loop=True)
+        for role, pending in list(self.pending.items()):
+            if now >= pending.deadline:
+                self.worker.send(
+                    {
+                        "type": "leg_failed",
+                        "call": self.uid,
+                        "leg": role,
+                        "status": 408,
+                        "reason": "no answer",
+                    }
+                )
+                self.pending.pop(role)
+                pending.leg.reported = True
+                self._hangup_leg(pending.leg)
+
+    # --- legs ---------------------------------------------------------------------------------
+    def add_citizen(self, leg: Leg) -> None:
+        self.legs[CITIZEN] = leg
+
+    def ring(self, role: str, uri: str, timeout: float) -> None:
+        if role in self.legs:
+            raise CommandError(f"leg {role} is already on this call")
+        leg = Leg(self.worker.account, self, role)
+        prm = pj.CallOpParam(True)
+        leg.makeCall(uri, prm)
+        self.legs[role] = leg
+        self.pending[role] = PendingLeg(leg, time.monotonic() + timeout)
+
+    def drop(self, role: str) -> None:
+        leg = self.legs.get(role)
+        if leg is None:
+            raise CommandError(f"no leg {role} on this call")
+        self._hangup_leg(leg)
+
+    def hangup(self, cause: str, side: str = "system") -> None:
+        self.hangup_side = self.hangup_side or side
+        self.cause = self.cause or cause
+        for leg in list(self.legs.values()):
+            self._hangup_leg(leg)
+
+    @staticmethod
+    def _hangup_leg(leg: Leg) -> None:
+        try:
+            leg.hangup(pj.CallOpParam(True))
+        except pj.Error as exc:  # already disconnecting
+            log.debug("hangup: %s", exc.info())
+
+    def media_ready(self, role: str, media: pj.AudioMedia) -> None:
+        self.media[role] = media
+        if role == CITIZEN and self.recording is None:
+            self._start_recording()
+        if role in PARTIES:
+            self.stop_play()  # a person is on the line: no more prompts
+        self.rewire()
+
+    def _start_recording(self) -> None:
+        self.recording = TwoChannelRecording.begin(self.worker.recordings_dir, self.uid)
+        try:
+            for name, path in (
+                (REC_CITIZEN, self.recording.citizen_part),
+                (REC_HOTLINE, self.recording.hotline_part),
+            ):
+                recorder = pj.AudioMediaRecorder()
+                recorder.createRecorder(str(path))
+                self.recorders[name] = recorder
+        except pj.Error as exc:
+            self.worker.send(
+                {"type": "error", "call": self.uid, "message": f"recording failed: {exc.info()}"}
+            )
+            self.recorders.clear()
+            self.recording = None
+
+    def leg_confirmed(self, leg: Leg) -> None:
+        self.pending.pop(leg.role, None)
+        self.worker.send({"type": "leg_answered", "call": self.uid, "leg": leg.role})
+
+    def leg_disconnected(self, leg: Leg, status: int, reason: str) -> None:
+        role = leg.role
+        if self.legs.get(role) is leg:
+            del self.legs[role]
+        self.media.pop(role, None)
+        self.pending.pop(role, None)
+        if leg.reported:
+            pass
+        elif not leg.confirmed:
+            self.worker.send(
+                {"type": "leg_failed", "call": self.uid, "leg": role, "status": status, "reason": reason}
+            )
+        else:
+            self.worker.send(
+                {"type": "leg_ended", "call": self.uid, "leg": role, "cause": f"{status} {reason}"}
+            )
+        leg.session = _Detached(self.worker)
+        self.rewire()
+        if role == CITIZEN:
+            self._citizen_left(f"{status} {reason}")
+        elif role == "seat" and not {"transfer", "conference"} & set(self.legs):
+            self.hangup("operator hung up", side="operator")
+        elif role in ("transfer", "conference") and not {"seat", "transfer", "conference"} & set(self.legs):
+            self.hangup(f"{role} party hung up", side="operator")
+        if not self.legs:
+            self.worker.session_finished(self)
+
+    def _citizen_left(self, cause: str) -> None:
+        self.citizen_gone = True
+        self.hangup_side = self.hangup_side or "citizen"
+        self.cause = self.cause or ("citizen hung up" if self.hangup_side == "citizen" else cause)
+        self.stop_play()
+        for name in list(self.edges):
+            self._transmit(*name, start=False)
+        self.edges.clear()
+        self.recorders.clear()  # destroying the recorders writes the WAV headers
+        summary = self.recording.finish() if self.recording is not None else None
+        self.worker.send(
+            {
+                "type": "ended",
+                "call": self.uid,
+                "cause": self.cause,
+                "side": self.hangup_side,
+                "recording": summary,
+            }
+        )
+        self.hangup(self.cause, self.hangup_side)
+
+    def set_supervisor_mode(self, mode: str) -> None:
+        self.supervisor_mode = mode
+        self.rewire()
+
+
+class _Detached:
+    """Stands in for the session of a leg that no longer belongs to one (late callbacks are ignored)."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.uid = ""
+
+    def __getattr__(self, _name: str) -> Callable[..., None]:
+        return lambda *args, **kwargs: None
+
+
+class CommandError(Exception):
+    """A command that cannot be carried out on the call as it is now."""
+
+
+class HotlineAccount(pj.Account):
+    def __init__(self, worker: Worker) -> None:
+        super().__init__()
+        self.worker = worker
+
+    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
+        self.worker.incoming(prm.callId)
+
+
+def wav_seconds(path: str) -> float:
+    import wave
+
+    with wave.open(path, "rb") as wav:
+        return wav.getnframes() / float(wav.getframerate())
+
+
+class Worker:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.name: str = args.name
+        self.sip_port: int = args.sip_port
+        self.recordings_dir = Path(args.recordings)
+        self.args = args
+        self.commands: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.session: CallSession | None = None
+        self.sessions: dict[str, CallSession] = {}
+        self.rejected: dict[int, Leg] = {}
+        self.running = True
+        self.sock: socket.socket | None = None
+        self.ep: pj.Endpoint | None = None
+        self.account: HotlineAccount | None = None
+        self._sequence = 0
+
+    # --- controller channel ---------------------------------------------------------------------
+    def connect(self) -> None:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.connect(self.args.socket)
+                break
+            except OSError:
+                sock.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        self.sock = sock
+        threading.Thread(target=self._read, args=(sock.makefile("rb"),), daemon=True, name="ipc").start()
+
+    def _read(self, stream: Any) -> None:
+        for line in stream:
+            try:
+                self.commands.put(decode(line))
+            except ProtocolError as exc:
+                log.error("bad line from the controller: %s", exc)
+        self.commands.put({"type": "shutdown", "reason": "controller gone"})
+
+    def send(self, message: dict[str, Any]) -> None:
+        if self.sock is None:
+            return
+        try:
+            self.sock.sendall(encode({**message, "worker": self.name}))
+        except OSError as exc:
+            log.error("controller unreachable: %s", exc)
+            self.running = False
+
+    # --- pjsua2 --------------------------------------------------------------------------------
+    def start_endpoint(self) -> None:
+        ep = pj.Endpoint()
+        ep.libCreate()
+        cfg = pj.EpConfig()
+        cfg.uaConfig.threadCnt = 0
+        cfg.uaConfig.mainThreadOnly = True
+        cfg.uaConfig.maxCalls = 4
+        cfg.uaConfig.userAgent = f"hotline-media-worker/{self.name}"
+        cfg.logConfig.level = 3
+        cfg.logConfig.consoleLevel = 1
+        cfg.logConfig.filename = self.args.pjsip_log
+        cfg.logConfig.msgLogging = 0
+        cfg.medConfig.clockRate = 8000
+        cfg.medConfig.sndClockRate = 8000
+        cfg.medConfig.channelCount = 1
+        cfg.medConfig.threadCnt = 1
+        cfg.medConfig.noVad = True
+        cfg.medConfig.ecTailLen = 0
+        cfg.medConfig.maxMediaPorts = 32
+        ep.libInit(cfg)
+        ep.audDevManager().setNullDev()
+        transport = pj.TransportConfig()
+        transport.port = self.sip_port
+        transport.boundAddress = self.args.host
+        transport_id = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
+        ep.libStart()
+        for codec in ep.codecEnum2():  # G.711 only: what the trunk and the seat phones speak
+            keep = codec.codecId.startswith(("PCMA/", "PCMU/"))
+            ep.codecSetPriority(
+                codec.codecId, 255 if codec.codecId.startswith("PCMA/") else 254 if keep else 0
+            )
+        acfg = pj.AccountConfig()
+        acfg.idUri = f"sip:{self.args.caller_id}@{self.args.host}:{self.sip_port}"
+        acfg.sipConfig.transportId = transport_id
+        acfg.sipConfig.proxies.append(self.args.proxy)
+        acfg.mediaConfig.transportConfig.boundAddress = self.args.host
+        acfg.mediaConfig.transportConfig.port = self.args.rtp_port
+        acfg.mediaConfig.transportConfig.portRange = self.args.rtp_range
+        account = HotlineAccount(self)
+        account.create(acfg, True)
+        self.ep, self.account = ep, account
+
+    def incoming(self, call_id: int) -> None:
+        assert self.account is not None
+        if self.session is not None or not self.running:
+            # One citizen per worker; 486 sends Kamailio to the next worker.
+            leg = Leg(self.account, _RejectSink(self, call_id), "rejected", call_id)  # type: ignore[arg-type]
+            self.rejected[call_id] = leg
+            busy = pj.CallOpParam()
+            busy.statusCode = 486
+            leg.answer(busy)
+            return
+        self._sequence += 1
+        uid = f"{self.name}-{int(time.time() * 1000)}-{self._sequence}"
+        session = CallSession(self, uid, inbound=True)
+        leg = Leg(self.account, session, CITIZEN, call_id)
+        session.add_citizen(leg)
+        self.session = session
+        self.sessions[uid] = session
+        info = leg.getInfo()
+        prm = pj.CallOpParam()
+        prm.statusCode = 200
+        leg.answer(prm)
+        self.send(
+            {
+                "type": "incoming",
+                "call": uid,
+                "caller": sip_user(info.remoteUri),
+                "callee": sip_user(info.localUri),
+                "sip_call_id": info.callIdString,
+            }
+        )
+
+    def dial(self, command: dict[str, Any]) -> None:
+        assert self.account is not None
+        if self.session is not None:
+            raise CommandError("this worker is busy with another call")
+        uid = command["call"]
+        session = CallSession(self, uid, inbound=False)
+        leg = Leg(self.account, session, CITIZEN)
+        leg.makeCall(command["uri"], pj.CallOpParam(True))
+        session.add_citizen(leg)
+        session.pending[CITIZEN] = PendingLeg(leg, time.monotonic() + float(command.get("timeout", 30)))
+        self.session = session
+        self.sessions[uid] = session
+
+    def session_finished(self, session: CallSession) -> None:
+        self.sessions.pop(session.uid, None)
+        if self.session is session:
+            self.session = None
+
+    # --- commands ------------------------------------------------------------------------------
+    def handle(self, command: dict[str, Any]) -> None:
+        kind = command["type"]
+        if kind == "shutdown":
+            self.running = False
+            return
+        if kind == "dial":
+            return self.dial(command)
+        session = self.sessions.get(command.get("call", ""))
+        if session is None:
+            raise CommandError(f"no call {command.get('call')!r} on worker {self.name}")
+        if kind == "play":
+            session.play(list(command["files"]), bool(command.get("loop_last", False)))
+        elif kind == "stop_play":
+            session.stop_play()
+        elif kind == "ring":
+            session.ring(command["leg"], command["uri"], float(command.get("timeout", 15)))
+        elif kind == "supervise":
+            session.supervisor_mode = command.get("mode", "listen")
+            session.ring("supervisor", command["uri"], float(command.get("timeout", 15)))
+        elif kind == "set_mode":
+            session.set_supervisor_mode(command["mode"])
+        elif kind == "drop_leg":
+            session.drop(command["leg"])
+        elif kind == "hangup":
+            session.hangup(command.get("cause", "hung up by the hotline"), command.get("side", "system"))
+        else:
+            raise CommandError(f"unknown command {kind!r}")
+        return None
+
+    def run(self) -> None:
+        self.connect()
+        self.start_endpoint()
+        self.send({"type": "hello", "pid": os.getpid(), "sip_port": self.sip_port})
+        assert self.ep is not None
+        while self.running:
+            self.ep.libHandleEvents(10)
+            self._drain()
+            now = time.monotonic()
+            for session in list(self.sessions.values()):
+                session.tick(now)
+        self.shutdown()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                command = self.commands.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                self.handle(command)
+            except (CommandError, KeyError, ValueError, pj.Error) as exc:
+                detail = exc.info() if isinstance(exc, pj.Error) else str(exc)
+                self.send(
+                    {
+                        "type": "error",
+                        "call": command.get("call"),
+                        "message": detail,
+                        "command": command.get("type"),
+                    }
+                )
+
+    def shutdown(self) -> None:
+        """The note's order; any other crashed at least once."""
+        assert self.ep is not None
+        self.ep.hangupAllCalls()
+        deadline = time.monotonic() + 5
+        while (self.sessions or self.rejected) and time.monotonic() < deadline:
+            self.ep.libHandleEvents(20)
+        for session in self.sessions.values():
+            session.player = None
+            session.recorders.clear()
+            session.media.clear()
+            session.legs.clear()
+        self.sessions.clear()
+        self.session = None
+        self.rejected.clear()
+        if self.account is not None:
+            self.account.shutdown()
+            self.account = None
+        self.ep.libDestroy()
+        self.ep = None
+
+
+class _RejectSink(_Detached):
+    """Forgets a rejected INVITE's Call object inside its DISCONNECTED callback (never later)."""
+
+    def __init__(self, worker: Worker, call_id: int) -> None:
+        super().__init__(worker)
+        self.call_id = call_id
+
+    def leg_disconnected(self, *_args: Any) -> None:
+        self.worker.rejected.pop(self.call_id, None)
+
+
+def sip_user(uri: str) -> str:
+    """'"Zhang" <sip:13800138000@1.2.3.4:5060>;tag=x' -> '13800138000'."""
+    inner = uri.split("<", 1)[-1].split(">", 1)[0]
+    inner = inner.split(":", 1)[-1] if inner.startswith(("sip:", "sips:", "tel:")) else inner
+    return inner.split("@", 1)[0].split(";", 1)[0]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--sip-port", type=int, required=True)
+    parser.add_argument("--rtp-port", type=int, required=True)
+    parser.add_argument("--rtp-range", type=int, default=20)
+    parser.add_argument("--proxy", required=True, help="Kamailio, e.g. sip:127.0.0.1:5060;lr")
+    parser.add_argument("--caller-id", default="12345")
+    parser.add_argument("--socket", required=True, help="the controller's Unix socket")
+    parser.add_argument("--recordings", required=True)
+    parser.add_argument("--pjsip-log", required=True)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    worker = Worker(parse_args(argv))
+    signal.signal(signal.SIGTERM, lambda *_: setattr(worker, "running", False))
+    signal.signal(signal.SIGINT, lambda *_: setattr(worker, "running", False))
+    worker.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
