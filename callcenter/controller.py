@@ -68,6 +68,7 @@ class LiveCall:
     outcome: CallOutcome | None = None
     transfer_target: str | None = None
     digits: list[str] = field(default_factory=list)
+    supervisor_on: bool = False
     done: asyncio.Future[dict[str, Any]] | None = None  # outbound calls: resolved when they end
 
     def waited(self, now: float) -> float:
@@ -215,6 +216,7 @@ class Controller:
                 record = CallRecords(session, self.ctx.clock).get(call.uid)
                 record.answered_at = self.ctx.clock.now()
         else:
+            call.supervisor_on = call.supervisor_on or leg == "supervisor"
             self._record_event(call, f"{leg}_answered", {})
 
     def _on_leg_failed(self, link: WorkerLink, message: dict[str, Any]) -> None:
@@ -247,6 +249,7 @@ class Controller:
         if call is None:
             return
         leg = message["leg"]
+        call.supervisor_on = call.supervisor_on and leg != "supervisor"
         self._record_event(call, f"{leg}_ended", {"cause": message.get("cause")})
         if leg == "seat" and call.seat and call.outcome == CallOutcome.TRANSFERRED:
             self._release_seat(call)
@@ -489,6 +492,8 @@ class Controller:
     def supervise(self, uid: str, extension: str, mode: str) -> None:
         """A supervisor's phone listens, whispers to the operator, or joins (barge)."""
         call = self._live(uid)
+        if call.supervisor_on:  # already listening: switch between listen, whisper and barge
+            return self.set_supervision_mode(uid, mode)
         self._record_event(call, "supervise", {"extension": extension, "mode": mode})
         self._send(
             call, {"type": "supervise", "uri": self._local_uri(extension), "mode": mode, "timeout": 30}

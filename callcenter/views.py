@@ -1,0 +1,254 @@
+"""JSON API of the call centre: seats, the queue, call records, and what a seat can do to a live call."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from callcenter.controller import Controller
+from callcenter.models import CallEvent, CallRecord, SeatState
+from callcenter.service import CallCenterError, CallRecords, SeatService, mask_phone, seat_view
+from callcenter.stats import QueueFigures, queue_figures
+from dispatch.errors import NotPermitted
+from hotline.accounts.models import Role, User
+from hotline.web import ContextDep, SessionDep, UserDep, commit
+
+router = APIRouter(prefix="/api", tags=["call centre"])
+
+Extension = Annotated[str, Field(pattern=r"^[0-9]{2,8}$")]
+CallUid = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,40}$")]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SeatStateBody(_Body):
+    state: Literal["ready", "break", "logged_out"]
+
+
+class TransferBody(_Body):
+    target: Literal["110", "119", "120"]
+
+
+class ConferenceBody(_Body):
+    number: str = Field(pattern=r"^[0-9]{2,20}$", description="a department's number or an extension")
+
+
+class SuperviseBody(_Body):
+    mode: Literal["listen", "whisper", "barge"]
+    extension: Extension | None = Field(default=None, description="the supervisor's phone; default: own seat")
+
+
+def get_controller(request: Request) -> Controller | None:
+    centre = getattr(request.app.state, "callcentre", None)
+    return centre.controller if centre is not None else None
+
+
+ControllerDep = Annotated[Controller | None, Depends(get_controller)]
+
+
+def _running(controller: Controller | None) -> Controller:
+    if controller is None:
+        raise CallCenterError("the call centre is not running on this server", "呼叫中心未启用")
+    return controller
+
+
+def _staff(user: User) -> None:
+    if user.role_enum not in (Role.OPERATOR, Role.SUPERVISOR, Role.ADMIN):
+        raise NotPermitted("only operators and supervisors work with seats and calls", "无权使用呼叫中心功能")
+
+
+def _supervisor(user: User) -> None:
+    if user.role_enum not in (Role.SUPERVISOR, Role.ADMIN):
+        raise NotPermitted("only supervisors may do this", "仅督办员（班长）可以执行此操作")
+
+
+@router.get("/seats")
+def list_seats(
+    user: UserDep, session: SessionDep, ctx: ContextDep, controller: ControllerDep
+) -> list[dict[str, Any]]:
+    _staff(user)
+    now = ctx.clock.now()
+    callers = controller.caller_of if controller else (lambda _uid: None)
+    return [
+        seat_view(seat, callers(seat.current_call_uid), now) for seat in SeatService(session, ctx.clock).all()
+    ]
+
+
+@router.post("/seats/{extension}/state")
+def change_seat_state(
+    extension: Extension,
+    body: SeatStateBody,
+    user: UserDep,
+    session: SessionDep,
+    ctx: ContextDep,
+    controller: ControllerDep,
+) -> dict[str, Any]:
+    """An operator signs in, takes a break or signs out at their seat; a supervisor may do it for anyone."""
+    _staff(user)
+    seats = SeatService(session, ctx.clock)
+    seat = seats.get(extension, lock=True)
+    if user.role_enum == Role.OPERATOR and seat.operator_id not in (None, user.id):
+        raise NotPermitted(
+            f"seat {extension} is taken by another operator", f"坐席 {extension} 已有其他话务员签入"
+        )
+    operator_id = user.id if user.role_enum == Role.OPERATOR else seat.operator_id
+    seat = seats.change(
+        extension,
+        SeatState(body.state),
+        operator_id=operator_id,
+        reason="pause" if body.state == "break" else None,
+    )
+    view = seat_view(seat, None, ctx.clock.now())
+    commit(session)
+    ctx.events.publish("seat", view)
+    if controller is not None and body.state == "ready":
+        controller.seat_changed()
+    return view
+
+
+@router.get("/callcenter/queue")
+def queue(user: UserDep, controller: ControllerDep) -> dict[str, Any]:
+    _staff(user)
+    if controller is None:
+        return {"enabled": False, "length": 0, "longest_wait_seconds": 0.0, "callers": []}
+    return {"enabled": True, **controller.queue_view()}
+
+
+@router.get("/callcenter/stats")
+def stats(
+    user: UserDep,
+    session: SessionDep,
+    ctx: ContextDep,
+    start: Annotated[datetime | None, Query(description="default: today 00:00")] = None,
+    end: Annotated[datetime | None, Query(description="default: start + 1 day")] = None,
+) -> QueueFigures:
+    _staff(user)
+    start = start or ctx.clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    end = end or start + timedelta(days=1)
+    if end <= start:
+        raise CallCenterError("end must be after start", "结束时间必须晚于开始时间")
+    return queue_figures(session, start, end)
+
+
+def _record_out(record: CallRecord, masked: bool) -> dict[str, Any]:
+    return {
+        "uid": record.uid, "direction": record.direction,
+        "caller": mask_phone(record.caller) if masked else record.caller, "callee": record.callee,
+        "worker": record.worker, "offered_at": record.offered_at, "queued_at": record.queued_at,
+        "answered_at": record.answered_at, "ended_at": record.ended_at, "seat_id": record.seat_id,
+        "outcome": record.outcome, "hangup_cause": record.hangup_cause, "hangup_side": record.hangup_side,
+        "transfer_target": record.transfer_target, "recording_seconds": record.recording_seconds,
+        "recording_bytes": record.recording_bytes, "recording_sha256": record.recording_sha256,
+        "dtmf": record.dtmf, "ticket_id": record.ticket_id,
+    }  # fmt: skip
+
+
+@router.get("/calls")
+def list_calls(
+    user: UserDep,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    outcome: Annotated[str | None, Query(pattern=r"^[a-z_]{1,24}$")] = None,
+) -> list[dict[str, Any]]:
+    _staff(user)
+    query = select(CallRecord).order_by(CallRecord.offered_at.desc(), CallRecord.id.desc()).limit(limit)
+    if outcome:
+        query = query.where(CallRecord.outcome == outcome)
+    return [_record_out(r, masked=False) for r in session.scalars(query)]
+
+
+@router.get("/calls/{uid}")
+def get_call(uid: CallUid, user: UserDep, session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
+    _staff(user)
+    record = CallRecords(session, ctx.clock).get(uid)
+    events = session.scalars(select(CallEvent).where(CallEvent.call_id == record.id).order_by(CallEvent.id))
+    return {
+        **_record_out(record, masked=False),
+        "events": [{"at": e.at, "kind": e.kind, "detail": e.detail} for e in events],
+    }
+
+
+@router.get("/calls/{uid}/recording", response_class=FileResponse)
+def recording(uid: CallUid, user: UserDep, session: SessionDep, ctx: ContextDep) -> FileResponse:
+    _supervisor(user)
+    record = CallRecords(session, ctx.clock).get(uid)
+    if not record.recording_path or not Path(record.recording_path).exists():
+        raise CallCenterError(f"call {uid} has no recording", "该通话没有录音")
+    return FileResponse(record.recording_path, media_type="audio/wav", filename=f"{uid}.wav")
+
+
+def _own_call(uid: str, user: User, session: SessionDep, ctx: ContextDep) -> None:
+    """Operators act on the call at their own seat; supervisors on any."""
+    if user.role_enum != Role.OPERATOR:
+        return
+    seat = SeatService(session, ctx.clock).of_operator(user.id)
+    if seat is None or seat.current_call_uid != uid:
+        raise NotPermitted(f"call {uid} is not at your seat", "该通话不在您的坐席上")
+
+
+@router.post("/calls/{uid}/transfer")
+def transfer(
+    uid: CallUid,
+    body: TransferBody,
+    user: UserDep,
+    session: SessionDep,
+    ctx: ContextDep,
+    controller: ControllerDep,
+) -> dict[str, str]:
+    _staff(user)
+    _own_call(uid, user, session, ctx)
+    _running(controller).transfer(uid, body.target)
+    return {"status": "ringing", "target": body.target}
+
+
+@router.post("/calls/{uid}/conference")
+def conference(
+    uid: CallUid,
+    body: ConferenceBody,
+    user: UserDep,
+    session: SessionDep,
+    ctx: ContextDep,
+    controller: ControllerDep,
+) -> dict[str, str]:
+    _staff(user)
+    _own_call(uid, user, session, ctx)
+    _running(controller).conference(uid, body.number)
+    return {"status": "ringing", "number": body.number}
+
+
+@router.post("/calls/{uid}/supervise")
+def supervise(
+    uid: CallUid,
+    body: SuperviseBody,
+    user: UserDep,
+    session: SessionDep,
+    ctx: ContextDep,
+    controller: ControllerDep,
+) -> dict[str, str]:
+    _supervisor(user)
+    extension = body.extension
+    if extension is None:
+        own = SeatService(session, ctx.clock).of_operator(user.id)
+        if own is None:
+            raise CallCenterError("give the extension of your phone", "请填写您的分机号")
+        extension = own.extension
+    _running(controller).supervise(uid, extension, body.mode)
+    return {"status": "ringing", "extension": extension, "mode": body.mode}
+
+
+@router.post("/calls/{uid}/hangup")
+def hangup(
+    uid: CallUid, user: UserDep, session: SessionDep, ctx: ContextDep, controller: ControllerDep
+) -> dict[str, str]:
+    _staff(user)
+    _own_call(uid, user, session, ctx)
+    _running(controller).hangup(uid, "operator" if user.role_enum == Role.OPERATOR else "system")
+    return {"status": "hanging up"}
