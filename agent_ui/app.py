@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from callcenter.views import router as callcenter_router
 from dispatch.errors import TicketError
 from dispatch.views import router as dispatch_router
 from hotline.context import HotlineContext
@@ -78,7 +79,14 @@ def create_app(ctx: HotlineContext, background: bool = False) -> FastAPI:
             from sla.scheduler import start_sweeps
 
             scheduler = start_sweeps(ctx)
+        if background and ctx.settings.callcenter.enabled:
+            from callcenter.runtime import CallCentre
+
+            _app.state.callcentre = CallCentre(ctx)
+            await _app.state.callcentre.start()
         yield
+        if _app.state.callcentre is not None:
+            await _app.state.callcentre.stop()
         if scheduler is not None:
             scheduler.shutdown(wait=True)
 
@@ -89,12 +97,14 @@ def create_app(ctx: HotlineContext, background: bool = False) -> FastAPI:
         version="0.1.0",
     )
     app.state.ctx = ctx
+    app.state.callcentre = None  # callcenter.runtime.CallCentre when `hotline serve` runs the call centre
     app.add_exception_handler(TicketError, _ticket_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.include_router(dispatch_router)
     app.include_router(sla_router)
     app.include_router(kb_router)
+    app.include_router(callcenter_router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home() -> str:

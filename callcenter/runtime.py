@@ -1,0 +1,104 @@
+"""The running call centre: Kamailio in front, the pool of media workers, the queue controller.
+
+`hotline serve` starts it inside the web process's event loop (the controller is light and never
+touches audio; every pjsua2 endpoint runs in a worker process of its own). The benchmark and the tests
+start it the same way, on free loopback ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from callcenter.controller import Controller
+from callcenter.kamailio import Kamailio
+from callcenter.pool import WorkerPool
+from callcenter.prompts import ensure_prompts
+from callcenter.settings import CallCenterSettings
+from hotline.context import HotlineContext
+
+log = logging.getLogger("callcenter")
+
+UNIX_PATH_MAX = 100  # sun_path holds 108 bytes; keep a margin
+
+
+def socket_path(runtime_dir: Path) -> Path:
+    """The controller's socket: in the runtime folder, or under /tmp when that path is too long."""
+    path = runtime_dir / "controller.sock"
+    if len(str(path)) < UNIX_PATH_MAX:
+        return path
+    digest = hashlib.sha1(str(runtime_dir).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"hotline-{digest}.sock"
+
+
+class CallCentre:
+    def __init__(self, ctx: HotlineContext, cc: CallCenterSettings | None = None) -> None:
+        self.ctx = ctx
+        self.cc = cc or ctx.settings.callcenter
+        self.runtime_dir = ctx.settings.resolve(self.cc.runtime_dir)
+        self.recordings_dir = ctx.settings.resolve(self.cc.recordings_dir)
+        self.prompts_dir = ctx.settings.resolve(self.cc.prompts_dir)
+        self.controller: Controller | None = None
+        self.pool: WorkerPool | None = None
+        self.kamailio: Kamailio | None = None
+        self.started_at: float | None = None
+
+    async def start(self, wait_seconds: float = 60) -> None:
+        """Start everything; returns when every worker has reported for duty."""
+        self.runtime_dir.mkdir(parents=True, exist_ok=True)
+        prompts = await asyncio.to_thread(ensure_prompts, self.prompts_dir)
+        self.controller = Controller(self.ctx, prompts, self.cc)
+        sock = socket_path(self.runtime_dir)
+        await self.controller.start(sock)
+        self.pool = WorkerPool(
+            self.cc, sock, self.runtime_dir, self.recordings_dir, self.controller.worker_died
+        )
+        self.kamailio = Kamailio(self.cc, self.runtime_dir, self.pool.sip_ports)
+        try:
+            await asyncio.to_thread(self.kamailio.start)
+            await self.pool.start()
+            await self.wait_for_workers(self.cc.workers, wait_seconds)
+        except BaseException:
+            await self.stop()
+            raise
+        self.started_at = time.monotonic()
+        log.info(
+            "call centre up: %d workers, SIP at %s:%d", self.cc.workers, self.cc.sip_host, self.cc.sip_port
+        )
+
+    async def wait_for_workers(self, count: int, timeout: float) -> None:
+        assert self.controller is not None
+        deadline = time.monotonic() + timeout
+        while len(self.controller.workers) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"only {len(self.controller.workers)} of {count} media workers started "
+                    f"within {timeout:.0f} s; "
+                    f"see {self.runtime_dir / 'workers'}"
+                )
+            await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        if self.pool is not None:
+            await self.pool.stop()
+        if self.controller is not None:
+            await self.controller.stop()
+        if self.kamailio is not None:
+            await asyncio.to_thread(self.kamailio.stop)
+
+    def status(self) -> dict[str, Any]:
+        controller, pool = self.controller, self.pool
+        return {
+            "enabled": True,
+            "workers_configured": self.cc.workers,
+            "workers_connected": len(controller.workers) if controller else 0,
+            "worker_restarts": pool.restarts if pool else 0,
+            "calls": len(controller.calls) if controller else 0,
+            "queue_length": len(controller.queue()) if controller else 0,
+            "sip": f"{self.cc.sip_host}:{self.cc.sip_port}",
+        }
