@@ -57,8 +57,9 @@ class LiveCall:
     caller: str
     direction: CallDirection
     started: float = field(default_factory=time.monotonic)
-    # welcome -> queued -> ringing -> talking; offer: the queue is full and a callback is offered
-    state: str = "queued"
+    # new -> queued -> ringing -> talking; offer: the queue is full and a callback is offered;
+    # outbound: dialing -> talking
+    state: str = "new"
     order: int = 0
     seat: str | None = None
     tried: set[str] = field(default_factory=set)
@@ -161,6 +162,7 @@ class Controller:
     def _on_incoming(self, link: WorkerLink, message: dict[str, Any]) -> None:
         call = LiveCall(message["call"], link.name, str(message.get("caller", "")), CallDirection.INBOUND)
         call.order = next(self._order)
+        position = len(self.queue()) + 1
         self.calls[call.uid] = call
         with self.ctx.unit_of_work() as session:
             CallRecords(session, self.ctx.clock).open(
@@ -171,11 +173,10 @@ class Controller:
                 CallDirection.INBOUND,
                 message.get("sip_call_id"),
             )
-        waiting = len(self.queue())
-        if waiting > self.cc.max_queue_length:
+        if position > self.cc.max_queue_length:
             self._offer_callback(call, full=True)
             return
-        self._enqueue(call, waiting)
+        self._enqueue(call, position)
         self._dispatch()
 
     def _enqueue(self, call: LiveCall, position: int) -> None:
@@ -194,6 +195,8 @@ class Controller:
         if call is None:
             return
         leg = message["leg"]
+        if leg == "citizen" and call.direction == CallDirection.INBOUND:
+            return  # the worker answered the citizen itself; "offered" already says so
         if leg == "seat" and call.seat:
             call.state = "talking"
             with self.ctx.unit_of_work() as session:
@@ -290,7 +293,7 @@ class Controller:
         if outcome is None:
             if call.direction == CallDirection.OUTBOUND:
                 outcome = CallOutcome.COMPLETED if call.state == "talking" else CallOutcome.NOT_REACHED
-            elif call.state in ("queued", "ringing", "offer", "welcome"):
+            elif call.state in ("new", "queued", "ringing", "offer"):
                 outcome = CallOutcome.ABANDONED
             else:
                 outcome = CallOutcome.ANSWERED

@@ -27,6 +27,20 @@ class TransferTargets(_Section):
         return {"110": self.police, "119": self.fire, "120": self.medical}[service]
 
 
+class AsrSettings(_Section):
+    """`[callcenter.asr]`: speech to text with Vosk (callcenter/asr). No model path: transcription off."""
+
+    # A Vosk model folder (e.g. vosk-model-small-cn-0.22); relative paths start at config.toml's folder.
+    model_path: Path | None = None
+    # Worker processes that transcribe finished calls; each loads the model once (memory: one model each).
+    transcription_processes: int = Field(default=1, ge=1, le=64)
+    # Upper bound of live streams (partial text while the citizen talks); the live recogniser lowers it
+    # further to what it measures this machine's CPU keeps up with. Calls beyond it: after-call only.
+    live_streams: int = Field(default=24, ge=0, le=500)
+    # Correct recognised text towards hotline words (knowledge base, category tree, routing table).
+    vocabulary_correction: bool = True
+
+
 class CallCenterSettings(_Section):
     # Start Kamailio, the media workers and the queue controller with `hotline serve`.
     enabled: bool = False
@@ -54,7 +68,11 @@ class CallCenterSettings(_Section):
     max_wait_seconds: float = Field(default=180, gt=0, le=3600)
     # The digit a caller presses to leave a callback request when the queue is full or too slow.
     callback_digit: str = Field(default="1", pattern=r"^[0-9*#]$")
+    # Kamailio sends a worker's call to a number that is not a registered extension here (callbacks).
+    trunk_uri: str = Field(default="sip:127.0.0.1:5090", pattern=r"^sip:[^@;?]+$")
     transfers: TransferTargets = TransferTargets()
+    # Speech to text: after-call transcripts and live text (callcenter/asr).
+    asr: AsrSettings = AsrSettings()
     # Files: recordings, generated prompts, Kamailio's and the workers' runtime folder and logs.
     recordings_dir: Path = Path("var/recordings")
     prompts_dir: Path = Path("var/prompts")

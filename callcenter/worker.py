@@ -38,6 +38,7 @@ PLAYER = "player"
 REC_CITIZEN = "rec_citizen"
 REC_HOTLINE = "rec_hotline"
 PARTIES = ("seat", "transfer", "conference")
+IDLE_POLL_MS = 50
 
 
 def wanted_edges(present: set[str], supervisor_mode: str | None, playing: bool) -> set[tuple[str, str]]:
@@ -288,6 +289,8 @@ class CallSession:
         self.rewire()
         if role == CITIZEN:
             self._citizen_left(f"{status} {reason}")
+        elif not leg.confirmed:
+            pass  # a leg that never answered leaves the call as it was; the controller decides what next
         elif role == "seat" and not {"transfer", "conference"} & set(self.legs):
             self.hangup("operator hung up", side="operator")
         elif role in ("transfer", "conference") and not {"seat", "transfer", "conference"} & set(self.legs):
@@ -529,7 +532,9 @@ class Worker:
         self.send({"type": "hello", "pid": os.getpid(), "sip_port": self.sip_port})
         assert self.ep is not None
         while self.running:
-            self.ep.libHandleEvents(10)
+            # SIP wakes the poll at once; the timeout only paces our own commands and timers, which
+            # matter during a call. An idle worker polls slowly: 72 of them must not load the machine.
+            self.ep.libHandleEvents(10 if self.sessions else IDLE_POLL_MS)
             self._drain()
             now = time.monotonic()
             for session in list(self.sessions.values()):

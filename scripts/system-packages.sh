@@ -4,6 +4,12 @@
 set -euo pipefail
 needs=(
   "pg_isready:postgresql-client"
+  "/usr/bin/chromium:chromium"
+  "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc:fonts-wqy-microhei"
+  "sipp:sip-tester"
+  "/usr/sbin/kamailio:kamailio"
+  "espeak-ng:espeak-ng"
+  "sox:sox"
 )
 missing=()
 for entry in "${needs[@]}"; do

@@ -1,0 +1,188 @@
+"""Speech to text inside `hotline serve`: the background transcription and the live recogniser.
+
+For the lead (agent_ui/app.py lifespan, next to the call centre):
+
+    from callcenter import asr
+    speech = await asr.start(ctx)          # never raises for a missing/broken model: it runs "off"
+    ...
+    await asr.stop()
+    asr.asr_status()                       # for /api/health and the supervisor's page
+
+`start` runs the `TranscriptionService` in this process's event loop (the decoding itself happens in
+worker processes), starts `python -m callcenter.asr.live` as a child process on
+`live_socket_path(runtime_dir)`, and bridges its events to `ctx.events`:
+
+    transcript.partial   {"call_uid", "text" (everything said so far), "partial", "final": bool,
+                          "suggestions" (with final segments)}
+    transcript.live      {"call_uid", "state": "started" | "ended" | "refused", "message"}
+    transcript.done      (from the transcription service) {"call_uid", "ticket_id", "extension",
+                          "text", "suggestions", "classification"}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from callcenter.asr.client import live_socket_path
+from callcenter.asr.service import TranscriptionService, suggestions
+from callcenter.asr.transcriber import ModelError, check_model_folder
+from callcenter.settings import AsrSettings
+from hotline.context import HotlineContext
+
+log = logging.getLogger("callcenter.asr")
+
+LIVE_START_SECONDS = 60.0
+AFTER_CALL_ONLY = "实时转写已满，仅通话后转写 (after-call transcript only)"
+
+
+class LiveBridge:
+    """Reads the live recogniser's event lines and republishes them for the pages."""
+
+    def __init__(self, ctx: HotlineContext, socket_path: Path, kb_for_text: Any = None) -> None:
+        self.ctx = ctx
+        self.socket_path = socket_path
+        self.kb_for_text = kb_for_text  # text -> suggestions; None: no suggestions while talking
+        self.texts: dict[str, str] = {}
+        self.hello: dict[str, Any] = {}
+
+    async def run(self) -> None:
+        reader, writer = await asyncio.open_unix_connection(str(self.socket_path), limit=1 << 20)
+        writer.write(b'{"subscribe": true}\n')
+        await writer.drain()
+        try:
+            while line := await reader.readline():
+                await self.handle(json.loads(line))
+        finally:
+            writer.close()
+
+    async def handle(self, event: dict[str, Any]) -> None:
+        kind, uid = event.get("type"), event.get("call")
+        if kind == "hello":
+            self.hello = event
+        elif kind in ("partial", "final"):
+            await self._text(uid, event, kind == "final")
+        elif kind == "refused":
+            self.ctx.events.publish(
+                "transcript.live", {"call_uid": uid, "state": "refused", "message": AFTER_CALL_ONLY}
+            )
+        elif kind in ("started", "ended"):
+            if kind == "ended":
+                self.texts.pop(uid, None)
+            self.ctx.events.publish("transcript.live", {"call_uid": uid, "state": kind})
+
+    async def _text(self, uid: str, event: dict[str, Any], final: bool) -> None:
+        said = self.texts.get(uid, "")
+        payload: dict[str, Any] = {"call_uid": uid, "partial": event["text"], "final": final}
+        if final:
+            said = self.texts[uid] = said + event["text"]
+            if self.kb_for_text is not None:
+                payload["suggestions"] = await asyncio.to_thread(self.kb_for_text, said)
+        payload["text"] = said if final else said + event["text"]
+        self.ctx.events.publish("transcript.partial", payload)
+
+
+class SpeechRuntime:
+    def __init__(self, ctx: HotlineContext, settings: AsrSettings | None = None) -> None:
+        self.ctx = ctx
+        self.settings = settings or ctx.settings.callcenter.asr
+        self.transcription = TranscriptionService(ctx, self.settings)
+        runtime_dir = ctx.settings.resolve(ctx.settings.callcenter.runtime_dir)
+        self.live_socket = live_socket_path(runtime_dir)
+        self.live_log = runtime_dir / "asr-live.log"
+        self._live: asyncio.subprocess.Process | None = None
+        self._bridge: LiveBridge | None = None
+        self._bridge_task: asyncio.Task[None] | None = None
+        self.live_state: dict[str, Any] = {"live": "off", "reason": "not started"}
+
+    async def start(self) -> None:
+        await self.transcription.start()
+        await self._start_live()
+
+    async def stop(self) -> None:
+        if self._bridge_task is not None:
+            self._bridge_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, OSError):
+                await self._bridge_task
+        if self._live is not None and self._live.returncode is None:
+            self._live.terminate()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._live.wait(), 10)
+            if self._live.returncode is None:
+                self._live.kill()
+                await self._live.wait()
+        await self.transcription.stop()
+
+    def status(self) -> dict[str, Any]:
+        live = dict(self.live_state)
+        if self._bridge is not None and self._bridge.hello:
+            live.update({k: self._bridge.hello[k] for k in ("max_streams", "cpu_per_stream") if k in self._bridge.hello})
+        return {**self.transcription.status(), **live, "live_socket": str(self.live_socket)}
+
+    async def _start_live(self) -> None:
+        model = self.transcription.model_path
+        if self.settings.live_streams == 0:
+            self.live_state = {"live": "off", "reason": "live_streams = 0"}
+            return
+        try:
+            check_model_folder(model) if model else None
+        except ModelError as exc:
+            self.live_state = {"live": "off", "reason": str(exc)}
+            return
+        if model is None or not self.transcription.on:
+            self.live_state = {"live": "off", "reason": "no usable model"}
+            return
+        self.live_log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.live_log, "ab") as errors:
+            self._live = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "callcenter.asr.live", "--socket", str(self.live_socket),
+                "--model", str(model), "--max-streams", str(self.settings.live_streams),
+                stdout=asyncio.subprocess.PIPE, stderr=errors,
+            )
+        assert self._live.stdout is not None
+        try:
+            ready = await asyncio.wait_for(self._live.stdout.readline(), LIVE_START_SECONDS)
+        except TimeoutError:
+            ready = b""
+        if not ready:
+            self.live_state = {"live": "off", "reason": f"live recogniser did not start; see {self.live_log}"}
+            log.error("live speech recognition off: see %s", self.live_log)
+            return
+        self._bridge = LiveBridge(self.ctx, self.live_socket, self._suggest)
+        self._bridge_task = asyncio.create_task(self._bridge.run(), name="asr-live-bridge")
+        self.live_state = {"live": "on", "reason": None}
+
+    def _suggest(self, text: str) -> list[dict[str, Any]]:
+        with self.ctx.unit_of_work() as session:
+            return suggestions(self.transcription.knowledge_base(session), text)
+
+
+_current: SpeechRuntime | None = None
+
+
+async def start(ctx: HotlineContext, settings: AsrSettings | None = None) -> SpeechRuntime:
+    """Start speech to text for this process (idempotent: a second call returns the running one)."""
+    global _current
+    if _current is None:
+        _current = SpeechRuntime(ctx, settings)
+        await _current.start()
+    return _current
+
+
+async def stop() -> None:
+    global _current
+    if _current is not None:
+        runtime, _current = _current, None
+        await runtime.stop()
+
+
+def asr_status() -> dict[str, Any]:
+    """{"transcription": "on"|"off", "reason", "model_path", "pending", "live": "on"|"off", ...}."""
+    if _current is None:
+        return {"transcription": "off", "reason": "speech to text not started", "model_path": None, "live": "off"}
+    return _current.status()

@@ -1,0 +1,293 @@
+"""Hotline vocabulary: correct recognised text towards the words the hotline lives on, by sound.
+
+A recogniser that does not know 公积金 writes what it heard, 公鸡金; a caller's 低保 becomes 底保. The
+terms come from the category tree, the routing table (every word of every rule, the place names) and
+the knowledge base (keywords, topics, and the words of its questions). A window of 2-6 Chinese
+characters that is not itself a word but sounds like a term is replaced by the term:
+
+- three characters or more: the toneless pinyin of any reading must match (tones are what
+  recognisers confuse most);
+- two characters: the usual reading with tones must match, and neither character may form a word
+  with its outer neighbour (在那边 is 在+那边, not 在那 -> 在哪): two-syllable look-alikes are common
+  in ordinary speech and a wrong "correction" adds an error instead of removing one;
+- function characters (的 了 是 不 那 ...) are never changed, a window that is a dictionary word
+  (jieba's) or a term is never replaced, and the longest window wins, scanning left to right.
+
+`python -m callcenter.asr.vocabulary --eval FILE` measures it: the character error rate of sentences
+with simulated homophone errors, before and after the correction, and on the clean sentences (where
+any change is a false correction). The measured figures are in the module's README section of the
+report; `vocabulary_correction` in `[callcenter.asr]` turns it off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import tomllib
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from functools import lru_cache
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+from rapidfuzz.distance import Levenshtein
+
+REPO = Path(__file__).resolve().parents[2]
+CATEGORY_TREE = REPO / "dispatch" / "category_tree.toml"
+ROUTING_TABLE = REPO / "dispatch" / "routing.toml"
+MIN_LEN, MAX_LEN = 2, 6
+_HAN = re.compile(r"[\u4e00-\u9fff]+")
+_HAN_ONLY = re.compile(r"^[\u4e00-\u9fff]+$")
+_SIGNAL_SPLIT = re.compile(r"[|+，,、\s]+")
+# Particles and deictics: a recogniser rarely gets them wrong, while they sound like half the lexicon.
+FUNCTION_CHARS = frozenset("的了是不在那这到就也都把被给得着过吗呢吧啊么")
+
+
+@lru_cache(maxsize=16384)
+def _readings(char: str) -> tuple[str, ...]:
+    """Every reading of a character, tone as a digit (zhong1, zhong4)."""
+    from pypinyin import Style, pinyin
+
+    found = pinyin(char, style=Style.TONE3, heteronym=True, neutral_tone_with_five=True)
+    return tuple(dict.fromkeys(found[0])) if found and found[0] else (char,)
+
+
+def _toneless(syllable: str) -> str:
+    return syllable.rstrip("012345")
+
+
+def _term_key(term: str) -> tuple[str, ...]:
+    """A term's own reading, in context (银行 is yin2 hang2, not yin2 xing2)."""
+    from pypinyin import Style, lazy_pinyin
+
+    return tuple(lazy_pinyin(term, style=Style.TONE3, neutral_tone_with_five=True))
+
+
+def _is_word(text: str) -> bool:
+    import jieba
+
+    return jieba.dt.FREQ.get(text, 0) > 0
+
+
+def cer(reference: str, hypothesis: str) -> float:
+    """Character error rate: edits needed / characters of the reference (punctuation and spaces out)."""
+    ref, hyp = _letters(reference), _letters(hypothesis)
+    return Levenshtein.distance(ref, hyp) / max(1, len(ref))
+
+
+def _letters(text: str) -> str:
+    return re.sub(r"[\W_]+", "", text)
+
+
+class Vocabulary:
+    """Terms indexed by sound; `correct(text)` is pure and thread-safe once built."""
+
+    def __init__(self, terms: Iterable[str], weights: Counter[str] | None = None) -> None:
+        self.terms = {t for t in terms if MIN_LEN <= len(t) <= MAX_LEN and _HAN_ONLY.match(t)}
+        weights = weights or Counter()
+        self._by_sound: dict[tuple[str, ...], str] = {}
+        # The term named most often in the sources wins a shared sound; then the shorter, then any.
+        for term in sorted(self.terms, key=lambda t: (-weights[t], len(t), t)):
+            reading = _term_key(term)
+            key = reading if len(term) == MIN_LEN else tuple(_toneless(s) for s in reading)
+            self._by_sound.setdefault(key, term)
+
+    def __len__(self) -> int:
+        return len(self.terms)
+
+    @classmethod
+    def from_hotline(
+        cls,
+        kb_entries: Iterable[Any] = (),
+        category_tree: Path = CATEGORY_TREE,
+        routing_table: Path = ROUTING_TABLE,
+    ) -> Vocabulary:
+        """Terms of the category tree, the routing table and knowledge-base entries (objects with
+        question / alternatives / keywords / topic, as `knowledge_base.Entry` or the database rows)."""
+        weights: Counter[str] = Counter()
+        weights.update(_toml_terms(category_tree))
+        weights.update(_toml_terms(routing_table))
+        weights.update(_kb_terms(kb_entries))
+        return cls(weights, weights)
+
+    def correct(self, text: str) -> str:
+        return _HAN.sub(lambda m: self._correct_run(m.group()), text)
+
+    def _correct_run(self, run: str) -> str:
+        out: list[str] = []
+        i = 0
+        while i < len(run):
+            size, replacement = self._best_window(run, i)
+            out.append(replacement if size else run[i])
+            i += size or 1
+        return "".join(out)
+
+    def _best_window(self, run: str, i: int) -> tuple[int, str]:
+        for size in range(min(MAX_LEN, len(run) - i), MIN_LEN - 1, -1):
+            window = run[i : i + size]
+            if window in self.terms:
+                return size, window
+            term = self._sounds_like(window)
+            if term is not None and self._may_replace(run, i, window, term):
+                return size, term
+        return 0, ""
+
+    @staticmethod
+    def _may_replace(run: str, i: int, window: str, term: str) -> bool:
+        if _is_word(window) or any(a != b and a in FUNCTION_CHARS for a, b in zip(window, term, strict=True)):
+            return False
+        if len(window) > MIN_LEN:
+            return True
+        before, after = run[i - 1 : i + 1] if i else "", run[i + 1 : i + 3]
+        return not (len(before) == 2 and _is_word(before)) and not (len(after) == 2 and _is_word(after))
+
+    def _sounds_like(self, window: str) -> str | None:
+        if len(window) == MIN_LEN:
+            return self._by_sound.get(tuple(_readings(c)[0] for c in window))
+        options = [tuple(dict.fromkeys(_toneless(s) for s in _readings(c))) for c in window]
+        for key in product(*options):
+            term = self._by_sound.get(key)
+            if term is not None:
+                return term
+        return None
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _toml_terms(path: Path) -> list[str]:
+    """Every Chinese word in a TOML file's string values, rule syntax (A|B+C, !X, @group, re:) taken apart."""
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    terms: list[str] = []
+    for value in _strings(data):
+        if value.startswith("re:"):
+            continue
+        terms.extend(p.lstrip("!") for p in _SIGNAL_SPLIT.split(value) if p and not p.startswith("@"))
+    return [t for t in terms if _HAN_ONLY.match(t)]
+
+
+def _kb_terms(entries: Iterable[Any]) -> list[str]:
+    import jieba
+
+    terms: list[str] = []
+    for entry in entries:
+        terms.extend(entry.keywords or ())
+        if getattr(entry, "topic", None):
+            terms.append(entry.topic)
+        for sentence in (entry.question, *(entry.alternatives or ())):
+            terms.extend(w for w in jieba.lcut(sentence) if len(w) >= MIN_LEN)
+    return terms
+
+
+# --- measuring ------------------------------------------------------------------------------------
+
+
+def homophone_pool(texts: Iterable[str]) -> dict[str, list[str]]:
+    """Characters of ordinary text grouped by toneless reading: the substitutes a recogniser might pick."""
+    pool: dict[str, set[str]] = defaultdict(set)
+    for text in texts:
+        for char in "".join(_HAN.findall(text)):
+            pool[_toneless(_readings(char)[0])].add(char)
+    return {key: sorted(chars) for key, chars in pool.items()}
+
+
+def simulate_errors(
+    sentence: str, vocabulary: Vocabulary, pool: dict[str, list[str]], rng: random.Random, rate: float
+) -> str:
+    """Each hotline term in the sentence gets one character swapped for a homophone with probability
+    `rate`, the way a recogniser without the term writes it (公积金 -> 公鸡金)."""
+    out = sentence
+    for term in sorted(vocabulary.terms, key=len, reverse=True):
+        if len(term) < 3 or term not in out or rng.random() >= rate:
+            continue
+        pos = rng.randrange(len(term))
+        choices = [c for c in pool.get(_toneless(_readings(term[pos])[0]), []) if c != term[pos]]
+        if choices:
+            out = out.replace(term, term[:pos] + rng.choice(choices) + term[pos + 1 :], 1)
+    return out
+
+
+def corpus_cer(references: list[str], hypotheses: list[str]) -> float:
+    """Edits over all sentences / characters of all references (long sentences weigh more)."""
+    pairs = [(_letters(r), _letters(h)) for r, h in zip(references, hypotheses, strict=True)]
+    edits = sum(Levenshtein.distance(r, h) for r, h in pairs)
+    return round(edits / max(1, sum(len(r) for r, _ in pairs)), 4)
+
+
+def evaluate(
+    sentences: list[str], vocabulary: Vocabulary, seed: int = 12345, rate: float = 0.5
+) -> dict[str, Any]:
+    """Simulated homophone errors on correct sentences: CER before and after the correction, and the
+    CER the correction adds to the untouched sentences (false corrections)."""
+    rng = random.Random(seed)
+    pool = homophone_pool(sentences)
+    noisy = [simulate_errors(s, vocabulary, pool, rng, rate) for s in sentences]
+    return {
+        "sentences": len(sentences),
+        "with_errors": sum(n != s for n, s in zip(noisy, sentences, strict=True)),
+        "cer_before": corpus_cer(sentences, noisy),
+        "cer_after": corpus_cer(sentences, [vocabulary.correct(s) for s in noisy]),
+        "cer_clean_after": corpus_cer(sentences, [vocabulary.correct(s) for s in sentences]),
+        "terms": len(vocabulary),
+    }
+
+
+def evaluate_pairs(pairs: list[tuple[str, str]], vocabulary: Vocabulary) -> dict[str, Any]:
+    """(recognised, reference) pairs: CER without and with the correction."""
+    hyps, refs = [h for h, _ in pairs], [r for _, r in pairs]
+    return {
+        "pairs": len(pairs),
+        "cer_before": corpus_cer(refs, hyps),
+        "cer_after": corpus_cer(refs, [vocabulary.correct(h) for h in hyps]),
+    }
+
+
+def read_pairs(path: Path) -> list[tuple[str, str]]:
+    """Tab-separated `recognised<TAB>reference` lines; `#` starts a comment line."""
+    rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines()]
+    return [(r[0].strip(), r[1].strip()) for r in rows if len(r) == 2 and not r[0].startswith("#")]
+
+
+def _read_sentences(path: Path) -> list[str]:
+    if path.suffix == ".jsonl":
+        return [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def hotline_vocabulary(kb_path: Path | None = None) -> Vocabulary:
+    from knowledge_base import KnowledgeBase
+
+    kb = KnowledgeBase.from_jsonl(kb_path or REPO / "knowledge_base" / "demo_kb.jsonl")
+    return Vocabulary.from_hotline(kb.entries)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Measure the hotline-vocabulary correction (CER).")
+    parser.add_argument("--eval", type=Path, help="correct sentences (.txt lines, or .jsonl with 'text')")
+    parser.add_argument("--pairs", type=Path, help="recognised<TAB>reference lines")
+    parser.add_argument("--kb", type=Path, help="knowledge base (.jsonl); default the demo one")
+    parser.add_argument("--rate", type=float, default=0.5, help="share of hotline terms made wrong")
+    args = parser.parse_args(argv)
+    vocabulary = hotline_vocabulary(args.kb)
+    result: dict[str, Any] = {}
+    if args.eval:
+        result["simulated"] = evaluate(_read_sentences(args.eval), vocabulary, rate=args.rate)
+    if args.pairs:
+        result["pairs"] = evaluate_pairs(read_pairs(args.pairs), vocabulary)
+    print(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

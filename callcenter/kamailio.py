@@ -1,0 +1,334 @@
+"""Kamailio, the hotline's SIP front door: registrar for the seat phones, dispatcher over the media workers.
+
+`render_config()` writes kamailio.cfg from the settings (template `kamailio.cfg.j2` beside this file);
+`Kamailio` runs it as a child process with its own PID file, runtime folder, control socket and log,
+and stops it by that PID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from types import TracebackType
+
+import jinja2
+
+from callcenter.settings import CallCenterSettings
+
+TEMPLATE = "kamailio.cfg.j2"
+DISPATCHER_SET = 1
+INSTALL_HINT = "install the Debian package: apt-get install kamailio"
+# A unix socket path longer than this does not fit in sockaddr_un (108 bytes with the terminator).
+MAX_SOCKET_PATH = 100
+LOG_TAIL_LINES = 30
+SBIN_PATH = "/usr/local/sbin:/usr/sbin:/sbin"
+
+
+class KamailioError(RuntimeError):
+    """Kamailio refused its configuration, did not start, or did not answer."""
+
+
+class KamailioMissing(KamailioError):
+    """The Kamailio executable is not installed."""
+
+
+def find_kamailio(cc: CallCenterSettings) -> str | None:
+    """The Kamailio executable; Debian puts it in /usr/sbin, which a normal user's PATH may lack."""
+    return cc.kamailio_path() or shutil.which(cc.kamailio_binary, path=SBIN_PATH)
+
+
+def _hostport(uri: str) -> tuple[str, int]:
+    """Host and port of a `sip:host[:port]` URI (5060 when no port is given)."""
+    rest = uri.removeprefix("sip:")
+    host, _, port = rest.partition(":")
+    return host, int(port) if port else 5060
+
+
+def _extensions_regex(extensions: list[str]) -> str:
+    return "^(" + "|".join(re.escape(ext) for ext in extensions) + ")$" if extensions else ""
+
+
+def dispatcher_list(host: str, worker_ports: list[int]) -> str:
+    """Kamailio's dispatcher list: one line per media worker in set 1."""
+    return "".join(f"{DISPATCHER_SET} sip:{host}:{port}\n" for port in worker_ports)
+
+
+def render_config(
+    cc: CallCenterSettings,
+    runtime_dir: Path,
+    worker_ports: list[int],
+    *,
+    ctl_socket: Path | None = None,
+    fr_timer_ms: int = 3000,
+    debug_level: int = 2,
+) -> str:
+    """kamailio.cfg for these settings; the dispatcher list is expected at runtime_dir/dispatcher.list.
+
+    `worker_ports` is not written into the cfg (it lives in the dispatcher list) but a cfg without any
+    worker makes no sense, so it is checked here.
+    """
+    if not worker_ports:
+        raise ValueError("Kamailio needs at least one media worker port")
+    trunk_host, trunk_port = _hostport(cc.trunk_uri)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,  # a Kamailio cfg, not HTML
+    )
+    return env.get_template(TEMPLATE).render(
+        host=cc.sip_host,
+        port=cc.sip_port,
+        hotline_number=cc.hotline_number,
+        extensions_regex=_extensions_regex(cc.seats),
+        trunk_host=trunk_host,
+        trunk_port=trunk_port,
+        dispatcher_list=runtime_dir / "dispatcher.list",
+        ctl_socket=ctl_socket or runtime_dir / "run" / "kamailio_ctl",
+        children=2,
+        ping_interval=5,
+        fr_timer_ms=fr_timer_ms,
+        # how long a phone may ring: a survey callee up to a minute (workers cancel seats earlier)
+        fr_inv_timer_ms=max(60000, int(cc.ring_timeout_seconds * 1000) + 15000),
+        debug_level=debug_level,
+    )
+
+
+def options_ping(host: str, port: int, timeout: float = 0.5) -> bytes | None:
+    """Send one SIP OPTIONS and return the reply (None when nothing came back in time)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((host, 0))
+        sock.settimeout(timeout)
+        local_port = sock.getsockname()[1]
+        tag = uuid.uuid4().hex[:12]
+        message = (
+            f"OPTIONS sip:{host}:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {host}:{local_port};branch=z9hG4bK{tag}\r\n"
+            f"From: <sip:probe@{host}:{local_port}>;tag={tag}\r\n"
+            f"To: <sip:{host}:{port}>\r\n"
+            f"Call-ID: {tag}@{host}\r\n"
+            "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+        try:
+            sock.sendto(message.encode(), (host, port))
+            return sock.recv(65535)
+        except OSError:  # timeout, or ICMP port unreachable
+            return None
+
+
+def parse_ul_dump(text: str) -> dict[str, str]:
+    """Extension -> contact URI from `kamcmd ul.dump` output (the first contact of each AoR)."""
+    result: dict[str, str] = {}
+    aor = None
+    for line in text.splitlines():
+        key, _, value = line.strip().partition(":")
+        value = value.strip()
+        if key == "AoR":
+            aor = value.split("@", 1)[0]
+        elif key == "Address" and aor is not None and aor not in result:
+            result[aor] = value
+    return result
+
+
+class Kamailio:
+    """One Kamailio process for the call centre, with everything it owns under runtime_dir/kamailio/."""
+
+    def __init__(
+        self,
+        cc: CallCenterSettings,
+        runtime_dir: Path,
+        worker_ports: list[int],
+        *,
+        start_timeout: float = 10.0,
+        fr_timer_ms: int = 3000,
+    ) -> None:
+        self.cc = cc
+        self.folder = Path(runtime_dir) / "kamailio"
+        self.worker_ports = list(worker_ports)
+        self.start_timeout = start_timeout
+        self.fr_timer_ms = fr_timer_ms
+        self.cfg_path = self.folder / "kamailio.cfg"
+        self.dispatcher_path = self.folder / "dispatcher.list"
+        self.pid_path = self.folder / "kamailio.pid"
+        self.run_dir = self.folder / "run"
+        self.log_path = self.folder / "kamailio.log"
+        self.ctl_socket = self._socket_path()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> Kamailio:
+        binary = self._binary()
+        self.write_files()
+        self._check_config(binary)
+        self.ctl_socket.unlink(missing_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    binary,
+                    "-DD",
+                    "-E",
+                    "-f",
+                    str(self.cfg_path),
+                    "-P",
+                    str(self.pid_path),
+                    "-Y",
+                    str(self.run_dir),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its children die with its process group, not with our terminal
+            )
+        try:
+            self._wait_until_answering()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM to our Kamailio (it stops its children), SIGKILL to the whole group if it hangs."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout)
+        # Children still alive after the main process went (it was killed): same group, same end.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        if not self.ctl_socket.is_relative_to(self.folder):
+            shutil.rmtree(self.ctl_socket.parent, ignore_errors=True)
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def __enter__(self) -> Kamailio:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # --- files -------------------------------------------------------------------------------------
+    def write_files(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.ctl_socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        cfg = render_config(
+            self.cc, self.folder, self.worker_ports, ctl_socket=self.ctl_socket, fr_timer_ms=self.fr_timer_ms
+        )
+        self.cfg_path.write_text(cfg, encoding="utf-8")
+        self.dispatcher_path.write_text(
+            dispatcher_list(self.cc.sip_host, self.worker_ports), encoding="utf-8"
+        )
+
+    def _socket_path(self) -> Path:
+        wanted = self.folder / "run" / "kamailio_ctl"
+        if len(str(wanted)) <= MAX_SOCKET_PATH:
+            return wanted
+        # Deep runtime folders overflow sockaddr_un: a short folder named after ours, removed at stop().
+        digest = hashlib.sha1(str(self.folder.resolve()).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"kam-{digest}" / "ctl"
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    # --- checks ------------------------------------------------------------------------------------
+    def _binary(self) -> str:
+        path = self.cc.kamailio_path()
+        if path is None:
+            raise KamailioMissing(
+                f"Kamailio executable {self.cc.kamailio_binary!r} not found: {INSTALL_HINT}"
+            )
+        return path
+
+    def _check_config(self, binary: str) -> None:
+        check = subprocess.run(
+            [binary, "-c", "-f", str(self.cfg_path)], capture_output=True, text=True, timeout=30, check=False
+        )
+        if check.returncode != 0:
+            tail = "\n".join((check.stdout + check.stderr).splitlines()[-LOG_TAIL_LINES:])
+            raise KamailioError(f"Kamailio rejected {self.cfg_path}:\n{tail}")
+
+    def _wait_until_answering(self) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise KamailioError(
+                    f"Kamailio exited with status {self.process.returncode} at start; "
+                    f"log {self.log_path}:\n{self.log_tail()}"
+                )
+            reply = options_ping(self.cc.sip_host, self.cc.sip_port, timeout=0.2)
+            if reply and reply.startswith(b"SIP/2.0 200"):
+                return
+        raise KamailioError(
+            f"Kamailio did not answer OPTIONS on {self.cc.sip_host}:{self.cc.sip_port} within "
+            f"{self.start_timeout:.0f} s; log {self.log_path}:\n{self.log_tail()}"
+        )
+
+    # --- control socket ----------------------------------------------------------------------------
+    def rpc(self, *command: str) -> str:
+        """Run one RPC command through kamcmd on our control socket and return its output."""
+        kamcmd = shutil.which("kamcmd", path=self._tool_path())
+        if kamcmd is None:
+            raise KamailioMissing(f"kamcmd not found: {INSTALL_HINT}")
+        result = subprocess.run(
+            [kamcmd, "-s", f"unix:{self.ctl_socket}", *command],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise KamailioError(
+                f"kamcmd {' '.join(command)} failed: {(result.stderr or result.stdout).strip()}"
+            )
+        return result.stdout
+
+    def _tool_path(self) -> str:
+        binary = find_kamailio(self.cc)  # kamcmd is installed beside kamailio
+        folders = [str(Path(binary).parent)] if binary else []
+        return os.pathsep.join([*folders, os.environ.get("PATH", ""), SBIN_PATH])
+
+    def registrations(self) -> dict[str, str]:
+        """Registered extensions and their contact URI."""
+        return parse_ul_dump(self.rpc("ul.dump"))
+
+    def reload_dispatcher(self, worker_ports: list[int] | None = None) -> None:
+        """Rewrite the dispatcher list (when ports are given) and make Kamailio read it again."""
+        if worker_ports is not None:
+            self.worker_ports = list(worker_ports)
+            self.dispatcher_path.write_text(
+                dispatcher_list(self.cc.sip_host, self.worker_ports), encoding="utf-8"
+            )
+        self.rpc("dispatcher.reload")
+
+    def dispatcher_targets(self) -> list[str]:
+        """The worker URIs Kamailio currently has in its dispatcher set."""
+        return re.findall(r"URI:\s*(sip:\S+)", self.rpc("dispatcher.list"))

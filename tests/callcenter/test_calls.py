@@ -1,0 +1,360 @@
+"""The call centre for real: Kamailio, pjsua2 media workers and the queue controller on loopback,
+with SIPp as the citizens' phones and the seat phones. One call centre serves the whole module."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from callcenter.models import CallEvent, CallRecord, SeatState
+from callcenter.recording import channel_levels
+from callcenter.service import SeatService
+from callcenter.testing.harness import LiveCallCentre, loopback_settings
+from dispatch.models import Ticket
+from hotline.clock import SystemClock
+from hotline.context import HotlineContext
+from tests.callcenter.sipkit import (
+    PJSUA_DTMF_PT,
+    SeatPhone,
+    Sipp,
+    citizen,
+    dtmf_pcap,
+    free_udp_port,
+    pcap,
+    running,
+    send_raw_udp,
+)
+from tests.conftest import make_settings
+
+NEEDED = ("kamailio", "sipp", "espeak-ng", "sox")
+missing = [tool for tool in NEEDED if not (shutil.which(tool) or shutil.which(tool, path="/usr/sbin"))]
+pytestmark = pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing)} (make test installs them)")
+
+SEATS = ["1001", "1002", "1003"]
+SUPERVISOR = "1009"
+WORKERS = 4
+POLICE_PORT = free_udp_port()
+TRUNK_PORT = free_udp_port()
+
+
+@pytest.fixture(scope="module")
+def centre(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCallCentre]:
+    folder = tmp_path_factory.mktemp("callcentre")
+    database = folder / "hotline.db"
+    shutil.copyfile(sqlite_template, database)
+    cc = loopback_settings(
+        WORKERS, SEATS,
+        ring_timeout_seconds=3, wrap_up_seconds=1, max_queue_length=2, max_wait_seconds=60,
+        recordings_dir=folder / "recordings", prompts_dir=folder / "prompts", runtime_dir=folder / "run",
+        transfers={"110": f"sip:110@127.0.0.1:{POLICE_PORT}"}, trunk_uri=f"sip:127.0.0.1:{TRUNK_PORT}",
+    )  # fmt: skip
+    settings = make_settings(f"sqlite:///{database}", callcenter=cc.model_dump(by_alias=True))
+    ctx = HotlineContext.from_settings(settings, clock=SystemClock(settings.hotline.timezone))
+    with LiveCallCentre(ctx, settings.callcenter) as live:
+        yield live
+    ctx.close()
+
+
+@pytest.fixture
+def live(centre: LiveCallCentre) -> Iterator[LiveCallCentre]:
+    """Each test starts with every seat signed out and no call in progress."""
+    yield centre
+    centre.wait_for(lambda: not centre.controller.calls, 20, "every call to end")
+    with centre.ctx.unit_of_work() as session:
+        seats = SeatService(session, centre.ctx.clock)
+        for seat in seats.all():
+            if seat.state in ("ringing", "talking"):
+                raise AssertionError(f"seat {seat.extension} left {seat.state}")
+            if seat.state != "logged_out":
+                seats.change(seat.extension, SeatState.LOGGED_OUT)
+
+
+def sign_in(live: LiveCallCentre, *extensions: str) -> None:
+    with live.ctx.unit_of_work() as session:
+        seats = SeatService(session, live.ctx.clock)
+        for extension in extensions:
+            seats.change(extension, SeatState.READY)
+    live.call(live.controller.seat_changed)
+
+
+def kamailio(live: LiveCallCentre) -> str:
+    return f"127.0.0.1:{live.cc.sip_port}"
+
+
+def new_records(live: LiveCallCentre, before: int, count: int, timeout: float = 30) -> list[CallRecord]:
+    """Wait until `count` calls after the first `before` have ended; return them in order."""
+
+    def ended() -> list[CallRecord] | None:
+        rows = live.records()[before:]
+        return rows if len(rows) >= count and all(r.ended_at for r in rows[:count]) else None
+
+    return live.wait_for(ended, timeout, f"{count} call records to close")[:count]
+
+
+def events_of(live: LiveCallCentre, record: CallRecord) -> list[str]:
+    with live.ctx.sessions() as session:
+        return list(
+            session.scalars(
+                select(CallEvent.kind).where(CallEvent.call_id == record.id).order_by(CallEvent.id)
+            )
+        )
+
+
+def assert_recording(record: CallRecord, seconds: float, operator_heard: bool = True) -> None:
+    assert record.recording_path and Path(record.recording_path).exists()
+    with wave.open(record.recording_path, "rb") as wav:
+        assert (wav.getnchannels(), wav.getframerate()) == (2, 8000)
+        length = wav.getnframes() / 8000
+    assert abs(length - seconds) < 1.0, f"recording is {length:.2f} s, call was about {seconds} s"
+    assert record.recording_seconds == pytest.approx(length, abs=0.01)
+    assert record.recording_bytes == Path(record.recording_path).stat().st_size
+    citizen_level, hotline_level = channel_levels(Path(record.recording_path))
+    assert citizen_level > -30, f"citizen channel is silent ({citizen_level:.1f} dBFS)"
+    if operator_heard:
+        assert hotline_level > -40, f"hotline channel is silent ({hotline_level:.1f} dBFS)"
+
+
+def test_a_call_is_answered_by_a_ready_seat_and_recorded(live: LiveCallCentre) -> None:
+    before = len(live.records())
+    sign_in(live, "1001")
+    phone = SeatPhone("1001", kamailio(live), pcaps={"audio": pcap("tone:600:8")})
+    caller = citizen(kamailio(live), hold_ms=5000, pcaps={"audio": pcap("tone:1000:6")})
+    with running(phone), caller:
+        result = caller.wait()
+    assert result.ok, result
+    (record,) = new_records(live, before, 1)
+    assert record.outcome == "answered" and record.hangup_side == "citizen"
+    assert record.caller.startswith("138") and record.worker and record.answered_at
+    assert (record.answered_at - record.offered_at).total_seconds() < 3
+    assert_recording(record, seconds=5.0)
+    assert events_of(live, record)[:4] == ["offered", "queued", "ringing", "answered"]
+    live.wait_for(lambda: live.seat("1001").state == "ready", 10, "wrap-up to end")
+
+
+def test_with_all_seats_busy_callers_wait_and_are_answered_in_order(live: LiveCallCentre) -> None:
+    before = len(live.records())
+    sign_in(live, "1001")
+    phone = SeatPhone("1001", kamailio(live), calls=2, pcaps={"audio": pcap("tone:600:8")})
+    first = citizen(
+        kamailio(live), hold_ms=3000, callers=["13900000001"], pcaps={"audio": pcap("tone:1000:4")}
+    )
+    second = citizen(
+        kamailio(live), hold_ms=9000, callers=["13900000002"], pcaps={"audio": pcap("tone:1000:4")}
+    )
+    with running(phone):
+        first.start()
+        live.wait_for(lambda: live.seat("1001").state == "talking", 10, "the first call to be talking")
+        second.start()
+        live.wait_for(lambda: live.controller.queue_view()["length"] == 1, 10, "the second caller to queue")
+        assert first.wait().ok and second.wait().ok
+    one, two = new_records(live, before, 2)
+    assert (one.caller, two.caller) == ("13900000001", "13900000002")
+    assert one.outcome == two.outcome == "answered"
+    assert two.answered_at >= one.ended_at  # the same seat took the second call after wrap-up
+    assert two.queue_position == 1
+    assert_recording(two, seconds=9.0, operator_heard=True)
+
+
+def test_a_caller_who_hangs_up_in_the_queue_is_recorded_as_abandoned(live: LiveCallCentre) -> None:
+    before = len(live.records())
+    caller = citizen(kamailio(live), hold_ms=3000, pcaps={"audio": pcap("tone:1000:3")})
+    with caller:
+        assert caller.wait().ok
+    (record,) = new_records(live, before, 1)
+    assert record.outcome == "abandoned" and record.answered_at is None and record.hangup_side == "citizen"
+    assert_recording(record, seconds=3.0)  # the prompts and hold music are on the hotline channel
+
+
+def test_a_seat_that_does_not_answer_is_skipped_and_set_not_ready(live: LiveCallCentre) -> None:
+    before = len(live.records())
+    sign_in(live, "1002")  # ready first: idle the longest, gets the call first
+    sign_in(live, "1003")
+    sleeper = SeatPhone("1002", kamailio(live), behaviour="uas_ringing")
+    awake = SeatPhone("1003", kamailio(live), pcaps={"audio": pcap("tone:600:8")})
+    caller = citizen(kamailio(live), hold_ms=7000, pcaps={"audio": pcap("tone:1000:7")})
+    with running(sleeper, awake), caller:
+        assert caller.wait().ok
+    (record,) = new_records(live, before, 1)
+    seat_1002 = live.seat("1002")
+    assert seat_1002.state == "break" and seat_1002.reason == "no_answer"
+    assert record.outcome == "answered"
+    with live.ctx.sessions() as session:
+        assert (
+            session.get(CallRecord, record.id).seat_id == SeatService(session, live.ctx.clock).get("1003").id
+        )
+    kinds = events_of(live, record)
+    assert kinds.index("seat_failed") < kinds.index("answered")
+
+
+def test_transfer_to_110_hands_the_citizen_over_and_frees_the_seat(live: LiveCallCentre) -> None:
+    before = len(live.records())
+    sign_in(live, "1001")
+    phone = SeatPhone("1001", kamailio(live), pcaps={"audio": pcap("tone:600:10")})
+    # the 110 centre is a plain answering UAS on the port its URI names
+    police_uas = Sipp("uas_answer", service="110", port=POLICE_PORT, pcaps={"audio": pcap("tone:800:10")})
+    caller = citizen(kamailio(live), hold_ms=8000, pcaps={"audio": pcap("tone:1000:8")})
+    with running(phone, police_uas), caller:
+        uid = live.wait_for(
+            lambda: live.seat("1001").current_call_uid if live.seat("1001").state == "talking" else None,
+            10,
+            "the seat to talk",
+        )
+        live.call(live.controller.transfer, uid, "110")
+        live.wait_for(lambda: live.seat("1001").state in ("wrap_up", "ready"), 10, "the seat to leave")
+        assert caller.wait().ok
+    (record,) = new_records(live, before, 1)
+    assert record.outcome == "transferred" and record.transfer_target == "110"
+    assert "transfer_answered" in events_of(live, record)
+
+
+def test_a_three_way_call_joins_a_department(live: LiveCallCentre) -> None:
+    before = len(live.records())
+    sign_in(live, "1001")
+    phone = SeatPhone("1001", kamailio(live), pcaps={"audio": pcap("tone:600:10")})
+    department = SeatPhone("1005", kamailio(live), pcaps={"audio": pcap("tone:800:10")})
+    caller = citizen(kamailio(live), hold_ms=7000, pcaps={"audio": pcap("tone:1000:7")})
+    with running(phone, department), caller:
+        uid = live.wait_for(
+            lambda: live.seat("1001").current_call_uid if live.seat("1001").state == "talking" else None,
+            10,
+            "the seat to talk",
+        )
+        live.call(live.controller.conference, uid, "1005")
+        assert caller.wait().ok
+    (record,) = new_records(live, before, 1)
+    assert record.outcome == "answered"
+    kinds = events_of(live, record)
+    assert "conference" in kinds and "conference_answered" in kinds
+
+
+def test_a_supervisor_listens_then_whispers(live: LiveCallCentre) -> None:
+    before = len(live.records())
+    sign_in(live, "1001")
+    phone = SeatPhone("1001", kamailio(live), pcaps={"audio": pcap("tone:600:10")})
+    supervisor = SeatPhone(SUPERVISOR, kamailio(live), pcaps={"audio": pcap("tone:800:10")})
+    caller = citizen(kamailio(live), hold_ms=7000, pcaps={"audio": pcap("tone:1000:7")})
+    with running(phone, supervisor), caller:
+        uid = live.wait_for(
+            lambda: live.seat("1001").current_call_uid if live.seat("1001").state == "talking" else None,
+            10,
+            "the seat to talk",
+        )
+        live.call(live.controller.supervise, uid, SUPERVISOR, "listen")
+        live.wait_for(lambda: live.controller.calls[uid].supervisor_on, 10, "the supervisor to listen")
+        live.call(live.controller.supervise, uid, SUPERVISOR, "whisper")
+        assert caller.wait().ok
+    (record,) = new_records(live, before, 1)
+    kinds = events_of(live, record)
+    assert kinds.count("supervise") == 1 and "supervisor_answered" in kinds and "supervise_mode" in kinds
+    # what the citizen heard holds the operator only: the supervisor whispered (800 Hz never reached them)
+    assert_recording(record, seconds=7.0)
+
+
+def test_a_full_queue_offers_a_callback_and_makes_a_ticket(live: LiveCallCentre) -> None:
+    before = len(live.records())
+    waiting = [citizen(kamailio(live), hold_ms=12000, callers=[f"1390000001{n}"]) for n in range(2)]
+    pressing = citizen(
+        kamailio(live),
+        hold_ms=12000,
+        scenario="citizen_dtmf",
+        callers=["13900000099"],
+        pcaps={"dtmf": dtmf_pcap("1", lead_in=6.0)},
+        keys={"info_digit": "none"},
+    )
+    for caller in waiting:
+        caller.start()
+    live.wait_for(lambda: live.controller.queue_view()["length"] == 2, 10, "two callers to queue")
+    with pressing:
+        pressing.wait()
+    for caller in waiting:
+        caller.stop()
+    records = new_records(live, before, 3)
+    offered = next(r for r in records if r.caller == "13900000099")
+    assert offered.outcome == "callback_requested" and offered.dtmf == "1" and offered.ticket_id
+    with live.ctx.sessions() as session:
+        ticket = session.get(Ticket, offered.ticket_id)
+        assert ticket is not None and ticket.caller_phone == "13900000099" and "回电" in ticket.content
+
+
+def test_a_worker_killed_mid_call_loses_only_its_call(live: LiveCallCentre) -> None:
+    before = len(live.records())
+    sign_in(live, "1001")
+    phone = SeatPhone("1001", kamailio(live), pcaps={"audio": pcap("tone:600:10")})
+    victim = citizen(kamailio(live), hold_ms=8000, callers=["13700000001"], timeout=15)
+    survivor = citizen(
+        kamailio(live), hold_ms=5000, callers=["13700000002"], pcaps={"audio": pcap("tone:1000:5")}
+    )
+    with running(phone):
+        victim.start()
+        uid = live.wait_for(
+            lambda: live.seat("1001").current_call_uid if live.seat("1001").state == "talking" else None,
+            10,
+            "the call to be talking",
+        )
+        worker = live.controller.calls[uid].worker
+        old_pid = live.centre.pool.pid(worker)
+        survivor.start()
+        live.wait_for(lambda: len(live.controller.calls) == 2, 10, "the second call to arrive")
+        os.kill(old_pid, signal.SIGKILL)
+        assert survivor.wait().ok
+        victim.stop()
+    records = {r.caller: r for r in new_records(live, before, 2)}
+    lost = records["13700000001"]
+    assert (
+        lost.outcome == "failed" and "SIGKILL" in (lost.hangup_cause or "") and lost.hangup_side == "system"
+    )
+    assert records["13700000002"].outcome in ("abandoned", "answered")
+    assert records["13700000002"].recording_path
+    live.wait_for(lambda: live.centre.pool.pid(worker) not in (None, old_pid), 15, "the pool to refill")
+    live.wait_for(lambda: len(live.controller.workers) == WORKERS, 15, "the new worker to report")
+
+
+def test_malformed_sip_to_a_worker_is_dropped_and_service_goes_on(live: LiveCallCentre) -> None:
+    worker_port = live.cc.worker_sip_port_base
+    assert send_raw_udp("127.0.0.1", worker_port, b"\x00\xffgarbage\r\n\r\n", timeout=0.5) is None
+    bye = (
+        f"BYE sip:12345@127.0.0.1:{worker_port} SIP/2.0\r\n"
+        "Via: SIP/2.0/UDP 127.0.0.1:9;rport;branch=z9hG4bK-unknown-dialog\r\n"
+        "From: <sip:x@127.0.0.1>;tag=a\r\nTo: <sip:12345@127.0.0.1>;tag=b\r\n"
+        "Call-ID: no-such-dialog@127.0.0.1\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+    reply = send_raw_udp("127.0.0.1", worker_port, bye, timeout=1.0)
+    assert reply is not None and reply.startswith(b"SIP/2.0 481")
+    no_headers = f"INVITE sip:12345@127.0.0.1:{worker_port} SIP/2.0\r\nContent-Length: 0\r\n\r\n".encode()
+    send_raw_udp("127.0.0.1", worker_port, no_headers, timeout=0.5)
+    assert len(live.controller.workers) == WORKERS
+    before = len(live.records())
+    caller = citizen(kamailio(live), hold_ms=2000)
+    with caller:
+        assert caller.wait().ok
+    assert new_records(live, before, 1)[0].outcome == "abandoned"
+
+
+def test_an_outbound_call_reports_dtmf_by_both_methods(live: LiveCallCentre) -> None:
+    before = len(live.records())
+    callee = Sipp(
+        "uas_info",
+        service="13600000000",
+        port=TRUNK_PORT,
+        pcaps={"audio": dtmf_pcap("2", pt=PJSUA_DTMF_PT)},
+        keys={"info_digit": "3", "info_delay_ms": "2500"},
+    )
+    with running(callee):
+        prompt = live.centre.prompts_dir / "survey_question.wav"
+        call = live.run(live.controller.dial("13600000000", [prompt], timeout=10, hold=5.0))
+        result = live.run(_wait(call.done), timeout=20)
+    assert result["outcome"] == "completed"
+    (record,) = new_records(live, before, 1)
+    assert record.direction == "outbound" and record.dtmf is not None
+    assert "2" in record.dtmf and "3" in record.dtmf
+
+
+async def _wait(future: object) -> dict:
+    return await future  # type: ignore[misc]

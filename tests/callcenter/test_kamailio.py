@@ -1,0 +1,242 @@
+"""Kamailio as the hotline's front door, with real Kamailio and SIPp phones/workers on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from callcenter.kamailio import (
+    Kamailio,
+    KamailioMissing,
+    find_kamailio,
+    options_ping,
+    parse_ul_dump,
+    render_config,
+)
+from callcenter.settings import CallCenterSettings
+from tests.callcenter.sipkit import HOST, SeatPhone, Sipp, citizen, free_udp_port, run, running, send_raw_udp
+
+pytestmark = [
+    pytest.mark.skipif(
+        find_kamailio(CallCenterSettings()) is None,
+        reason="kamailio not installed (apt-get install kamailio)",
+    ),
+    pytest.mark.skipif(
+        shutil.which("sipp") is None, reason="sipp not installed (apt-get install sip-tester)"
+    ),
+]
+
+
+def _settings(**changes: object) -> CallCenterSettings:
+    base: dict[str, object] = {
+        "sip_host": HOST,
+        "sip_port": free_udp_port(),
+        "workers": 2,
+        "seats": ["1001", "1002", "1003"],
+        "trunk_uri": f"sip:{HOST}:{free_udp_port()}",
+    }
+    return CallCenterSettings.model_validate({**base, **changes})
+
+
+@pytest.fixture(scope="module")
+def cc() -> CallCenterSettings:
+    return _settings()
+
+
+@pytest.fixture(scope="module")
+def worker_ports() -> list[int]:
+    return [free_udp_port(), free_udp_port()]
+
+
+@pytest.fixture(scope="module")
+def kamailio(
+    cc: CallCenterSettings, worker_ports: list[int], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Kamailio]:
+    # fr_timer 1 s: a worker that does not answer at all is given up quickly in these tests
+    with Kamailio(cc, tmp_path_factory.mktemp("kam"), worker_ports, fr_timer_ms=1000) as kam:
+        yield kam
+
+
+def _registrar(cc: CallCenterSettings) -> str:
+    return f"{cc.sip_host}:{cc.sip_port}"
+
+
+def _worker(port: int, scenario: str = "uas_answer", calls: int = 1, timeout: float = 15) -> Sipp:
+    """A SIPp UAS standing in for the media worker on `port`."""
+    return Sipp(scenario, port=port, calls=calls, timeout=timeout, service="worker")
+
+
+def _call(cc: CallCenterSettings, service: str, *, port: int | None = None, calls: int = 1, **kwargs: object):
+    """A citizen (or, with port = a worker's port, a worker) calling `service` through Kamailio."""
+    return run(
+        citizen(_registrar(cc), service=service, port=port, calls=calls, hold_ms=300, timeout=15, **kwargs)
+    )
+
+
+def test_config_names_hotline_workers_and_trunk(cc: CallCenterSettings, tmp_path: Path) -> None:
+    cfg = render_config(cc, tmp_path, [5101, 5102])
+    assert f"listen=udp:{HOST}:{cc.sip_port}" in cfg
+    assert '$rU == "12345"' in cfg
+    trunk_port = cc.trunk_uri.rsplit(":", 1)[1]
+    assert f"$rp = {trunk_port};" in cfg
+    assert "^(1001|1002|1003)$" in cfg
+    with pytest.raises(ValueError):
+        render_config(cc, tmp_path, [])
+
+
+def test_parse_ul_dump_reads_aor_and_contact() -> None:
+    dump = (
+        "AoRs: {\n Info: {\n  AoR: 1003\n  Contacts: {\n   Contact: {\n    Address: sip:1003@127.0.0.1:7000\n"
+    )
+    assert parse_ul_dump(dump) == {"1003": "sip:1003@127.0.0.1:7000"}
+
+
+def test_seat_registers_and_only_a_worker_reaches_it(
+    cc: CallCenterSettings, kamailio: Kamailio, worker_ports: list[int]
+) -> None:
+    with SeatPhone("1003", _registrar(cc), calls=1, answer_after_ms=100, timeout=15) as seat:
+        assert kamailio.registrations()["1003"] == f"sip:1003@{HOST}:{seat.port}"
+        outsider = _call(cc, "1003")  # a citizen cannot dial a seat directly
+        assert outsider.failed == 1 and "404" in outsider.errors
+        from_worker = _call(cc, "1003", port=worker_ports[0])
+        assert from_worker.ok, from_worker
+        assert seat.wait(10).successful == 1
+
+
+def test_inbound_call_fails_over_from_a_busy_worker(
+    cc: CallCenterSettings, kamailio: Kamailio, worker_ports: list[int]
+) -> None:
+    busy = _worker(worker_ports[0], "uas_busy", calls=4)
+    free = _worker(worker_ports[1], "uas_answer", calls=4)
+    with running(busy, free):
+        result = _call(cc, "12345", calls=4, limit=1)
+        assert result.ok and result.successful == 4, result
+        # round robin sent some calls to the busy worker first; every one ended on the free worker
+        assert free.wait(10).successful == 4
+        busy_result = busy.stop()
+        assert busy_result is not None and busy_result.successful >= 1
+
+
+def test_all_workers_busy_gives_the_caller_486(
+    cc: CallCenterSettings, kamailio: Kamailio, worker_ports: list[int]
+) -> None:
+    workers = [_worker(port, "uas_busy") for port in worker_ports]
+    with running(*workers):
+        result = _call(cc, "12345")
+        assert result.failed == 1
+        assert "SIP/2.0 486" in result.errors
+        assert all(w.wait(10).successful == 1 for w in workers)  # each worker was tried once
+
+
+def test_dead_workers_give_503(cc: CallCenterSettings, kamailio: Kamailio) -> None:
+    # nothing listens on the workers' ports: both time out (408 inside Kamailio) -> 503 to the caller
+    result = _call(cc, "12345")
+    assert result.failed == 1
+    assert "SIP/2.0 503" in result.errors
+    kamailio.reload_dispatcher()  # the dead workers were marked inactive: make them eligible again
+
+
+def test_unregistered_extension_from_outside_is_404(cc: CallCenterSettings, kamailio: Kamailio) -> None:
+    result = _call(cc, "1099")
+    assert result.failed == 1 and "SIP/2.0 404" in result.errors
+
+
+def test_worker_dials_out_through_the_trunk_and_to_foreign_hosts(
+    cc: CallCenterSettings, kamailio: Kamailio, worker_ports: list[int]
+) -> None:
+    trunk_port = int(cc.trunk_uri.rsplit(":", 1)[1])
+    with running(Sipp("uas_answer", port=trunk_port, calls=2, timeout=15)):
+        # a citizen's number is no extension of ours: out through the trunk (callback calls)
+        assert _call(cc, "13912345678", port=worker_ports[0]).ok
+        # 110 on a foreign host (the trunk's address here), with Kamailio as outbound proxy
+        via_proxy = ["-rsa", _registrar(cc)]  # R-URI names the trunk, the packets go to Kamailio
+        direct = run(
+            citizen(f"{HOST}:{trunk_port}", service="110", port=worker_ports[1], extra_args=via_proxy)
+        )
+        assert direct.ok, direct
+    # a configured seat that is not registered: 480, not a call out through the trunk
+    unregistered_seat = _call(cc, "1002", port=worker_ports[0])
+    assert "SIP/2.0 480" in unregistered_seat.errors
+
+
+def _request(cc: CallCenterSettings, method: str, headers: dict[str, str], uri: str | None = None) -> bytes:
+    lines = [f"{method} {uri or f'sip:12345@{HOST}:{cc.sip_port}'} SIP/2.0"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def _headers(method: str, **changes: str | None) -> dict[str, str]:
+    unique = uuid.uuid4().hex[:10]  # a fresh branch and Call-ID: not a retransmission of the last test
+    headers: dict[str, str | None] = {
+        # rport: Kamailio answers to the socket the request came from, not to port 9
+        "Via": f"SIP/2.0/UDP {HOST}:9;rport;branch=z9hG4bK-{unique}",
+        "From": f"<sip:13800000000@{HOST}>;tag=a1",
+        "To": f"<sip:12345@{HOST}>",
+        "Call-ID": f"raw-{unique}@{HOST}",
+        "CSeq": f"1 {method}",
+        "Max-Forwards": "70",
+        "Content-Length": "0",
+        **changes,
+    }
+    return {name: value for name, value in headers.items() if value is not None}
+
+
+def _status(reply: bytes | None) -> str | None:
+    return reply.split(b" ", 2)[1].decode() if reply else None
+
+
+def test_malformed_and_unexpected_sip(
+    cc: CallCenterSettings, kamailio: Kamailio, worker_ports: list[int]
+) -> None:
+    def send(method: str, uri: str | None = None, **changes: str | None) -> str | None:
+        request = _request(cc, method, _headers(method, **changes), uri)
+        return _status(send_raw_udp(HOST, cc.sip_port, request, timeout=0.5))
+
+    assert send_raw_udp(HOST, cc.sip_port, os.urandom(300), timeout=0.5) is None  # garbage: dropped
+    assert send("BYE", To=f"<sip:12345@{HOST}>;tag=nosuchdialog") == "481"
+    assert send("INVITE", **{"Max-Forwards": "0"}) == "483"
+    # the sanity module answers 400 to requests it can parse but that contradict themselves
+    assert send("INVITE", CSeq="1 BYE") == "400"
+    assert send("INVITE", CSeq="abc INVITE") == "400"
+    assert send("INVITE", **{"Content-Length": "50"}) == "400"
+    # without Call-ID/From/CSeq no reply can be built: dropped
+    assert send("INVITE", **{"Call-ID": None}) is None
+    assert send("INVITE", From=None) is None
+    assert send("REGISTER", f"sip:{HOST}:{cc.sip_port}", To=f"<sip:alice@{HOST}>") == "403"
+    assert send("REGISTER", f"sip:{HOST}:{cc.sip_port}", To=f"<sip:12345@{HOST}>") == "403"
+    # and service goes on
+    assert _status(options_ping(HOST, cc.sip_port)) == "200"
+    with running(_worker(worker_ports[0]), _worker(worker_ports[1])):
+        assert _call(cc, "12345").ok
+
+
+def test_reload_dispatcher_replaces_the_worker_set(kamailio: Kamailio, worker_ports: list[int]) -> None:
+    extra = free_udp_port()
+    kamailio.reload_dispatcher([*worker_ports, extra])
+    assert f"sip:{HOST}:{extra}" in kamailio.dispatcher_targets()
+    kamailio.reload_dispatcher(worker_ports)
+    assert sorted(kamailio.dispatcher_targets()) == sorted(f"sip:{HOST}:{p}" for p in worker_ports)
+
+
+def test_stop_leaves_no_process(tmp_path: Path) -> None:
+    cc = _settings()
+    kam = Kamailio(cc, tmp_path, [free_udp_port()]).start()
+    pid = kam.pid
+    assert pid is not None and kam.running
+    assert (tmp_path / "kamailio" / "kamailio.cfg").exists()
+    kam.stop()
+    assert not kam.running
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pid, 0)  # neither the main process nor any child is left
+    assert options_ping(HOST, cc.sip_port, timeout=0.3) is None
+
+
+def test_missing_binary_says_how_to_install(tmp_path: Path) -> None:
+    cc = _settings(kamailio_binary="kamailio-not-installed-here")
+    with pytest.raises(KamailioMissing, match="apt-get install kamailio"):
+        Kamailio(cc, tmp_path, [free_udp_port()]).start()
