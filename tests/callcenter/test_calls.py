@@ -17,10 +17,7 @@ from callcenter.models import CallEvent, CallRecord, SeatState
 from callcenter.recording import channel_levels
 from callcenter.service import SeatService
 from callcenter.testing.harness import LiveCallCentre, loopback_settings
-from dispatch.models import Ticket
-from hotline.clock import SystemClock
-from hotline.context import HotlineContext
-from tests.callcenter.sipkit import (
+from callcenter.testing.sipkit import (
     PJSUA_DTMF_PT,
     SeatPhone,
     Sipp,
@@ -31,6 +28,9 @@ from tests.callcenter.sipkit import (
     running,
     send_raw_udp,
 )
+from dispatch.models import Ticket
+from hotline.clock import SystemClock
+from hotline.context import HotlineContext
 from tests.conftest import make_settings
 
 NEEDED = ("kamailio", "sipp", "espeak-ng", "sox")

@@ -19,7 +19,16 @@ from callcenter.kamailio import (
     render_config,
 )
 from callcenter.settings import CallCenterSettings
-from tests.callcenter.sipkit import HOST, SeatPhone, Sipp, citizen, free_udp_port, run, running, send_raw_udp
+from callcenter.testing.sipkit import (
+    HOST,
+    SeatPhone,
+    Sipp,
+    citizen,
+    free_udp_port,
+    run,
+    running,
+    send_raw_udp,
+)
 
 pytestmark = [
     pytest.mark.skipif(

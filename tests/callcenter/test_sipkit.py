@@ -24,7 +24,7 @@ from callcenter.testing.mkpcap import (
     read_pcap,
     rtp_stream,
 )
-from tests.callcenter.sipkit import (
+from callcenter.testing.sipkit import (
     HOST,
     Sipp,
     citizen,

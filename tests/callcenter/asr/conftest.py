@@ -20,7 +20,9 @@ SENTENCE = "你好，我想咨询一下公积金怎么提取，我们小区停�
 @pytest.fixture(scope="session")
 def tiny_model() -> Path:
     if not (TINY_MODEL / "am" / "final.mdl").is_file():
-        pytest.skip(f"synthetic Vosk model not found at {TINY_MODEL} (needs the shared folder next to the repo)")
+        pytest.skip(
+            f"synthetic Vosk model not found at {TINY_MODEL} (needs the shared folder next to the repo)"
+        )
     return TINY_MODEL
 
 
@@ -69,8 +71,25 @@ def _espeak(rate: int, folder: Path) -> np.ndarray | None:
     raw, out = folder / "espeak.wav", folder / f"speech-{rate}.wav"
     try:
         subprocess.run(["espeak-ng", "-v", "cmn", "-w", str(raw), SENTENCE], check=True, capture_output=True)
-        subprocess.run(["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", "-e", "signed-integer",
-                        "-t", "wavpcm", str(out)], check=True, capture_output=True)
+        subprocess.run(
+            [
+                "sox",
+                str(raw),
+                "-r",
+                str(rate),
+                "-c",
+                "1",
+                "-b",
+                "16",
+                "-e",
+                "signed-integer",
+                "-t",
+                "wavpcm",
+                str(out),
+            ],
+            check=True,
+            capture_output=True,
+        )
     except (subprocess.CalledProcessError, OSError):
         return None
     with wave.open(str(out), "rb") as wav:

@@ -15,7 +15,20 @@ from callcenter.asr.transcriber import ModelBroken, ModelMissing, Segment, Trans
 from callcenter.recording import CITIZEN_CHANNEL, HOTLINE_CHANNEL
 from tests.callcenter.asr.conftest import silence, write_wav
 
-VOCABULARY = {"你好", "投诉", "咨询", "社保", "公积金", "停水", "停电", "噪音", "举报", "谢谢", "满意", "工单"}
+VOCABULARY = {
+    "你好",
+    "投诉",
+    "咨询",
+    "社保",
+    "公积金",
+    "停水",
+    "停电",
+    "噪音",
+    "举报",
+    "谢谢",
+    "满意",
+    "工单",
+}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +57,9 @@ def test_8khz_mono_speech(transcriber: Transcriber, speech: dict, tmp_path: Path
     assert json.loads(json.dumps(result.to_dict()))["words"][0].keys() == {"word", "start", "end", "conf"}
 
 
-def test_16khz_mono_is_down_sampled_for_an_8khz_model(transcriber: Transcriber, speech: dict, tmp_path: Path) -> None:
+def test_16khz_mono_is_down_sampled_for_an_8khz_model(
+    transcriber: Transcriber, speech: dict, tmp_path: Path
+) -> None:
     result = transcriber.transcribe_file(write_wav(tmp_path / "mono16.wav", 16000, speech[16000]))
     assert (result.input_rate, result.model_rate) == (16000, 8000)
     assert_words(result, result.audio_seconds)
