@@ -1,0 +1,226 @@
+"""Call-centre benchmark: Kamailio, the media workers and the controller on loopback, driven by SIPp.
+
+    python -m callcenter.bench [--workers 72] [--seats 24] [--hold 60] [--rates 20,30,40] [--database-url URL]
+
+Phase 1 holds every seat talking and the rest of the callers queued for `--hold` seconds, with audio
+both ways and every call recorded. Phase 2 places short calls at each set-up rate for `--rate-seconds`
+and checks that every call reached the database. The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+import wave
+from pathlib import Path
+from typing import Any
+
+from callcenter.models import CallRecord, SeatState
+from callcenter.recording import channel_levels
+from callcenter.service import SeatService
+from callcenter.testing.harness import LiveCallCentre, loopback_settings
+from callcenter.testing.sipkit import SeatPhone, citizen, citizen_numbers, pcap
+from hotline.clock import SystemClock
+from hotline.config import parse_settings
+from hotline.context import HotlineContext
+from hotline.migrate import upgrade
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / CLOCK_TICKS
+
+
+def rss_mb(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+def centre_pids(live: LiveCallCentre) -> list[int]:
+    pool, kamailio = live.centre.pool, live.centre.kamailio
+    pids = [os.getpid()]
+    pids += [p.pid for p in pool.processes.values() if p.returncode is None] if pool else []
+    if kamailio is not None and kamailio.pid:
+        pids += [int(p) for p in os.listdir("/proc") if p.isdigit() and _pgid(int(p)) == kamailio.pid]
+    return pids
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
+def recording_intact(record: CallRecord) -> bool:
+    """The WAV exists, lasts as long as the call was up, and the citizen's channel carries audio."""
+    if not record.recording_path or not Path(record.recording_path).exists() or record.ended_at is None:
+        return False
+    with wave.open(record.recording_path, "rb") as wav:
+        seconds = wav.getnframes() / wav.getframerate()
+    expected = (record.ended_at - record.offered_at).total_seconds()
+    return abs(seconds - expected) < 1.5 and channel_levels(Path(record.recording_path))[0] > -40
+
+
+def sign_in_all(live: LiveCallCentre, extensions: list[str]) -> None:
+    with live.ctx.unit_of_work() as session:
+        seats = SeatService(session, live.ctx.clock)
+        for extension in extensions:
+            if seats.get(extension).state != "ready":
+                seats.change(extension, SeatState.READY)
+    live.call(live.controller.seat_changed)
+
+
+def hold_phase(live: LiveCallCentre, seats: list[str], callers: int, hold: float) -> dict[str, Any]:
+    registrar = f"127.0.0.1:{live.cc.sip_port}"
+    voice = pcap(f"tone:600:{hold:g}")
+    phones = [SeatPhone(ext, registrar, calls=1, timeout=hold + 60, pcaps={"audio": voice}) for ext in seats]
+    for phone in phones:
+        phone.start()
+    sign_in_all(live, seats)
+    before = len(live.records())
+    crowd = citizen(
+        registrar,
+        hold_ms=int(hold * 1000),
+        calls=callers,
+        rate=min(callers, 30),
+        timeout=hold + 90,
+        callers=citizen_numbers(callers, 13500000000),
+        pcaps={"audio": pcap(f"speech:{hold:g}")},
+    )
+    crowd.start()
+    peak, cpu0, t0 = 0, None, None
+    rss = 0.0
+    deadline = time.monotonic() + hold + 60
+    while crowd.process and crowd.process.poll() is None and time.monotonic() < deadline:
+        calls = len(live.controller.calls)
+        peak = max(peak, calls)
+        if calls >= callers and cpu0 is None:  # everyone is in: start measuring the steady state
+            cpu0, t0 = cpu_seconds(centre_pids(live)), time.monotonic()
+            rss = rss_mb(centre_pids(live))
+        time.sleep(0.5)
+    cpu1, t1 = cpu_seconds(centre_pids(live)), time.monotonic()
+    result = crowd.wait(30)
+    for phone in phones:
+        phone.stop()
+    live.wait_for(lambda: not live.controller.calls, 30, "every call to end")
+    records = live.records()[before:]
+    busy_share = (cpu1 - cpu0) / (t1 - t0) * 100 if cpu0 is not None and t0 and t1 > t0 else None
+    failed_records = sum(1 for r in records if r.outcome == "failed" or r.ended_at is None)
+    return {
+        "concurrent_calls": peak,
+        "answered": sum(1 for r in records if r.answered_at is not None),
+        "failed_calls": result.failed + failed_records + max(0, callers - len(records)),
+        "cpu_total_pct": round(busy_share, 1) if busy_share is not None else None,
+        "cpu_per_call_pct": round(busy_share / peak, 3) if busy_share is not None and peak else None,
+        "rss_mb_total": round(rss, 1),
+        "recordings_intact": len(records) == callers and all(recording_intact(r) for r in records),
+        "recordings_checked": len(records),
+    }
+
+
+def rate_phase(live: LiveCallCentre, rate: float, seconds: float) -> dict[str, Any]:
+    registrar = f"127.0.0.1:{live.cc.sip_port}"
+    calls = int(rate * seconds)
+    before = len(live.records())
+    started = time.monotonic()
+    crowd = citizen(
+        registrar,
+        hold_ms=1000,
+        calls=calls,
+        rate=rate,
+        limit=int(rate * 4) + 10,
+        timeout=seconds + 60,
+        callers=citizen_numbers(calls, 13600000000),
+    )
+    crowd.start()
+    result = crowd.wait(seconds + 90)
+    elapsed = time.monotonic() - started
+    live.wait_for(lambda: not live.controller.calls, 30, "every call to end")
+    records = live.records()[before:]
+    stored = sum(1 for r in records if r.ended_at is not None and r.outcome != "failed")
+    return {
+        "target_cps": rate,
+        "calls": calls,
+        "successful": result.successful,
+        "failed": result.failed,
+        "stored_in_database": stored,
+        "achieved_cps": round(result.successful / elapsed, 1),
+        "ok": result.failed == 0 and stored == calls,
+    }
+
+
+def make_context(folder: Path, database_url: str | None, cc_values: dict[str, Any]) -> HotlineContext:
+    url = database_url or f"sqlite:///{folder / 'bench.db'}"
+    settings = parse_settings({"database": {"url": url}, "callcenter": cc_values}, "bench", folder)
+    ctx = HotlineContext.from_settings(settings, clock=SystemClock(settings.hotline.timezone))
+    upgrade(ctx.engine)
+    return ctx
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--workers", type=int, default=72)
+    parser.add_argument("--seats", type=int, default=24)
+    parser.add_argument("--callers", type=int, default=None, help="phase 1 callers (default: workers)")
+    parser.add_argument("--hold", type=float, default=60.0, help="seconds every phase-1 call lasts")
+    parser.add_argument("--rates", default="20,30,40", help="phase-2 set-up rates (calls per second)")
+    parser.add_argument("--rate-seconds", type=float, default=20.0)
+    parser.add_argument("--database-url", default=None, help="default: SQLite in a temporary folder")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    args = parser.parse_args(argv)
+    folder = Path(tempfile.mkdtemp(prefix="callcenter-bench-"))
+    extensions = [str(2001 + n) for n in range(args.seats)]
+    cc = loopback_settings(
+        args.workers, extensions, ring_timeout_seconds=10, wrap_up_seconds=0.5, max_queue_length=500,
+        max_wait_seconds=3600, recordings_dir=folder / "recordings", prompts_dir=folder / "prompts",
+        runtime_dir=folder / "run",
+    )  # fmt: skip
+    ctx = make_context(folder, args.database_url, cc.model_dump(by_alias=True, mode="json"))
+    figures: dict[str, Any] = {
+        "workers": args.workers,
+        "seats": args.seats,
+        "database": ctx.engine.dialect.name,
+    }
+    try:
+        started = time.monotonic()
+        with LiveCallCentre(ctx, ctx.settings.callcenter) as live:
+            figures["startup_seconds"] = round(time.monotonic() - started, 1)
+            figures.update(hold_phase(live, extensions, args.callers or args.workers, args.hold))
+            print(json.dumps({"phase": "hold", **figures}, ensure_ascii=False), flush=True)
+            rates = [rate_phase(live, float(r), args.rate_seconds) for r in args.rates.split(",")]
+            for row in rates:
+                print(json.dumps({"phase": "setup_rate", **row}), flush=True)
+            good = [r["achieved_cps"] for r in rates if r["ok"]]
+            figures["setup_rate_cps"] = max(good) if good else 0.0
+            figures["setup_rate_ceiling_tried"] = max(float(r) for r in args.rates.split(","))
+            figures["worker_restarts"] = live.centre.pool.restarts if live.centre.pool else None
+    finally:
+        ctx.close()
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    print(json.dumps(figures, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
