@@ -28,7 +28,9 @@ def synthetic_entries(base: list[Entry], total: int, seed: int = 12345) -> list[
     """Extra entries made by recombining the real ones' questions, phrasings and keywords, so that an
     index of `total` entries has a realistic vocabulary and realistic posting lengths."""
     rng = random.Random(seed)
+    answer_rng = random.Random(seed + 1)
     out: list[Entry] = []
+    answers = [e.answer for e in base if e.answer]
     phrasings = [p for e in base for p in (e.question, *e.alternatives)]
     keywords = sorted({k for e in base for k in e.keywords})
     topics = sorted({e.topic for e in base if e.topic})
@@ -44,13 +46,21 @@ def synthetic_entries(base: list[Entry], total: int, seed: int = 12345) -> list[
                 id=f"syn-{n:05d}",
                 question=a[:cut_a] + b[cut_b:],
                 alternatives=alts,
-                answer="",
+                answer=_splice(answer_rng, answers),
                 keywords=tuple(rng.sample(keywords, min(4, len(keywords)))),
                 department=None,
                 topic=rng.choice(topics) if topics else None,
             )
         )
     return out
+
+
+def _splice(rng: random.Random, texts: list[str]) -> str:
+    """The head of one text joined to the tail of another (answers as long and as worded as real ones)."""
+    if len(texts) < 2:
+        return texts[0] if texts else ""
+    a, b = rng.sample(texts, 2)
+    return a[: rng.randint(1, len(a))] + b[rng.randint(0, len(b) - 1) :]
 
 
 def scaled(kb: KnowledgeBase, total: int) -> KnowledgeBase:

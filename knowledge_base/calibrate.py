@@ -89,23 +89,36 @@ def calibrate(kb: KnowledgeBase, queries: list[dict[str, Any]]) -> dict[str, Any
 def calibrate_answerable(kb: KnowledgeBase, queries: list[dict[str, Any]], threshold: float) -> float:
     """The lower "probably answers it" bar of `dispatch.triage` with the best category accuracy.
 
-    Among the bars that reach the best accuracy it takes the median, not an edge, to fit the data less.
+    An answer on the spot counts as right only when its entry is the expected one: a wrong entry that
+    happens to give the right category is no reason to lower the bar. Among the bars that reach the best
+    accuracy it takes the median, not an edge, to fit the data less.
     """
     router = Router()
     seen = []
     for q in queries:
         hits = kb.match(q["text"], k=1)
-        seen.append((hits[0] if hits else None, router.classify(q["text"]), q.get("expected_category")))
-    candidates = sorted({round(h.score, 4) for h, _c, _e in seen if h is not None and h.score <= threshold})
+        seen.append(
+            (
+                hits[0] if hits else None,
+                router.classify(q["text"]),
+                q.get("expected_category"),
+                q.get("expected_kb_id"),
+            )
+        )
+    candidates = sorted({round(s[0].score, 4) for s in seen if s[0] is not None and s[0].score <= threshold})
     candidates.append(threshold)
 
     def accuracy(bar: float) -> int:
         right = 0
-        for hit, classification, expected in seen:
+        for hit, classification, expected, expected_id in seen:
             on_the_spot = classification.category not in EMERGENCY_CATEGORIES and is_answerable(
                 hit, classification, bar
             )
-            right += (ON_THE_SPOT if on_the_spot else classification.category) == expected
+            if on_the_spot:
+                assert hit is not None
+                right += expected == ON_THE_SPOT and expected_id in (None, hit.entry_id)
+            else:
+                right += classification.category == expected
         return right
 
     scores = {bar: accuracy(bar) for bar in candidates}

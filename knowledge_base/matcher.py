@@ -8,9 +8,13 @@ Pipeline, for the entries once and for every query:
 3. Chinese numerals to digits (六十六岁 -> 66岁); synonyms rewritten to one canonical term
    (市民卡 -> 社保卡, 住房基金 -> 公积金, 咋整 -> 怎么办);
 4. three BM25 channels over every phrasing of an entry (question, alternatives, keywords): jieba
-   words, character bigrams and toneless fuzzy-pinyin bigrams (the last survives any homophone);
+   words (those of the canonical text, plus those the text had before synonyms were rewritten),
+   character bigrams and toneless fuzzy-pinyin bigrams (the last survives any homophone); and a
+   weaker fourth over the words of the answer, for callers who ask about a detail only it gives;
 5. the best candidates are re-scored with absolute measures (how much of an entry's phrasing the
-   query covers, per channel, and rapidfuzz partial similarity), giving a score in 0..1;
+   query covers, per channel, and rapidfuzz partial similarity; not the answer, whose share of the
+   score is at most W_RANK * W_ANSWER = 0.05, so it reorders hits but never makes one confident alone),
+   giving a score in 0..1;
 6. `confident` needs the score over the calibrated threshold, a margin over the runner-up, and no
    need in the query (a delay, a fault, a complaint, a wrong record, an odd amount) that the
    entry does not itself speak of: a near miss is worse than no suggestion.
@@ -37,6 +41,10 @@ CANDIDATES = 24
 
 # Weights of the absolute re-scoring (they sum to 1).
 W_WORD, W_CHAR, W_PINYIN, W_FUZZ, W_RANK = 0.30, 0.15, 0.15, 0.15, 0.25
+# Weight of the answer's words among the ranking channels (question words 0.5, character and pinyin
+# bigrams 0.25 each): callers often ask about a detail only the answer speaks of (照片, 民政局, 余额),
+# but an answer says much besides its question, so it counts for less than any phrasing of it.
+W_ANSWER = 0.2
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,9 @@ class _Prepared:
     words: list[str]
     bigrams: list[str]
     pinyin: list[str]
+    # words of the text as said, before synonyms were rewritten, that the canonical text lacks
+    # (免费乘车卡 becomes 老年卡, yet a caller's 乘车证 should still meet its 乘车)
+    said: list[str] = field(default_factory=list)
 
 
 def _canonicalise(text: str) -> str:
@@ -86,7 +97,11 @@ def _prepare(normalised: str) -> _Prepared:
     digits = tx.numerals_to_digits(normalised)
     canon = _canonicalise(digits)
     words = tx.content_words(canon)
-    return _Prepared(canon, words, tx.char_bigrams(canon), tx.pinyin_bigrams(tx.pinyin_of(canon)))
+    said = [w for w in dict.fromkeys(tx.content_words(digits)) if w not in words] if canon != digits else []
+    return _Prepared(canon, words, tx.char_bigrams(canon), tx.pinyin_bigrams(tx.pinyin_of(canon)), said)
+
+
+_Weighed = tuple[tuple[tuple[str, float], ...], float]
 
 
 class _Channel:
@@ -121,12 +136,18 @@ class _Channel:
         for i, s in total.items():
             acc[i] = acc.get(i, 0.0) + weight * s / top
 
-    def coverage(self, query: set[str], phrase: Iterable[str]) -> float:
-        terms = set(phrase)
-        whole = sum(self.idf.get(t, 1.0) for t in terms)
+    def weigh(self, phrase: Iterable[str]) -> _Weighed:
+        """A phrasing's distinct terms with their idf, and the sum of those (computed once per entry)."""
+        terms = tuple((t, self.idf.get(t, 1.0)) for t in dict.fromkeys(phrase))
+        return terms, sum(w for _t, w in terms)
+
+    @staticmethod
+    def covered(query: set[str], weighed: _Weighed) -> float:
+        """Share of a phrasing's idf weight that the query covers."""
+        terms, whole = weighed
         if whole <= 0:
             return 0.0
-        return sum(self.idf.get(t, 1.0) for t in terms if t in query) / whole
+        return sum(w for t, w in terms if t in query) / whole
 
 
 class KnowledgeBase:
@@ -156,7 +177,7 @@ class KnowledgeBase:
         tx.add_words(vocab)
         self._phrasings: list[list[_Prepared]] = []
         self._needs: list[frozenset[str]] = []
-        word_docs, bigram_docs, pinyin_docs = [], [], []
+        word_docs, bigram_docs, pinyin_docs, answer_docs = [], [], [], []
         for e in self.entries:
             texts = [e.question, *e.alternatives, "".join(e.keywords)]
             prepared = [_prepare(tx.basic_normalise(t)) for t in texts]
@@ -166,15 +187,26 @@ class KnowledgeBase:
                 *(_canonicalise(tx.basic_normalise(k)) for k in e.keywords),
             ]
             self._phrasings.append(prepared)
-            word_docs.append([w for p in prepared for w in p.words] + ([e.topic] if e.topic else []))
+            word_docs.append(
+                [w for p in prepared for w in (*p.words, *p.said)] + ([e.topic] if e.topic else [])
+            )
             bigram_docs.append([g for p in prepared for g in p.bigrams])
             pinyin_docs.append([g for p in prepared for g in p.pinyin])
+            answer_docs.append(_prepare(tx.basic_normalise(e.answer)).words if e.answer else [])
             self._needs.append(tx.needs_of(tx.basic_normalise(" ".join([e.question, *e.alternatives]))))
             for p in prepared:
                 vocab.update(w for w in p.words if len(w) >= 2 and tx.is_dictionary_word(w))
         self._words = _Channel(word_docs)
         self._bigrams = _Channel(bigram_docs)
         self._pinyin = _Channel(pinyin_docs)
+        self._answers = _Channel(answer_docs)
+        self._weighed = [
+            [
+                (self._words.weigh(p.words), self._bigrams.weigh(p.bigrams), self._pinyin.weigh(p.pinyin))
+                for p in ps
+            ]
+            for ps in self._phrasings
+        ]
         self._vocab = vocab | {w for c, vs in tx.SYNONYMS.items() for w in (c, *vs) if len(w) >= 2}
         self._sound: dict[tuple[str, ...], str] = {}
         for w in sorted(self._vocab, key=lambda w: (-self._words.idf.get(w, 0.0), w)):
@@ -241,24 +273,25 @@ class KnowledgeBase:
         if not normalised:
             return []
         q = _prepare(self.repair_homophones(normalised))
-        q_words = set(q.words)
+        q_words = set(q.words) | set(q.said)
         q_bigrams = set(q.bigrams)
         q_pinyin = set(q.pinyin)
         acc: dict[int, float] = {}
-        self._words.score(q.words, acc, 0.5)
+        self._words.score(q_words, acc, 0.5)
         self._bigrams.score(q.bigrams, acc, 0.25)
         self._pinyin.score(q.pinyin, acc, 0.25)
+        self._answers.score(q_words, acc, W_ANSWER)
         if not acc:
             return []
         candidates = sorted(acc, key=acc.__getitem__, reverse=True)[: max(CANDIDATES, k)]
         scored: list[tuple[float, int]] = []
         for i in candidates:
             best = 0.0
-            for p in self._phrasings[i]:
+            for p, (words, bigrams, pinyin) in zip(self._phrasings[i], self._weighed[i], strict=True):
                 value = (
-                    W_WORD * self._words.coverage(q_words, p.words)
-                    + W_CHAR * self._bigrams.coverage(q_bigrams, p.bigrams)
-                    + W_PINYIN * self._pinyin.coverage(q_pinyin, p.pinyin)
+                    W_WORD * _Channel.covered(q_words, words)
+                    + W_CHAR * _Channel.covered(q_bigrams, bigrams)
+                    + W_PINYIN * _Channel.covered(q_pinyin, pinyin)
                     + W_FUZZ * fuzz.partial_ratio(p.canon, q.canon) / 100
                 )
                 best = max(best, value)

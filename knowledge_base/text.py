@@ -11,11 +11,14 @@ from functools import lru_cache
 import jieba
 from pypinyin import Style, lazy_pinyin
 
-from knowledge_base.lexicon import FILLERS, NEED_PATTERNS, STOP_WORDS, SYNONYMS
+from knowledge_base.lexicon import CLAUSE_ENDERS, CLAUSE_OPENERS, FILLERS, NEED_PATTERNS, STOP_WORDS, SYNONYMS
 
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 _KEEP = re.compile(r"[^0-9a-z\u4e00-\u9fff]+")
 _FILLER_RE = re.compile("|".join(re.escape(f) for f in sorted(FILLERS, key=len, reverse=True)))
+_WORD_CHAR = r"0-9a-z\u4e00-\u9fff"
+_OPENER_RE = re.compile(rf"(?<![{_WORD_CHAR}])(?:{'|'.join(map(re.escape, CLAUSE_OPENERS))})+")
+_ENDER_RE = re.compile(rf"(?:{'|'.join(map(re.escape, CLAUSE_ENDERS))})+(?![{_WORD_CHAR}])")
 
 _DIGITS = {
     "零": 0,
@@ -71,10 +74,15 @@ def numerals_to_digits(text: str) -> str:
 
 
 def basic_normalise(text: str) -> str:
-    """Full width to half width, lower case, no punctuation or spaces, no fillers."""
+    """Full width to half width, lower case, no punctuation or spaces, no fillers.
+
+    Fillers go first, while punctuation still shows where clauses start and end: a hesitation such as
+    额 is only dropped at the start of a clause and a particle such as 吧 only at its end, so that 余额
+    and 酒吧 stay whole."""
     text = unicodedata.normalize("NFKC", text).lower()
-    text = _KEEP.sub("", text)
-    return _FILLER_RE.sub("", text)
+    text = _FILLER_RE.sub("", text)
+    text = _ENDER_RE.sub("", _OPENER_RE.sub("", text))
+    return _KEEP.sub("", text)
 
 
 # --- pinyin ---------------------------------------------------------------------------------------
