@@ -102,3 +102,21 @@ class CallCentre:
             "queue_length": len(controller.queue()) if controller else 0,
             "sip": f"{self.cc.sip_host}:{self.cc.sip_port}",
         }
+
+
+async def start_call_centre(ctx: HotlineContext) -> tuple[CallCentre | None, str | None]:
+    """For `hotline serve`: the call centre, or None and the reason it could not start.
+
+    A missing Kamailio or prompt tool stops the telephony only: the pages and the API keep working and
+    show the reason, which says how to install what is missing.
+    """
+    from callcenter.kamailio import KamailioError
+    from callcenter.prompts import PromptToolMissing
+
+    centre = CallCentre(ctx)
+    try:
+        await centre.start()
+    except (KamailioError, PromptToolMissing, TimeoutError, OSError) as exc:
+        log.error("call centre not started: %s", exc)
+        return None, str(exc)
+    return centre, None

@@ -114,6 +114,22 @@ def change_seat_state(
     return view
 
 
+@router.get("/callcenter/status")
+def status(request: Request, user: UserDep, ctx: ContextDep) -> dict[str, Any]:
+    """Is the telephony running, and if not, why (e.g. Kamailio is not installed)."""
+    _staff(user)
+    centre = getattr(request.app.state, "callcentre", None)
+    if centre is not None:
+        return centre.status()
+    error = getattr(request.app.state, "callcentre_error", None)
+    reason = error or (
+        "disabled in config.toml ([callcenter] enabled = false)"
+        if not ctx.settings.callcenter.enabled
+        else "not started by this process"
+    )
+    return {"enabled": False, "reason": reason, "reason_zh": "呼叫中心未启用"}
+
+
 @router.get("/callcenter/queue")
 def queue(user: UserDep, controller: ControllerDep) -> dict[str, Any]:
     _staff(user)

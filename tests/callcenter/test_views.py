@@ -3,13 +3,18 @@ figures, validation, and a clear refusal for live-call actions when the call cen
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from agent_ui.app import create_app
+from callcenter.runtime import start_call_centre
 from callcenter.service import SeatService
+from callcenter.testing.harness import loopback_settings
 from hotline.accounts.service import issue_token
 from hotline.context import HotlineContext
 from tests.conftest import Staff
@@ -91,3 +96,28 @@ def test_unknown_call_records_are_404(client: tuple) -> None:
     assert http.get("/api/calls/nope", headers=who["sup"]).status_code == 404
     assert http.get("/api/calls/nope/recording", headers=who["sup"]).status_code == 404
     assert http.get("/api/calls/nope/recording", headers=who["op1"]).status_code == 403
+
+
+def test_status_says_why_the_call_centre_is_off(client: tuple) -> None:
+    http, who = client
+    status = http.get("/api/callcenter/status", headers=who["sup"]).json()
+    assert status["enabled"] is False and "enabled = false" in status["reason"]
+
+
+@pytest.mark.skipif(
+    not shutil.which("espeak-ng") or not shutil.which("sox"), reason="needs espeak-ng and sox"
+)
+def test_a_missing_kamailio_stops_only_the_telephony_and_says_how_to_install_it(
+    ctx: HotlineContext, tmp_path: Path
+) -> None:
+    cc = loopback_settings(
+        1,
+        ["1001"],
+        kamailio_binary="no-such-kamailio",
+        runtime_dir=tmp_path / "run",
+        prompts_dir=tmp_path / "prompts",
+        recordings_dir=tmp_path / "rec",
+    )
+    ctx.settings.callcenter = cc
+    centre, reason = asyncio.run(start_call_centre(ctx))
+    assert centre is None and reason is not None and "apt-get install kamailio" in reason
