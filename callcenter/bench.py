@@ -71,14 +71,17 @@ def _pgid(pid: int) -> int | None:
         return None
 
 
-def recording_intact(record: CallRecord) -> bool:
-    """The WAV exists, lasts as long as the call was up, and the citizen's channel carries audio."""
+def recording_problem(record: CallRecord) -> str | None:
+    """None when the WAV exists, lasts as long as the call was up, and the citizen's channel has audio."""
     if not record.recording_path or not Path(record.recording_path).exists() or record.ended_at is None:
-        return False
+        return f"{record.uid}: no recording"
     with wave.open(record.recording_path, "rb") as wav:
         seconds = wav.getnframes() / wav.getframerate()
     expected = (record.ended_at - record.offered_at).total_seconds()
-    return abs(seconds - expected) < 1.5 and channel_levels(Path(record.recording_path))[0] > -40
+    if abs(seconds - expected) >= 1.5:
+        return f"{record.uid}: {seconds:.2f} s of audio for a call of {expected:.2f} s"
+    level = channel_levels(Path(record.recording_path))[0]
+    return None if level > -40 else f"{record.uid}: citizen channel at {level:.1f} dBFS"
 
 
 def sign_in_all(live: LiveCallCentre, extensions: list[str]) -> None:
@@ -125,6 +128,7 @@ def hold_phase(live: LiveCallCentre, seats: list[str], callers: int, hold: float
     live.wait_for(lambda: not live.controller.calls, 30, "every call to end")
     records = live.records()[before:]
     busy_share = (cpu1 - cpu0) / (t1 - t0) * 100 if cpu0 is not None and t0 and t1 > t0 else None
+    problems = [p for p in map(recording_problem, records) if p]
     failed_records = sum(1 for r in records if r.outcome == "failed" or r.ended_at is None)
     return {
         "concurrent_calls": peak,
@@ -133,8 +137,9 @@ def hold_phase(live: LiveCallCentre, seats: list[str], callers: int, hold: float
         "cpu_total_pct": round(busy_share, 1) if busy_share is not None else None,
         "cpu_per_call_pct": round(busy_share / peak, 3) if busy_share is not None and peak else None,
         "rss_mb_total": round(rss, 1),
-        "recordings_intact": len(records) == callers and all(recording_intact(r) for r in records),
+        "recordings_intact": len(records) == callers and not problems,
         "recordings_checked": len(records),
+        "recording_problems": problems[:5],
     }
 
 

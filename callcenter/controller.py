@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,6 +27,7 @@ from callcenter.service import CallCenterError, CallNotFound, CallRecords, SeatS
 from callcenter.settings import CallCenterSettings
 from dispatch.schemas import TicketCreate
 from dispatch.state_machine import Actor
+from hotline.clock import SystemClock
 from hotline.context import HotlineContext
 
 log = logging.getLogger("callcenter.controller")
@@ -81,6 +83,10 @@ class Controller:
         self, ctx: HotlineContext, prompts: PromptBook, settings: CallCenterSettings | None = None
     ) -> None:
         self.ctx = ctx
+        # Call records keep fractions of a second (speed of answer); tests pass a ManualClock.
+        self.clock = (
+            SystemClock(ctx.clock.timezone, precise=True) if isinstance(ctx.clock, SystemClock) else ctx.clock
+        )
         self.cc = settings or ctx.settings.callcenter
         self.prompts = prompts
         self.workers: dict[str, WorkerLink] = {}
@@ -97,7 +103,7 @@ class Controller:
         socket_path.parent.mkdir(parents=True, exist_ok=True)
         socket_path.unlink(missing_ok=True)
         with self.ctx.unit_of_work() as session:
-            SeatService(session, self.ctx.clock).ensure_seats(self.cc.seats)
+            SeatService(session, self.clock).ensure_seats(self.cc.seats)
         self._server = await asyncio.start_unix_server(
             self._serve_worker, path=str(socket_path), limit=1 << 20
         )
@@ -165,7 +171,7 @@ class Controller:
         position = len(self.queue()) + 1
         self.calls[call.uid] = call
         with self.ctx.unit_of_work() as session:
-            CallRecords(session, self.ctx.clock).open(
+            CallRecords(session, self.clock).open(
                 call.uid,
                 call.caller,
                 str(message.get("callee", "")),
@@ -187,7 +193,7 @@ class Controller:
         files.append(self.prompts.path("hold_music"))
         self._send(call, {"type": "play", "files": [str(f) for f in files], "loop_last": True})
         with self.ctx.unit_of_work() as session:
-            CallRecords(session, self.ctx.clock).queued(call.uid, position)
+            CallRecords(session, self.clock).queued(call.uid, position)
         self._publish_queue()
 
     def _on_leg_answered(self, link: WorkerLink, message: dict[str, Any]) -> None:
@@ -200,10 +206,10 @@ class Controller:
         if leg == "seat" and call.seat:
             call.state = "talking"
             with self.ctx.unit_of_work() as session:
-                seat = SeatService(session, self.ctx.clock).change(
+                seat = SeatService(session, self.clock).change(
                     call.seat, SeatState.TALKING, by_queue=True, call_uid=call.uid
                 )
-                CallRecords(session, self.ctx.clock).answered(call.uid, seat)
+                CallRecords(session, self.clock).answered(call.uid, seat)
                 view = seat_view(seat, call.caller)
             self.ctx.events.publish("call.answered", {"extension": call.seat, "call_uid": call.uid})
             self.ctx.events.publish("seat", view)
@@ -216,8 +222,8 @@ class Controller:
             call.state = "talking"
             self._record_event(call, "answered", {})
             with self.ctx.unit_of_work() as session:
-                record = CallRecords(session, self.ctx.clock).get(call.uid)
-                record.answered_at = self.ctx.clock.now()
+                record = CallRecords(session, self.clock).get(call.uid)
+                record.answered_at = self.clock.now()
         else:
             call.supervisor_on = call.supervisor_on or leg == "supervisor"
             self._record_event(call, f"{leg}_answered", {})
@@ -240,7 +246,7 @@ class Controller:
         call.tried.add(extension)
         call.state = "queued"
         with self.ctx.unit_of_work() as session:
-            seat = SeatService(session, self.ctx.clock).change(
+            seat = SeatService(session, self.clock).change(
                 extension, SeatState.BREAK, by_queue=True, reason="no_answer"
             )
             view = seat_view(seat)
@@ -272,12 +278,12 @@ class Controller:
         call = self.calls.pop(message["call"], None)
         if call is None:
             return
-        self._finish(
-            call,
-            str(message.get("cause") or "ended"),
-            str(message.get("side") or "citizen"),
-            message.get("recording"),
+        left_at = message.get("left_at")
+        at = (
+            self.clock.from_epoch(float(left_at)) if isinstance(self.clock, SystemClock) and left_at else None
         )
+        cause, side = str(message.get("cause") or "ended"), str(message.get("side") or "citizen")
+        self._finish(call, cause, side, message.get("recording"), at)
 
     def _on_error(self, link: WorkerLink, message: dict[str, Any]) -> None:
         log.error("worker %s: %s (%s)", link.name, message.get("message"), message.get("command"))
@@ -288,7 +294,14 @@ class Controller:
                 self._seat_did_not_answer(call)
 
     # --- the end of a call -------------------------------------------------------------------------
-    def _finish(self, call: LiveCall, cause: str, side: str, recording: dict[str, Any] | None) -> None:
+    def _finish(
+        self,
+        call: LiveCall,
+        cause: str,
+        side: str,
+        recording: dict[str, Any] | None,
+        at: datetime | None = None,
+    ) -> None:
         outcome = call.outcome
         if outcome is None:
             if call.direction == CallDirection.OUTBOUND:
@@ -298,7 +311,7 @@ class Controller:
             else:
                 outcome = CallOutcome.ANSWERED
         with self.ctx.unit_of_work() as session:
-            record = CallRecords(session, self.ctx.clock).close(call.uid, outcome, cause, side, recording)
+            record = CallRecords(session, self.clock).close(call.uid, outcome, cause, side, recording, at)
             if call.transfer_target:
                 record.transfer_target = call.transfer_target
             if call.digits:
@@ -320,7 +333,7 @@ class Controller:
             return
         ringing = call.state == "ringing"
         with self.ctx.unit_of_work() as session:
-            seats = SeatService(session, self.ctx.clock)
+            seats = SeatService(session, self.clock)
             current = seats.get(extension)
             if current.current_call_uid != call.uid:
                 return
@@ -339,7 +352,7 @@ class Controller:
             call.outcome = CallOutcome.FAILED
             self._finish(call, cause, "system", None)
         with self.ctx.unit_of_work() as session:
-            records = CallRecords(session, self.ctx.clock)
+            records = CallRecords(session, self.clock)
             for record in records.open_on_worker(name):  # from before a controller restart
                 records.close(record.uid, CallOutcome.FAILED, cause, "system")
 
@@ -349,18 +362,18 @@ class Controller:
 
     def _has_ready_seat(self) -> bool:
         with self.ctx.unit_of_work() as session:
-            return SeatService(session, self.ctx.clock).longest_idle_ready() is not None
+            return SeatService(session, self.clock).longest_idle_ready() is not None
 
     def _dispatch(self) -> None:
         """Give waiting callers, oldest first, to the ready seats idle the longest."""
         for call in self.queue():
             with self.ctx.unit_of_work() as session:
-                seats = SeatService(session, self.ctx.clock)
+                seats = SeatService(session, self.clock)
                 seat = seats.longest_idle_ready(exclude=call.tried)
                 if seat is None:
                     return
                 seat = seats.change(seat.extension, SeatState.RINGING, by_queue=True, call_uid=call.uid)
-                earlier = CallRecords(session, self.ctx.clock).earlier_tickets(call.caller)
+                earlier = CallRecords(session, self.clock).earlier_tickets(call.caller)
                 view = seat_view(seat, call.caller)
             call.state, call.seat = "ringing", seat.extension
             self._record_event(call, "ringing", {"seat": seat.extension})
@@ -407,9 +420,9 @@ class Controller:
         call.state, call.outcome = "ending", CallOutcome.CALLBACK_REQUESTED
         with self.ctx.unit_of_work() as session:
             ticket = self._callback_ticket(session, call)
-            record = CallRecords(session, self.ctx.clock).get(call.uid)
+            record = CallRecords(session, self.clock).get(call.uid)
             record.ticket_id = ticket.id if ticket else None
-            CallRecords(session, self.ctx.clock).event(
+            CallRecords(session, self.clock).event(
                 record, "callback_requested", {"ticket": ticket.number if ticket else None}
             )
         files = [str(self.prompts.path("callback_registered"))]
@@ -456,7 +469,7 @@ class Controller:
 
     def _end_wrap_ups(self) -> None:
         with self.ctx.unit_of_work() as session:
-            seats = SeatService(session, self.ctx.clock)
+            seats = SeatService(session, self.clock)
             views = [
                 seat_view(seats.change(ext, SeatState.READY, by_queue=True))
                 for ext in seats.wrap_ups_due(self.cc.wrap_up_seconds)
@@ -532,7 +545,7 @@ class Controller:
         call.done = asyncio.get_running_loop().create_future()
         self.calls[uid] = call
         with self.ctx.unit_of_work() as session:
-            CallRecords(session, self.ctx.clock).open(
+            CallRecords(session, self.clock).open(
                 uid, self.cc.hotline_number, number, call.worker, CallDirection.OUTBOUND, ticket_id=ticket_id
             )
         self._send(call, {"type": "dial", "uri": self._local_uri(number), "timeout": timeout})
@@ -573,7 +586,7 @@ class Controller:
 
     def _record_event(self, call: LiveCall, kind: str, detail: dict[str, Any]) -> None:
         with self.ctx.unit_of_work() as session:
-            records = CallRecords(session, self.ctx.clock)
+            records = CallRecords(session, self.clock)
             records.event(records.get(call.uid), kind, detail)
 
 

@@ -240,12 +240,13 @@ class CallRecords:
         cause: str,
         side: str,
         recording: dict[str, Any] | None = None,
+        at: datetime | None = None,
     ) -> CallRecord:
         """End a call; an outcome already decided (transferred, callback requested) is kept."""
         record = self.get(uid)
         if record.ended_at is not None:
             return record
-        record.ended_at = self.clock.now()
+        record.ended_at = at or self.clock.now()  # when the worker saw the call end
         if outcome is not None and record.outcome in (
             CallOutcome.IN_PROGRESS.value,
             CallOutcome.ANSWERED.value,

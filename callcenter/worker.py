@@ -300,6 +300,7 @@ class CallSession:
 
     def _citizen_left(self, cause: str) -> None:
         self.citizen_gone = True
+        left_at = time.time()  # before the recording is joined: that takes a moment under load
         self.hangup_side = self.hangup_side or "citizen"
         self.cause = self.cause or ("citizen hung up" if self.hangup_side == "citizen" else cause)
         self.stop_play()
@@ -314,6 +315,7 @@ class CallSession:
                 "call": self.uid,
                 "cause": self.cause,
                 "side": self.hangup_side,
+                "left_at": left_at,
                 "recording": summary,
             }
         )

@@ -17,11 +17,21 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    def __init__(self, timezone: str = "Asia/Shanghai") -> None:
+    """Whole seconds by default (tickets, deadlines); `precise` keeps microseconds (call records,
+    where the speed of answer is measured in fractions of a second)."""
+
+    def __init__(self, timezone: str = "Asia/Shanghai", precise: bool = False) -> None:
         self._zone = ZoneInfo(timezone)
+        self.timezone = timezone
+        self.precise = precise
 
     def now(self) -> datetime:
-        return datetime.now(self._zone).replace(tzinfo=None, microsecond=0)
+        moment = datetime.now(self._zone).replace(tzinfo=None)
+        return moment if self.precise else moment.replace(microsecond=0)
+
+    def from_epoch(self, epoch: float) -> datetime:
+        """A Unix time (as another process measured it) in the hotline's naive local time."""
+        return datetime.fromtimestamp(epoch, self._zone).replace(tzinfo=None)
 
 
 class ManualClock:
