@@ -286,8 +286,10 @@ class Controller:
         self._finish(call, cause, side, message.get("recording"), at)
 
     def _on_error(self, link: WorkerLink, message: dict[str, Any]) -> None:
-        log.error("worker %s: %s (%s)", link.name, message.get("message"), message.get("command"))
         call = self.calls.get(message.get("call") or "")
+        # A command that crossed the citizen's hang-up on the wire is expected, not a fault.
+        level = logging.ERROR if call is not None else logging.INFO
+        log.log(level, "worker %s: %s (%s)", link.name, message.get("message"), message.get("command"))
         if call is not None:
             self._record_event(call, "worker_error", {"message": message.get("message")})
             if message.get("command") == "ring" and call.state == "ringing" and call.seat:
