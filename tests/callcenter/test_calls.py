@@ -358,3 +358,25 @@ def test_an_outbound_call_reports_dtmf_by_both_methods(live: LiveCallCentre) -> 
 
 async def _wait(future: object) -> dict:
     return await future  # type: ignore[misc]
+
+
+def test_a_caller_waiting_too_long_is_offered_a_callback(live: LiveCallCentre) -> None:
+    before = len(live.records())
+    usual = live.controller.cc
+    live.call(setattr, live.controller, "cc", usual.model_copy(update={"max_wait_seconds": 2.0}))
+    try:
+        caller = citizen(
+            kamailio(live),
+            hold_ms=15000,
+            scenario="citizen_dtmf",
+            callers=["13900000077"],
+            pcaps={"dtmf": dtmf_pcap("1", lead_in=6.0)},
+            keys={"info_digit": "none"},
+        )
+        with caller:
+            caller.wait()
+    finally:
+        live.call(setattr, live.controller, "cc", usual)
+    (record,) = new_records(live, before, 1)
+    assert record.outcome == "callback_requested" and record.ticket_id is not None
+    assert "callback_offered" in events_of(live, record)
