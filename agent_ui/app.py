@@ -2,25 +2,48 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from agent_ui import api as ui_api
+from agent_ui import live
+from agent_ui.deps import LoginRequired, login_url, render
+from agent_ui.pages import admin, auth, console, dashboard, portal, tickets
 from callcenter.views import router as callcenter_router
 from dispatch.errors import TicketError
 from dispatch.views import router as dispatch_router
+from hotline.accounts.sessions import SessionSigner, load_secret
 from hotline.context import HotlineContext
 from knowledge_base.views import router as kb_router
+from sla.overrides import apply_overrides
 from sla.views import router as sla_router
 
+logger = logging.getLogger("agent_ui")
+STATIC = Path(__file__).with_name("static")
 
-def _ticket_error(_request: Request, exc: Exception) -> JSONResponse:
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api") and "text/html" in request.headers.get("accept", "")
+
+
+def _error_page(request: Request, status: int, zh: str) -> Response:
+    return render(request, request.app.state.ctx, "error.html", None, status, status=status, message=zh)
+
+
+def _ticket_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, TicketError)
+    if _wants_html(request):
+        return _error_page(request, exc.status, exc.zh)
     return JSONResponse(
         status_code=exc.status,
         content={"error": type(exc).__name__, "detail": str(exc), "detail_zh": exc.zh},
@@ -30,19 +53,25 @@ def _ticket_error(_request: Request, exc: Exception) -> JSONResponse:
 HTTP_ZH = {401: "请先登录", 403: "无权访问", 404: "未找到", 405: "不支持的请求方法", 422: "请求内容有误"}
 
 
-def _http_error(_request: Request, exc: Exception) -> JSONResponse:
-    """Every error has the same shape: {"error", "detail", "detail_zh"}."""
+def _http_error(request: Request, exc: Exception) -> Response:
+    """Every error has the same shape: {"error", "detail", "detail_zh"}; pages get an error page."""
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    zh = getattr(exc, "zh", None) or HTTP_ZH.get(exc.status_code, detail)
+    if _wants_html(request):
+        if exc.status_code == 401:
+            return RedirectResponse(login_url(request.url.path), status_code=303)
+        return _error_page(request, exc.status_code, zh)
     return JSONResponse(
         status_code=exc.status_code,
-        content={
-            "error": type(exc).__name__,
-            "detail": detail,
-            "detail_zh": HTTP_ZH.get(exc.status_code, detail),
-        },
+        content={"error": type(exc).__name__, "detail": detail, "detail_zh": zh},
         headers=getattr(exc, "headers", None),
     )
+
+
+def _login_required(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LoginRequired)
+    return RedirectResponse(login_url(exc.next_url), status_code=303)
 
 
 def _problem(err: dict[str, Any]) -> dict[str, str]:
@@ -63,10 +92,18 @@ def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
         content={
             "error": "ValidationError",
             "detail": f"invalid request: {summary}",
-            "detail_zh": f"请求内容有误：{summary}",
+            "detail_zh": f"请求内容有误：{ui_api.problems_zh(problems)}",
             "problems": problems,
         },
     )
+
+
+def _load_calendar_overrides(ctx: HotlineContext) -> None:
+    try:
+        with ctx.unit_of_work() as session:
+            apply_overrides(session, ctx.calendar)
+    except SQLAlchemyError:
+        logger.warning("calendar overrides not loaded (run `hotline init-db` to create the tables)")
 
 
 def create_app(ctx: HotlineContext, background: bool = False) -> FastAPI:
@@ -80,10 +117,9 @@ def create_app(ctx: HotlineContext, background: bool = False) -> FastAPI:
 
             scheduler = start_sweeps(ctx)
         if background and ctx.settings.callcenter.enabled:
-            from callcenter.runtime import CallCentre
+            from callcenter.runtime import start_call_centre
 
-            _app.state.callcentre = CallCentre(ctx)
-            await _app.state.callcentre.start()
+            _app.state.callcentre, _app.state.callcentre_error = await start_call_centre(ctx)
         yield
         if _app.state.callcentre is not None:
             await _app.state.callcentre.stop()
@@ -97,22 +133,30 @@ def create_app(ctx: HotlineContext, background: bool = False) -> FastAPI:
         version="0.1.0",
     )
     app.state.ctx = ctx
-    app.state.callcentre = None  # callcenter.runtime.CallCentre when `hotline serve` runs the call centre
+    app.state.callcentre = None  # callcenter.runtime.CallCentre when `hotline serve` runs the telephony
+    app.state.callcentre_error = None  # why it could not start (e.g. Kamailio not installed)
+    auth_settings = ctx.settings.auth
+    secret = load_secret(
+        auth_settings.session_secret, ctx.settings.resolve(auth_settings.session_secret_file)
+    )
+    app.state.signer = SessionSigner(secret, auth_settings.session_hours * 3600)
+    _load_calendar_overrides(ctx)
+
     app.add_exception_handler(TicketError, _ticket_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.include_router(dispatch_router)
-    app.include_router(sla_router)
-    app.include_router(kb_router)
-    app.include_router(callcenter_router)
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def home() -> str:
-        name = ctx.settings.hotline.name
-        return (
-            f"<!doctype html><html lang='zh-CN'><meta charset='utf-8'><title>{name}</title>"
-            f"<h1>{name}</h1><ul><li><a href='/docs'>接口文档 (OpenAPI)</a></li>"
-            "<li><a href='/api/health'>系统状态</a></li></ul></html>"
-        )
-
+    app.add_exception_handler(LoginRequired, _login_required)
+    for router in (
+        dispatch_router,
+        sla_router,
+        kb_router,
+        callcenter_router,
+        ui_api.router,
+        ui_api.admin_router,
+    ):
+        app.include_router(router)
+    for page in (auth, console, portal, tickets, dashboard, admin):
+        app.include_router(page.router)
+    app.include_router(live.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -285,6 +285,20 @@ class Controller:
         cause, side = str(message.get("cause") or "ended"), str(message.get("side") or "citizen")
         self._finish(call, cause, side, message.get("recording"), at)
 
+    def _on_live_text(self, link: WorkerLink, message: dict[str, Any]) -> None:
+        """The worker could not stream this call to the live recogniser: the console says so."""
+        call = self.calls.get(message["call"])
+        if call is not None:
+            self.ctx.events.publish(
+                "transcript.live",
+                {
+                    "call_uid": call.uid,
+                    "state": message.get("state"),
+                    "extension": call.seat,
+                    "message": "实时转写未启用，通话结束后生成文字记录",
+                },
+            )
+
     def _on_error(self, link: WorkerLink, message: dict[str, Any]) -> None:
         call = self.calls.get(message.get("call") or "")
         # A command that crossed the citizen's hang-up on the wire is expected, not a fault.

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from callcenter.asr.client import live_socket_path
 from callcenter.settings import CallCenterSettings
 
 log = logging.getLogger("callcenter.pool")
@@ -59,6 +60,7 @@ class WorkerPool:
         self.cc = cc
         self.specs = worker_specs(cc)
         self.socket_path = socket_path
+        self.runtime_dir = runtime_dir
         self.logs = runtime_dir / "workers"
         self.recordings_dir = recordings_dir
         self.on_death = on_death
@@ -90,6 +92,7 @@ class WorkerPool:
             "--socket", str(self.socket_path),
             "--recordings", str(self.recordings_dir),
             "--pjsip-log", str(self.logs / f"{spec.name}.pjsip.log"),
+            "--live-socket", str(live_socket_path(self.runtime_dir)),
         ]  # fmt: skip
         output = open(self.logs / f"{spec.name}.log", "ab")  # noqa: SIM115 - handed to the child
         try:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from callcenter import asr
 from callcenter.controller import Controller
 from callcenter.kamailio import Kamailio
 from callcenter.pool import WorkerPool
@@ -60,6 +61,9 @@ class CallCentre:
         )
         self.kamailio = Kamailio(self.cc, self.runtime_dir, self.pool.sip_ports)
         try:
+            # Speech first: the live recogniser's socket must exist before the workers stream to it.
+            # A missing or broken model never raises; transcription is then "off" and says why.
+            await asr.start(self.ctx)
             await asyncio.to_thread(self.kamailio.start)
             await self.pool.start()
             await self.wait_for_workers(self.cc.workers, wait_seconds)
@@ -90,6 +94,7 @@ class CallCentre:
             await self.controller.stop()
         if self.kamailio is not None:
             await asyncio.to_thread(self.kamailio.stop)
+        await asr.stop()
 
     def status(self) -> dict[str, Any]:
         controller, pool = self.controller, self.pool
@@ -101,6 +106,7 @@ class CallCentre:
             "calls": len(controller.calls) if controller else 0,
             "queue_length": len(controller.queue()) if controller else 0,
             "sip": f"{self.cc.sip_host}:{self.cc.sip_port}",
+            "speech": asr.asr_status(),
         }
 
 

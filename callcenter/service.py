@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from callcenter.models import (
@@ -26,6 +26,7 @@ from callcenter.models import (
 )
 from dispatch.errors import TicketError
 from dispatch.models import Ticket
+from hotline.accounts.models import User
 from hotline.clock import Clock
 
 
@@ -261,6 +262,17 @@ class CallRecords:
         self.event(record, "ended", {"cause": cause, "side": side, "outcome": record.outcome})
         return record
 
+    def link_ticket(self, uid: str, ticket: Ticket) -> CallRecord:
+        """The ticket this call became (the console registers it while talking or in wrap-up)."""
+        record = self.get(uid)
+        if record.ticket_id not in (None, ticket.id):
+            raise CallCenterError(
+                f"call {uid} already belongs to another ticket", f"通话 {uid} 已关联其他工单"
+            )
+        record.ticket_id = ticket.id
+        self.event(record, "ticket", {"number": ticket.number})
+        return record
+
     def open_on_worker(self, worker: str) -> list[CallRecord]:
         return list(
             self.session.scalars(
@@ -298,3 +310,34 @@ def seat_view(seat: Seat, caller: str | None = None, now: datetime | None = None
         "call_uid": seat.current_call_uid,
         "caller_masked": mask_phone(caller),
     }
+
+
+def seat_board(session: Session, now: datetime) -> list[dict[str, Any]]:
+    """The wallboard: every active seat, its operator's name and the current caller (masked)."""
+    seats = list(session.scalars(select(Seat).where(Seat.active.is_(True)).order_by(Seat.extension)))
+    uids = [s.current_call_uid for s in seats if s.current_call_uid]
+    callers = dict(
+        session.execute(select(CallRecord.uid, CallRecord.caller).where(CallRecord.uid.in_(uids))).all()
+    )
+    operators = [s.operator_id for s in seats if s.operator_id]
+    names = dict(session.execute(select(User.id, User.display_name).where(User.id.in_(operators))).all())
+    rows = []
+    for seat in seats:
+        row = seat_view(seat, callers.get(seat.current_call_uid or ""), now)
+        row["operator"] = names.get(seat.operator_id) if seat.operator_id else None
+        rows.append(row)
+    return rows
+
+
+def waiting_calls(session: Session, now: datetime) -> dict[str, Any]:
+    """Queue length and longest wait from the call records (what any process can see)."""
+    length, oldest = session.execute(
+        select(func.count(), func.min(CallRecord.queued_at)).where(
+            CallRecord.direction == CallDirection.INBOUND.value,
+            CallRecord.answered_at.is_(None),
+            CallRecord.ended_at.is_(None),
+            CallRecord.queued_at.is_not(None),
+        )
+    ).one()
+    longest = round((now - oldest).total_seconds(), 1) if oldest else 0.0
+    return {"length": length, "longest_wait_seconds": longest, "callers": []}

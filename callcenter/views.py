@@ -13,11 +13,19 @@ from sqlalchemy import select
 
 from callcenter.controller import Controller
 from callcenter.models import CallEvent, CallRecord, SeatState
-from callcenter.service import CallCenterError, CallRecords, SeatService, mask_phone, seat_view
+from callcenter.service import (
+    CallCenterError,
+    CallRecords,
+    SeatService,
+    mask_phone,
+    seat_board,
+    seat_view,
+    waiting_calls,
+)
 from callcenter.stats import QueueFigures, queue_figures
 from dispatch.errors import NotPermitted
 from hotline.accounts.models import Role, User
-from hotline.web import ContextDep, SessionDep, UserDep, commit
+from hotline.web import ContextDep, SessionDep, UserDep, actor_of, commit
 
 router = APIRouter(prefix="/api", tags=["call centre"])
 
@@ -71,15 +79,9 @@ def _supervisor(user: User) -> None:
 
 
 @router.get("/seats")
-def list_seats(
-    user: UserDep, session: SessionDep, ctx: ContextDep, controller: ControllerDep
-) -> list[dict[str, Any]]:
+def list_seats(user: UserDep, session: SessionDep, ctx: ContextDep) -> list[dict[str, Any]]:
     _staff(user)
-    now = ctx.clock.now()
-    callers = controller.caller_of if controller else (lambda _uid: None)
-    return [
-        seat_view(seat, callers(seat.current_call_uid), now) for seat in SeatService(session, ctx.clock).all()
-    ]
+    return seat_board(session, ctx.clock.now())
 
 
 @router.post("/seats/{extension}/state")
@@ -106,7 +108,7 @@ def change_seat_state(
         operator_id=operator_id,
         reason="pause" if body.state == "break" else None,
     )
-    view = seat_view(seat, None, ctx.clock.now())
+    view = {**seat_view(seat, None, ctx.clock.now()), "operator": user.display_name}
     commit(session)
     ctx.events.publish("seat", view)
     if controller is not None and body.state == "ready":
@@ -131,10 +133,10 @@ def status(request: Request, user: UserDep, ctx: ContextDep) -> dict[str, Any]:
 
 
 @router.get("/callcenter/queue")
-def queue(user: UserDep, controller: ControllerDep) -> dict[str, Any]:
+def queue(user: UserDep, session: SessionDep, ctx: ContextDep, controller: ControllerDep) -> dict[str, Any]:
     _staff(user)
     if controller is None:
-        return {"enabled": False, "length": 0, "longest_wait_seconds": 0.0, "callers": []}
+        return {"enabled": False, **waiting_calls(session, ctx.clock.now())}
     return {"enabled": True, **controller.queue_view()}
 
 
@@ -208,6 +210,23 @@ def _own_call(uid: str, user: User, session: SessionDep, ctx: ContextDep) -> Non
     seat = SeatService(session, ctx.clock).of_operator(user.id)
     if seat is None or seat.current_call_uid != uid:
         raise NotPermitted(f"call {uid} is not at your seat", "该通话不在您的坐席上")
+
+
+class TicketLinkBody(_Body):
+    number: str = Field(pattern=r"^[0-9]{8}-[0-9]{3,8}$", description="the ticket this call became")
+
+
+@router.post("/calls/{uid}/ticket")
+def link_ticket(
+    uid: CallUid, body: TicketLinkBody, user: UserDep, session: SessionDep, ctx: ContextDep
+) -> dict[str, Any]:
+    """Record which ticket a call became (the seat console does it when it registers the ticket)."""
+    _staff(user)
+    _own_call(uid, user, session, ctx)
+    ticket = ctx.tickets(session).get(body.number, actor_of(user))
+    record = CallRecords(session, ctx.clock).link_ticket(uid, ticket)
+    commit(session)
+    return _record_out(record, masked=False)
 
 
 @router.post("/calls/{uid}/transfer")

@@ -28,6 +28,7 @@ from typing import Any
 
 import pjsua2 as pj
 
+from callcenter.asr.client import LiveClient
 from callcenter.protocol import ProtocolError, decode, encode
 from callcenter.recording import TwoChannelRecording
 
@@ -37,6 +38,7 @@ CITIZEN = "citizen"
 PLAYER = "player"
 REC_CITIZEN = "rec_citizen"
 REC_HOTLINE = "rec_hotline"
+LIVE = "live"  # the live recogniser's tap on the citizen
 PARTIES = ("seat", "transfer", "conference")
 IDLE_POLL_MS = 50
 
@@ -61,6 +63,7 @@ def wanted_edges(present: set[str], supervisor_mode: str | None, playing: bool) 
         edges.add((PLAYER, CITIZEN))
     if CITIZEN in present:
         edges.add((CITIZEN, REC_CITIZEN))
+        edges.add((CITIZEN, LIVE))
         edges |= {(src, REC_HOTLINE) for src, sink in edges if sink == CITIZEN}
     return edges
 
@@ -97,6 +100,25 @@ class Leg(pj.Call):
         )
 
 
+class LiveTap(pj.AudioMediaPort):
+    """A bridge port that hands the citizen's audio to the live recogniser (another process).
+
+    pjsua2 calls onFrameReceived on its media clock thread every 20 ms; the client only appends to a
+    non-blocking socket (frames are dropped, never waited for), so the bridge is never held up.
+    """
+
+    def __init__(self, client: LiveClient) -> None:
+        super().__init__()
+        self.client = client
+        fmt = pj.MediaFormatAudio()
+        fmt.init(pj.PJMEDIA_FORMAT_PCM, 8000, 1, 20000, 16)
+        self.createPort("live", fmt)
+
+    def onFrameReceived(self, frame: pj.MediaFrame) -> None:
+        if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and frame.size:
+            self.client.send(bytes(frame.buf))
+
+
 @dataclass
 class PendingLeg:
     leg: Leg
@@ -120,6 +142,7 @@ class CallSession:
         self.next_prompt_at: float | None = None
         self.recording: TwoChannelRecording | None = None
         self.recorders: dict[str, pj.AudioMediaRecorder] = {}
+        self.live_tap: LiveTap | None = None
         self.hangup_side: str | None = None
         self.cause: str | None = None
         self.citizen_gone = False
@@ -128,6 +151,8 @@ class CallSession:
     def _port(self, name: str) -> pj.AudioMedia | None:
         if name == PLAYER:
             return self.player
+        if name == LIVE:
+            return self.live_tap
         return self.recorders.get(name) or self.media.get(name)
 
     def rewire(self) -> None:
@@ -244,6 +269,7 @@ class CallSession:
         self.media[role] = media
         if role == CITIZEN and self.recording is None:
             self._start_recording()
+            self._start_live_text()
         if role in PARTIES:
             self.stop_play()  # a person is on the line: no more prompts
         self.rewire()
@@ -264,6 +290,28 @@ class CallSession:
             )
             self.recorders.clear()
             self.recording = None
+
+    def _start_live_text(self) -> None:
+        """Stream the citizen to the live recogniser when one runs; otherwise the console says so."""
+        if not self.worker.live_socket:
+            return
+        client = LiveClient(self.worker.live_socket, self.uid, rate=8000)
+        if client.state != "streaming":
+            client.close()
+            self.worker.send({"type": "live_text", "call": self.uid, "state": client.state})
+            return
+        try:
+            self.live_tap = LiveTap(client)
+        except pj.Error as exc:
+            client.close()
+            self.worker.send({"type": "error", "call": self.uid, "message": f"live text: {exc.info()}"})
+
+    def _stop_live_text(self) -> dict[str, object] | None:
+        if self.live_tap is None:
+            return None
+        client, self.live_tap = self.live_tap.client, None  # the port is destroyed here, on this thread
+        client.close()
+        return client.stats()
 
     def leg_confirmed(self, leg: Leg) -> None:
         self.pending.pop(leg.role, None)
@@ -308,6 +356,7 @@ class CallSession:
             self._transmit(*name, start=False)
         self.edges.clear()
         self.recorders.clear()  # destroying the recorders writes the WAV headers
+        live_stats = self._stop_live_text()
         summary = self.recording.finish() if self.recording is not None else None
         self.worker.send(
             {
@@ -316,6 +365,7 @@ class CallSession:
                 "cause": self.cause,
                 "side": self.hangup_side,
                 "left_at": left_at,
+                "live_text": live_stats,
                 "recording": summary,
             }
         )
@@ -362,6 +412,7 @@ class Worker:
         self.name: str = args.name
         self.sip_port: int = args.sip_port
         self.recordings_dir = Path(args.recordings)
+        self.live_socket: str | None = args.live_socket
         self.args = args
         self.commands: queue.Queue[dict[str, Any]] = queue.Queue()
         self.session: CallSession | None = None
@@ -571,6 +622,7 @@ class Worker:
             self.ep.libHandleEvents(20)
         for session in self.sessions.values():
             session.player = None
+            session._stop_live_text()
             session.recorders.clear()
             session.media.clear()
             session.legs.clear()
@@ -614,6 +666,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--socket", required=True, help="the controller's Unix socket")
     parser.add_argument("--recordings", required=True)
     parser.add_argument("--pjsip-log", required=True)
+    parser.add_argument("--live-socket", default=None, help="the live recogniser's socket (optional)")
     return parser.parse_args(argv)
 
 

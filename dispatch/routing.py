@@ -367,9 +367,13 @@ class _Route:
 class Router:
     """Loads the routing table once; `classify` is then a pure function of the text."""
 
-    def __init__(self, path: Path | str | None = None) -> None:
+    def __init__(self, path: Path | str | None = None, extra_routes: Sequence[RouteSpec] = ()) -> None:
+        """`extra_routes` (routing words added on the admin page) come before the table's routes,
+        so on a tie they win."""
         self.path = Path(path) if path is not None else DEFAULT_PATH
         spec = self._read(self.path)
+        if extra_routes:
+            spec = spec.model_copy(update={"route": [*extra_routes, *spec.route]})
         tree_path = (self.path.parent / spec.category_tree).resolve()
         try:
             tree = load_category_tree(tree_path)

@@ -106,6 +106,8 @@ class TicketFilter(_Body):
     created_to: date | None = None
     overdue: bool | None = None
     caller_phone: Phone | None = None
+    # A ticket number, or words in the content or the address.
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] | None = None
     limit: int = Field(default=50, ge=1, le=500)
     offset: int = Field(default=0, ge=0, le=10_000_000)
 

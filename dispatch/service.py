@@ -152,6 +152,15 @@ class TicketService:
             conditions.append(Ticket.created_at < end)
         if flt.caller_phone:
             conditions.append(Ticket.caller_phone == flt.caller_phone)
+        if flt.text:
+            like = "%" + flt.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            conditions.append(
+                or_(
+                    Ticket.number == flt.text,
+                    Ticket.content.like(like, escape="\\"),
+                    Ticket.address.like(like, escape="\\"),
+                )
+            )
         if flt.overdue is not None:
             overdue = and_(
                 Ticket.state.in_([s.value for s in AT_DEPARTMENT]), Ticket.deadline < self.clock.now()

@@ -9,10 +9,8 @@ from sqlalchemy import select
 
 from dispatch import schemas
 from dispatch.models import Category, Department
-from dispatch.service import ticket_out
 from dispatch.states import ACTION_LABELS, Action
-from hotline.accounts.models import Role
-from hotline.web import ActorDep, SessionDep, TicketsDep, UserDep, commit
+from hotline.web import ActorDep, DeskDep, SessionDep, UserDep
 
 router = APIRouter(prefix="/api", tags=["tickets"])
 
@@ -93,39 +91,34 @@ def list_categories(session: SessionDep, _actor: ActorDep) -> list[CategoryOut]:
     ]
 
 
+# Every endpoint goes through the desk: views of personal data and actions are audited, changes
+# are published to the live pages.
+
+
 @router.post("/tickets", status_code=status.HTTP_201_CREATED)
-def create_ticket(body: schemas.TicketCreate, tickets: TicketsDep, actor: ActorDep) -> schemas.TicketOut:
-    ticket = tickets.register(actor, body)
-    commit(tickets.session)
-    return ticket_out(ticket, tickets.clock.now())
+def create_ticket(body: schemas.TicketCreate, desk: DeskDep) -> schemas.TicketOut:
+    return desk.out(desk.register(body))
 
 
 @router.get("/tickets")
-def list_tickets(
-    flt: Annotated[schemas.TicketFilter, Query()], tickets: TicketsDep, actor: ActorDep
-) -> schemas.TicketPage:
-    rows, total = tickets.list(actor, flt)
-    now, mask = tickets.clock.now(), actor.role == Role.LIAISON
-    return schemas.TicketPage(total=total, items=[ticket_out(t, now, mask) for t in rows])
+def list_tickets(flt: Annotated[schemas.TicketFilter, Query()], desk: DeskDep) -> schemas.TicketPage:
+    rows, total = desk.list(flt)
+    return schemas.TicketPage(total=total, items=[desk.out(t) for t in rows])
 
 
 @router.get("/tickets/{number}")
-def get_ticket(number: NumberPath, tickets: TicketsDep, actor: ActorDep) -> schemas.TicketOut:
-    ticket = tickets.get(number, actor)
-    return ticket_out(ticket, tickets.clock.now(), actor.role == Role.LIAISON)
+def get_ticket(number: NumberPath, desk: DeskDep) -> schemas.TicketOut:
+    return desk.out(desk.get(number))
 
 
 @router.get("/tickets/{number}/events")
-def ticket_events(number: NumberPath, tickets: TicketsDep, actor: ActorDep) -> list[schemas.EventOut]:
-    ticket = tickets.get(number, actor)
-    return [schemas.EventOut.model_validate(e) for e in ticket.events]
+def ticket_events(number: NumberPath, desk: DeskDep) -> list[schemas.EventOut]:
+    return [schemas.EventOut.model_validate(e) for e in desk.get(number).events]
 
 
 def _action_endpoint(action: Action, body_type: type[BaseModel]) -> Callable[..., Any]:
-    def endpoint(*, number: NumberPath, body: Any, tickets: TicketsDep, actor: ActorDep) -> schemas.TicketOut:
-        ticket = tickets.act(number, actor, action, body if body is not None else body_type())
-        commit(tickets.session)
-        return ticket_out(ticket, tickets.clock.now(), actor.role == Role.LIAISON)
+    def endpoint(*, number: NumberPath, body: Any, desk: DeskDep) -> schemas.TicketOut:
+        return desk.out(desk.act(number, action, body if body is not None else body_type()))
 
     # Actions whose fields are all optional (sign, supervise …) may be posted without a body.
     if any(field.is_required() for field in body_type.model_fields.values()):

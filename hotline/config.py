@@ -92,6 +92,18 @@ class SlaSection(_Section):
 class AuthSection(_Section):
     # Basic auth on the JSON API (username + password); tokens work as well.
     api_basic_auth: bool = True
+    # Key that signs the pages' session cookies. Empty: a random key kept in `session_secret_file`
+    # (created on first use), so every app process reading that file accepts the same sessions.
+    session_secret: str = ""
+    session_secret_file: Path = Path("var/session.key")
+    session_cookie: str = Field(default="hotline_session", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    # A session ends this long after login (a shift and a half), or at logout.
+    session_hours: float = Field(default=12, gt=0, le=24 * 7)
+    # Send the cookie over HTTPS only (set true behind a TLS terminator).
+    cookie_secure: bool = False
+    # This many wrong passwords in a row lock the account for lockout_minutes (an admin may unlock it).
+    lockout_attempts: int = Field(default=5, ge=1, le=100)
+    lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
 
 
 class Settings(_Section):

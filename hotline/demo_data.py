@@ -199,10 +199,11 @@ def load_demo(ctx: HotlineContext) -> list[str]:
         users = load_staff(session, now)
         count = load_tickets(ctx, session, users, now)
         entries = load_knowledge_base(session, now)
+        seats = load_seats(ctx, session)
     return [
         *warnings,
         f"{len(DEPARTMENTS)} departments, {len(STAFF)} users, {count} new tickets, "
-        f"{entries} new knowledge-base entries",
+        f"{entries} new knowledge-base entries, {seats} seats",
     ]
 
 
@@ -211,3 +212,12 @@ def load_knowledge_base(session: Session, now: datetime) -> int:
     if session.scalar(select(func.count()).select_from(KbEntry)):
         return 0
     return len(import_jsonl(session, DEMO_KB.read_bytes(), now, changed_by="演示数据"))
+
+
+def load_seats(ctx: HotlineContext, session: Session) -> int:
+    """The configured seat extensions (1001-1024 by default) as rows, so the pages show the seats
+    even before the call centre has been started once."""
+    from callcenter.service import SeatService
+
+    SeatService(session, ctx.clock).ensure_seats(ctx.settings.callcenter.seats)
+    return len(ctx.settings.callcenter.seats)

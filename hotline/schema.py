@@ -1,11 +1,26 @@
 """Imports every package's models so that `Base.metadata` knows all tables (for Alembic and tests)."""
 
 from callcenter import models as callcenter_models
+from callcenter.asr import models as asr_models
 from dispatch import models as dispatch_models
+from dispatch import routing_words as routing_word_models
+from hotline import audit as audit_models
 from hotline.accounts import models as account_models
 from hotline.db import Base
 from knowledge_base import models as kb_models
 from sla import models as sla_models
+from sla import overrides as calendar_override_models
 
 metadata = Base.metadata
-__all__ = ["account_models", "callcenter_models", "dispatch_models", "kb_models", "metadata", "sla_models"]
+__all__ = [
+    "account_models",
+    "asr_models",
+    "audit_models",
+    "calendar_override_models",
+    "callcenter_models",
+    "dispatch_models",
+    "kb_models",
+    "metadata",
+    "routing_word_models",
+    "sla_models",
+]

@@ -1,23 +1,42 @@
-"""FastAPI dependencies shared by every package's views: the context, a session, the acting user."""
+"""FastAPI dependencies shared by every package's views: the context, a session, the acting user.
+
+Who is acting comes from an `Authorization` header (bearer token, or HTTP Basic when enabled) for API
+clients, or from the pages' signed session cookie. A request authenticated by the cookie must carry
+the session's CSRF token on every unsafe method (header `X-CSRF-Token`, or form field `csrf_token`),
+so another site cannot make a logged-in browser act.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 from collections.abc import Iterator
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
+from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from dispatch.errors import ConcurrentChange
-from dispatch.service import TicketService
+from dispatch import schemas
+from dispatch.errors import ConcurrentChange, NotPermitted
+from dispatch.live import publish_ticket
+from dispatch.models import Ticket
+from dispatch.service import TicketService, ticket_out
 from dispatch.state_machine import Actor
+from dispatch.states import Action
+from hotline import audit
 from hotline.accounts.models import Role, User
-from hotline.accounts.service import authenticate_password, authenticate_token
+from hotline.accounts.service import Lockout, LoginResult, authenticate_token, log_in, password_fingerprint
+from hotline.accounts.sessions import SessionData, SessionSigner
 from hotline.context import HotlineContext
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
 
 
 def get_context(request: Request) -> HotlineContext:
@@ -56,31 +75,141 @@ def actor_of(user: User) -> Actor:
     return Actor(user.id, user.display_name, Role(user.role), user.department_id)
 
 
-_UNAUTHORIZED = HTTPException(
-    status_code=status.HTTP_401_UNAUTHORIZED,
-    detail="authentication required: 'Authorization: Bearer <token>' or HTTP Basic",
-    headers={"WWW-Authenticate": 'Basic realm="hotline", Bearer'},
-)
+class WebError(HTTPException):
+    """An HTTP error with a message for screens (`zh`)."""
+
+    def __init__(self, status_code: int, detail: str, zh: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status_code=status_code, detail=detail, headers=headers)
+        self.zh = zh
 
 
-def _user_from_header(header: str, session: Session, allow_basic: bool) -> User | None:
-    scheme, _, credentials = header.partition(" ")
-    if scheme.lower() == "bearer" and credentials:
-        return authenticate_token(session, credentials.strip())
-    if scheme.lower() == "basic" and credentials and allow_basic:
-        try:
-            username, _, password = base64.b64decode(credentials, validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        return authenticate_password(session, username, password)
+def unauthorized(
+    detail: str = "authentication required: 'Authorization: Bearer <token>' or HTTP Basic",
+    zh: str = "请先登录",
+) -> WebError:
+    return WebError(
+        status.HTTP_401_UNAUTHORIZED,
+        detail,
+        zh,
+        headers={"WWW-Authenticate": 'Basic realm="hotline", Bearer'},
+    )
+
+
+CSRF_REFUSED_ZH = "请求缺少有效的安全令牌（CSRF），已拒绝。请刷新页面后重试"
+
+
+def csrf_refused() -> WebError:
+    return WebError(status.HTTP_403_FORBIDDEN, "CSRF token missing or wrong", CSRF_REFUSED_ZH)
+
+
+# ---- the pages' session cookie -----------------------------------------------------------------
+
+
+def get_signer(request: Request) -> SessionSigner:
+    return request.app.state.signer
+
+
+def read_session(request: Request) -> SessionData | None:
+    ctx: HotlineContext = request.app.state.ctx
+    return get_signer(request).loads(request.cookies.get(ctx.settings.auth.session_cookie))
+
+
+def user_of_session(session: Session, data: SessionData | None) -> User | None:
+    """The logged-in user of a cookie session, if still active and the password is unchanged."""
+    if data is None or data.user_id is None:
+        return None
+    user = session.get(User, data.user_id)
+    if user is None or not user.active or data.fingerprint != password_fingerprint(user):
+        return None
+    return user
+
+
+async def submitted_csrf(request: Request) -> str | None:
+    """The CSRF token sent with an unsafe request: the header, else the form field."""
+    header = request.headers.get(CSRF_HEADER)
+    if header or request.method in SAFE_METHODS:
+        return header
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        value = (await request.form()).get(CSRF_FIELD)
+        return value if isinstance(value, str) else None
     return None
 
 
-def get_user(request: Request, session: SessionDep, ctx: ContextDep) -> User:
+CsrfDep = Annotated[str | None, Depends(submitted_csrf)]
+
+
+def check_csrf(request: Request, data: SessionData | None, submitted: str | None) -> None:
+    if request.method in SAFE_METHODS:
+        return
+    if data is None or not submitted or not hmac.compare_digest(submitted, data.csrf):
+        raise csrf_refused()
+
+
+# ---- API clients: bearer tokens and HTTP Basic ------------------------------------------------------
+
+
+def lockout_of(ctx: HotlineContext) -> Lockout:
+    return Lockout(ctx.settings.auth.lockout_attempts, ctx.settings.auth.lockout_minutes)
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def via_of(request: Request) -> str:
+    return "api" if request.url.path.startswith("/api") else "page"
+
+
+def checked_login(ctx: HotlineContext, request: Request, username: str, password: str) -> LoginResult:
+    """A password check that counts failures (committed at once) and audits refusals."""
+    with ctx.unit_of_work() as session:
+        result = log_in(session, username, password, ctx.clock.now(), lockout_of(ctx))
+        if result.user is None:
+            audit.record(
+                session,
+                at=ctx.clock.now(),
+                action="login.locked" if result.locked_until else "login.failed",
+                username=username or "-",
+                via=via_of(request),
+                ip=client_ip(request),
+            )
+    return result
+
+
+def _user_from_header(request: Request, header: str, session: Session, ctx: HotlineContext) -> User:
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() == "bearer" and credentials:
+        user = authenticate_token(session, credentials.strip())
+        if user is not None:
+            return user
+    elif scheme.lower() == "basic" and credentials and ctx.settings.auth.api_basic_auth:
+        try:
+            username, _, password = base64.b64decode(credentials, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            raise unauthorized() from None
+        result = checked_login(ctx, request, username, password)
+        if result.user is not None:
+            user = session.get(User, result.user.id)
+            assert user is not None
+            return user
+        if result.locked_until is not None:
+            raise unauthorized(
+                f"authentication required: account locked until {result.locked_until:%Y-%m-%d %H:%M}",
+                result.message_zh,
+            )
+    raise unauthorized()
+
+
+def get_user(request: Request, session: SessionDep, ctx: ContextDep, csrf: CsrfDep) -> User:
     header = request.headers.get("authorization", "")
-    user = _user_from_header(header, session, ctx.settings.auth.api_basic_auth) if header else None
+    if header:
+        return _user_from_header(request, header, session, ctx)
+    data = read_session(request)
+    user = user_of_session(session, data)
     if user is None:
-        raise _UNAUTHORIZED
+        raise unauthorized()
+    check_csrf(request, data, csrf)
     return user
 
 
@@ -99,3 +228,105 @@ def get_tickets(session: SessionDep, ctx: ContextDep) -> TicketService:
 
 
 TicketsDep = Annotated[TicketService, Depends(get_tickets)]
+
+
+# ---- the ticket desk: the ticket service as a person on the web uses it -------------------------
+
+
+class TicketDesk:
+    """TicketService for one logged-in user: liaisons see masked phone numbers, every view of a
+    ticket's personal data and every action is audited, changes are committed and published live."""
+
+    def __init__(self, ctx: HotlineContext, session: Session, user: User, request: Request) -> None:
+        self.ctx, self.session, self.user = ctx, session, user
+        self.actor = actor_of(user)
+        self.tickets = ctx.tickets(session)
+        self.via, self.ip = via_of(request), client_ip(request)
+
+    @property
+    def mask(self) -> bool:
+        return self.actor.role == Role.LIAISON
+
+    def now(self) -> datetime:
+        return self.ctx.clock.now()
+
+    def _audit(self, action: str, number: str | None = None, **fields: Any) -> None:
+        audit.record(
+            self.session,
+            at=self.now(),
+            action=action,
+            username=self.user.username,
+            user_id=self.user.id,
+            role=self.user.role,
+            ticket_number=number,
+            via=self.via,
+            ip=self.ip,
+            **fields,
+        )
+
+    def out(self, ticket: Ticket) -> schemas.TicketOut:
+        return ticket_out(ticket, self.now(), self.mask)
+
+    def get(self, number: str) -> Ticket:
+        """A ticket the user may see; the view is audited, and so is a refused one."""
+        try:
+            ticket = self.tickets.get(number, self.actor)
+        except NotPermitted:
+            audit.record_now(
+                self.ctx.sessions,
+                at=self.now(),
+                action="ticket.view.denied",
+                username=self.user.username,
+                user_id=self.user.id,
+                role=self.user.role,
+                ticket_number=number,
+                via=self.via,
+                ip=self.ip,
+            )
+            raise
+        self._audit("ticket.view", number)
+        commit(self.session)
+        return ticket
+
+    def list(self, flt: schemas.TicketFilter) -> tuple[list[Ticket], int]:
+        rows, total = self.tickets.list(self.actor, flt)
+        if rows:
+            query = flt.model_dump(mode="json", exclude_defaults=True)
+            self._audit("ticket.list", count=len(rows), detail={"numbers": [t.number for t in rows], **query})
+            commit(self.session)
+        return rows, total
+
+    def register(self, body: schemas.TicketCreate, then: tuple[Action, BaseModel] | None = None) -> Ticket:
+        """Register a ticket; `then` takes its first action (answer on the spot, dispatch) in the
+        same transaction, so a refused action leaves no half-done ticket behind."""
+        ticket = self.tickets.register(self.actor, body)
+        self._audit("ticket.register", ticket.number, detail={"channel": body.channel.value})
+        if then is not None:
+            action, action_body = then
+            ticket = self.tickets.act(ticket.number, self.actor, action, action_body)
+            self._audit(f"ticket.{action.value}", ticket.number, detail=_auditable(action_body))
+        commit(self.session)
+        publish_ticket(self.ctx.events, ticket, then[0] if then else Action.REGISTER)
+        return ticket
+
+    def act(self, number: str, action: Action, body: BaseModel) -> Ticket:
+        ticket = self.tickets.act(number, self.actor, action, body)
+        self._audit(f"ticket.{action.value}", number, detail=_auditable(body))
+        commit(self.session)
+        publish_ticket(self.ctx.events, ticket, action)
+        return ticket
+
+
+def _auditable(body: BaseModel) -> dict[str, Any]:
+    """What of an action's body goes into the audit log: its fields, texts shortened."""
+    out: dict[str, Any] = {}
+    for key, value in body.model_dump(mode="json").items():
+        out[key] = value[:200] if isinstance(value, str) else value
+    return out
+
+
+def get_desk(ctx: ContextDep, session: SessionDep, user: UserDep, request: Request) -> TicketDesk:
+    return TicketDesk(ctx, session, user, request)
+
+
+DeskDep = Annotated[TicketDesk, Depends(get_desk)]

@@ -141,6 +141,11 @@ def _matcher(session: Session, today: date) -> KnowledgeBase:
     return kb
 
 
+def cached_matcher(session: Session, today: date) -> KnowledgeBase:
+    """The matcher over today's active entries, rebuilt only when entries change (for other views)."""
+    return _matcher(session, today)
+
+
 @router.get("/match")
 def match(
     session: SessionDep,

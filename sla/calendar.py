@@ -45,6 +45,15 @@ class WorkCalendar:
     def from_config(cls, settings: CalendarSettings) -> WorkCalendar:
         return cls(settings)
 
+    def set_local_overrides(self, holidays: set[datetime.date], workdays: set[datetime.date]) -> None:
+        """Merge the overrides kept in the database (admin page) with those of the config file;
+        a date in the database wins over the same date in the config file."""
+        off = (set(self.settings.extra_holidays) - workdays) | holidays
+        on = (set(self.settings.extra_workdays) - holidays) | workdays
+        with self._lock:
+            self._extra_off, self._extra_on = frozenset(off), frozenset(on)
+            self._day_cache = {}
+
     @staticmethod
     def _combine_delta(start: datetime.time, end: datetime.time) -> datetime.timedelta:
         anchor = datetime.date.min

@@ -60,8 +60,10 @@ class LiveClient:
             self.reason = f"live recogniser not reachable at {path}: {exc.strerror or exc}"
             return
         self._sock, self.state = sock, "streaming"
-        header = json.dumps({"call": self.call_uid, "rate": self.rate}).encode() + b"\n"
-        self._pending = header
+        # The header goes out at once (a fresh socket's buffer always has room), so the recogniser
+        # admits or refuses the call before the first frame.
+        self._pending = json.dumps({"call": self.call_uid, "rate": self.rate}).encode() + b"\n"
+        self._write_pending()
 
     def send(self, pcm: bytes) -> bool:
         """Queue one frame; False when it was dropped (or the stream is not live)."""
@@ -79,7 +81,7 @@ class LiveClient:
         except OSError as exc:
             self._lost(exc)
             return False
-        self.sent_bytes += written
+        self.sent_bytes += len(pcm)  # accepted whole: an unsent tail goes out before any later frame
         self._pending = pcm[written:]
         return True
 

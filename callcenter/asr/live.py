@@ -52,7 +52,9 @@ def calibration_audio(rate: int = 8000, seconds: float = 4.0, seed: int = 7) -> 
     """Speech-like test audio: bursts of harmonics and noise with short pauses (no file needed)."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(rate * seconds)) / rate
-    voiced = np.sin(2 * np.pi * 140 * t) + 0.5 * np.sin(2 * np.pi * 420 * t) + 0.3 * rng.standard_normal(len(t))
+    voiced = (
+        np.sin(2 * np.pi * 140 * t) + 0.5 * np.sin(2 * np.pi * 420 * t) + 0.3 * rng.standard_normal(len(t))
+    )
     envelope = (np.sin(2 * np.pi * 1.5 * t) > -0.3).astype(float)
     return (voiced * envelope * 6000).astype(np.int16)
 
@@ -148,6 +150,8 @@ class LiveServer:
 
     def shutdown(self) -> None:
         if self._server is not None:
+            with contextlib.suppress(OSError):
+                self._server.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in accept()
             self._server.close()
             self._server = None
         self.socket_path.unlink(missing_ok=True)
@@ -177,7 +181,9 @@ class LiveServer:
             count = len(self.streams)
         if busy:
             self.refused += 1
-            message = f"live recognition is at its limit of {self.max_streams} streams: after-call transcript only"
+            message = (
+                f"live recognition is at its limit of {self.max_streams} streams: after-call transcript only"
+            )
             with contextlib.suppress(OSError):
                 conn.sendall(json.dumps({"ok": False, "reason": "busy", "message": message}).encode() + b"\n")
             self.listeners.emit({"type": "refused", "call": uid, "reason": "busy", "message": message})
@@ -197,7 +203,9 @@ class LiveServer:
                 buffer += data
             if len(buffer) >= chunk or (not data and buffer):
                 usable = len(buffer) - len(buffer) % 2
-                last_partial = self._emit(uid, stream.accept(bytes(buffer[:usable])), last_partial, stream.seconds)
+                last_partial = self._emit(
+                    uid, stream.accept(bytes(buffer[:usable])), last_partial, stream.seconds
+                )
                 del buffer[:usable]
             if not data:
                 break
@@ -208,7 +216,9 @@ class LiveServer:
         if isinstance(result, Segment):
             if result.text:
                 words = [vars(w) for w in result.words]
-                self.listeners.emit({"type": "final", "call": uid, "text": result.text, "words": words, "at": round(at, 3)})
+                self.listeners.emit(
+                    {"type": "final", "call": uid, "text": result.text, "words": words, "at": round(at, 3)}
+                )
             return ""
         if result != last_partial and result:
             self.listeners.emit({"type": "partial", "call": uid, "text": result, "at": round(at, 3)})
@@ -257,7 +267,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: server.shutdown())
     log.info(
         "live recogniser on %s: model %s, %.4f CPU s per audio s, limit %d streams",
-        args.socket, args.model, server.cpu_per_stream, server.max_streams,
+        args.socket,
+        args.model,
+        server.cpu_per_stream,
+        server.max_streams,
     )
     print(json.dumps(server.info()), flush=True)  # the parent reads this line: ready
     server.serve_forever()

@@ -31,7 +31,6 @@ from typing import Any
 
 from callcenter.asr.client import live_socket_path
 from callcenter.asr.service import TranscriptionService, suggestions
-from callcenter.asr.transcriber import ModelError, check_model_folder
 from callcenter.settings import AsrSettings
 from hotline.context import HotlineContext
 
@@ -98,7 +97,7 @@ class SpeechRuntime:
         self._live: asyncio.subprocess.Process | None = None
         self._bridge: LiveBridge | None = None
         self._bridge_task: asyncio.Task[None] | None = None
-        self.live_state: dict[str, Any] = {"live": "off", "reason": "not started"}
+        self.live_state: dict[str, Any] = {"live": "off", "live_reason": "not started"}
 
     async def start(self) -> None:
         await self.transcription.start()
@@ -121,28 +120,38 @@ class SpeechRuntime:
     def status(self) -> dict[str, Any]:
         live = dict(self.live_state)
         if self._bridge is not None and self._bridge.hello:
-            live.update({k: self._bridge.hello[k] for k in ("max_streams", "cpu_per_stream") if k in self._bridge.hello})
+            live.update(
+                {
+                    k: self._bridge.hello[k]
+                    for k in ("max_streams", "cpu_per_stream")
+                    if k in self._bridge.hello
+                }
+            )
         return {**self.transcription.status(), **live, "live_socket": str(self.live_socket)}
 
     async def _start_live(self) -> None:
         model = self.transcription.model_path
         if self.settings.live_streams == 0:
-            self.live_state = {"live": "off", "reason": "live_streams = 0"}
-            return
-        try:
-            check_model_folder(model) if model else None
-        except ModelError as exc:
-            self.live_state = {"live": "off", "reason": str(exc)}
+            self.live_state = {"live": "off", "live_reason": "live_streams = 0"}
             return
         if model is None or not self.transcription.on:
-            self.live_state = {"live": "off", "reason": "no usable model"}
+            reason = self.transcription.status()["reason"] or "no usable model"
+            self.live_state = {"live": "off", "live_reason": reason}
             return
         self.live_log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.live_log, "ab") as errors:
             self._live = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "callcenter.asr.live", "--socket", str(self.live_socket),
-                "--model", str(model), "--max-streams", str(self.settings.live_streams),
-                stdout=asyncio.subprocess.PIPE, stderr=errors,
+                sys.executable,
+                "-m",
+                "callcenter.asr.live",
+                "--socket",
+                str(self.live_socket),
+                "--model",
+                str(model),
+                "--max-streams",
+                str(self.settings.live_streams),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=errors,
             )
         assert self._live.stdout is not None
         try:
@@ -150,12 +159,21 @@ class SpeechRuntime:
         except TimeoutError:
             ready = b""
         if not ready:
-            self.live_state = {"live": "off", "reason": f"live recogniser did not start; see {self.live_log}"}
+            reason = f"live recogniser did not start; see {self.live_log}"
+            self.live_state = {"live": "off", "live_reason": reason}
             log.error("live speech recognition off: see %s", self.live_log)
             return
         self._bridge = LiveBridge(self.ctx, self.live_socket, self._suggest)
-        self._bridge_task = asyncio.create_task(self._bridge.run(), name="asr-live-bridge")
-        self.live_state = {"live": "on", "reason": None}
+        self._bridge_task = asyncio.create_task(self._follow(self._bridge), name="asr-live-bridge")
+        self.live_state = {"live": "on", "live_reason": None}
+
+    async def _follow(self, bridge: LiveBridge) -> None:
+        try:
+            await bridge.run()
+        except OSError as exc:
+            log.error("live recogniser connection failed: %s", exc)
+        # The recogniser went away: calls get the after-call transcript until the next start.
+        self.live_state = {"live": "off", "live_reason": f"live recogniser stopped; see {self.live_log}"}
 
     def _suggest(self, text: str) -> list[dict[str, Any]]:
         with self.ctx.unit_of_work() as session:
@@ -182,7 +200,15 @@ async def stop() -> None:
 
 
 def asr_status() -> dict[str, Any]:
-    """{"transcription": "on"|"off", "reason", "model_path", "pending", "live": "on"|"off", ...}."""
+    """{"transcription": "on"|"off", "reason", "model_path", "pending", "live": "on"|"off", "live_reason",
+    "max_streams", ...}."""
     if _current is None:
-        return {"transcription": "off", "reason": "speech to text not started", "model_path": None, "live": "off"}
+        reason = "speech to text not started"
+        return {
+            "transcription": "off",
+            "reason": reason,
+            "model_path": None,
+            "live": "off",
+            "live_reason": reason,
+        }
     return _current.status()

@@ -123,11 +123,13 @@ class TranscriptionService:
     async def start(self) -> None:
         """Look for the model (a missing or broken one only turns transcription off) and run the queue."""
         await self._ensure_model()
+        # Build the matcher, the vocabulary and the router now, not on the first hang-up.
+        self._warm_task = asyncio.create_task(asyncio.to_thread(self._warm), name="asr-warm-up")
         self._task = asyncio.create_task(self._loop(), name="asr-transcription")
         self._subscriber = asyncio.create_task(self._wake_on_hangup(), name="asr-hangups")
 
     async def stop(self) -> None:
-        for task in (self._task, getattr(self, "_subscriber", None)):
+        for task in (self._task, getattr(self, "_subscriber", None), getattr(self, "_warm_task", None)):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -225,8 +227,12 @@ class TranscriptionService:
             self._state["broken"] = True
             return
         self._state = {"transcription": "on", "reason": None, "model_rate": answer["model_rate"]}
-        log.info("speech to text on: model %s (%d Hz), %d process(es)", self.model_path,
-                 answer["model_rate"], self.processes)
+        log.info(
+            "speech to text on: model %s (%d Hz), %d process(es)",
+            self.model_path,
+            answer["model_rate"],
+            self.processes,
+        )
 
     def _shutdown_pool(self) -> None:
         if self._pool is not None:
@@ -320,8 +326,12 @@ class TranscriptionService:
         result = session.execute(
             update(CallTranscript)
             .where(guard)
-            .values(status=TranscriptStatus.RUNNING.value, started_at=now, claimed_by=self.me,
-                    attempts=row.attempts + 1)
+            .values(
+                status=TranscriptStatus.RUNNING.value,
+                started_at=now,
+                claimed_by=self.me,
+                attempts=row.attempts + 1,
+            )
             .execution_options(synchronize_session=False)
         )
         return result.rowcount == 1
@@ -330,7 +340,9 @@ class TranscriptionService:
         session.execute(
             update(CallTranscript)
             .where(CallTranscript.id == row_id)
-            .values(status=TranscriptStatus.FAILED.value, error=error[:2000], finished_at=self.ctx.clock.now())
+            .values(
+                status=TranscriptStatus.FAILED.value, error=error[:2000], finished_at=self.ctx.clock.now()
+            )
             .execution_options(synchronize_session=False)
         )
 
@@ -373,7 +385,9 @@ class TranscriptionService:
             if undo_attempt:
                 values["attempts"] = claim.attempts - 1
             session.execute(
-                update(CallTranscript).where(CallTranscript.id == claim.row_id).values(**values)
+                update(CallTranscript)
+                .where(CallTranscript.id == claim.row_id)
+                .values(**values)
                 .execution_options(synchronize_session=False)
             )
 
@@ -406,7 +420,11 @@ class TranscriptionService:
             row.suggestions = suggestions(kb, text)
             row.classification = self._classify(text)
             session.flush()
-            extension = session.scalar(select(Seat.extension).where(Seat.id == record.seat_id)) if record.seat_id else None
+            extension = (
+                session.scalar(select(Seat.extension).where(Seat.id == record.seat_id))
+                if record.seat_id
+                else None
+            )
             return {
                 "call_uid": record.uid,
                 "ticket_id": record.ticket_id,
@@ -415,6 +433,13 @@ class TranscriptionService:
                 "suggestions": row.suggestions,
                 "classification": row.classification,
             }
+
+    def _warm(self) -> None:
+        with self.ctx.unit_of_work() as session:
+            kb = self.knowledge_base(session)
+        if self.settings.vocabulary_correction:
+            self._vocabulary_for(kb)
+        self._classify("你好")
 
     def knowledge_base(self, session: Session) -> Any:
         # The same cached matcher the knowledge-base pages use (rebuilt only when entries change).

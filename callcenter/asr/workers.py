@@ -50,5 +50,8 @@ def transcribe(path: str, channel: int | None) -> dict[str, Any]:
 def make_pool(model_path: str, processes: int) -> ProcessPoolExecutor:
     # spawn, not fork: the web process has threads, an event loop and open database connections.
     return ProcessPoolExecutor(
-        max_workers=processes, mp_context=get_context("spawn"), initializer=init_worker, initargs=(model_path,)
+        max_workers=processes,
+        mp_context=get_context("spawn"),
+        initializer=init_worker,
+        initargs=(model_path,),
     )

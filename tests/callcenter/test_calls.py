@@ -3,6 +3,7 @@ with SIPp as the citizens' phones and the seat phones. One call centre serves th
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -41,6 +42,7 @@ SEATS = ["1001", "1002", "1003"]
 SUPERVISOR = "1009"
 WORKERS = 4
 POLICE_PORT = free_udp_port()
+TINY_MODEL = Path(__file__).resolve().parents[3] / "shared" / "models" / "vosk-tiny-test"
 TRUNK_PORT = free_udp_port()
 
 
@@ -55,7 +57,10 @@ def centre(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         recordings_dir=folder / "recordings", prompts_dir=folder / "prompts", runtime_dir=folder / "run",
         transfers={"110": f"sip:110@127.0.0.1:{POLICE_PORT}"}, trunk_uri=f"sip:127.0.0.1:{TRUNK_PORT}",
     )  # fmt: skip
-    settings = make_settings(f"sqlite:///{database}", callcenter=cc.model_dump(by_alias=True))
+    values = cc.model_dump(by_alias=True)
+    if TINY_MODEL.is_dir():  # speech to text with the synthetic model when the shared folder is there
+        values["asr"] = {"model_path": str(TINY_MODEL), "live_streams": 4}
+    settings = make_settings(f"sqlite:///{database}", callcenter=values)
     ctx = HotlineContext.from_settings(settings, clock=SystemClock(settings.hotline.timezone))
     with LiveCallCentre(ctx, settings.callcenter) as live:
         yield live
@@ -380,3 +385,45 @@ def test_a_caller_waiting_too_long_is_offered_a_callback(live: LiveCallCentre) -
     (record,) = new_records(live, before, 1)
     assert record.outcome == "callback_requested" and record.ticket_id is not None
     assert "callback_offered" in events_of(live, record)
+
+
+def test_a_call_is_transcribed_live_and_after_hang_up_and_shows_on_its_ticket(live: LiveCallCentre) -> None:
+    if not TINY_MODEL.is_dir():
+        pytest.skip(f"synthetic Vosk model not found at {TINY_MODEL} (the shared folder beside the project)")
+    from callcenter.asr.service import transcript_for_call, transcript_for_ticket
+    from callcenter.service import CallRecords
+    from dispatch.schemas import TicketCreate
+    from dispatch.state_machine import Actor
+
+    seen: list[tuple[str, dict]] = []
+
+    async def collect() -> None:
+        async with live.ctx.events.subscribe(["transcript."]) as queue:
+            while True:
+                event = await queue.get()
+                seen.append((event.topic, event.payload))
+
+    collector = asyncio.run_coroutine_threadsafe(collect(), live.loop)
+    before = len(live.records())
+    sign_in(live, "1001")
+    phone = SeatPhone("1001", kamailio(live), pcaps={"audio": pcap("sil:8")})
+    caller = citizen(kamailio(live), hold_ms=6000, pcaps={"audio": pcap("speech:6")})
+    try:
+        with running(phone), caller:
+            assert caller.wait().ok
+    finally:
+        live.wait_for(lambda: any(t == "transcript.done" for t, _ in seen), 60, "the transcript to be stored")
+        collector.cancel()
+    (record,) = new_records(live, before, 1)
+    partials = [p for t, p in seen if t == "transcript.partial" and p["call_uid"] == record.uid]
+    assert partials and any(p["text"] for p in partials), "no live text reached the event stream"
+    with live.ctx.unit_of_work() as session:
+        ticket = live.ctx.tickets(session).register(Actor.system(), TicketCreate(content="来电咨询"))
+        CallRecords(session, live.ctx.clock).link_ticket(record.uid, ticket)
+        ticket_id = ticket.id
+    with live.ctx.sessions() as session:
+        transcript = transcript_for_call(session, record.uid)
+        on_ticket = transcript_for_ticket(session, ticket_id)
+    assert transcript is not None and transcript["status"] == "done" and transcript["text"]
+    assert " " not in transcript["text"] and transcript["words"]
+    assert [t["text"] for t in on_ticket] == [transcript["text"]]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -119,5 +120,7 @@ def test_a_missing_kamailio_stops_only_the_telephony_and_says_how_to_install_it(
         recordings_dir=tmp_path / "rec",
     )
     ctx.settings.callcenter = cc
-    centre, reason = asyncio.run(start_call_centre(ctx))
+    # A thread of its own: the browser tests' Playwright may own this thread's event loop.
+    with ThreadPoolExecutor(1) as pool:
+        centre, reason = pool.submit(asyncio.run, start_call_centre(ctx)).result(120)
     assert centre is None and reason is not None and "apt-get install kamailio" in reason

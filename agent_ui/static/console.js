@@ -1,0 +1,232 @@
+/* Seat console: seat state, screen pop, transcript, knowledge-base suggestions, the ticket form. */
+"use strict";
+
+(() => {
+  const C = window.CONSOLE;
+  const $ = (id) => document.getElementById(id);
+  const form = $("ticket-form");
+  let suggestions = [];
+  let touched = { subcategory: false, department: false };
+  let transcript = "";
+  let triageTimer = null;
+
+  /* ---- seat state ------------------------------------------------------------------------- */
+  const STATE_LABELS = { ready: "空闲", break: "小休", wrap_up: "话后处理", talking: "通话中", ringing: "振铃", logged_out: "未签入" };
+
+  async function setSeatState(state, extension = C.extension) {
+    if (!extension) { Hotline.toast("请先签入坐席", "warn"); return; }
+    try {
+      await Hotline.api("POST", `/api/seats/${extension}/state`, { state });
+      if (!C.extension || state === "logged_out") window.location.reload();
+      else showSeat(state, new Date().toISOString());
+    } catch (error) { Hotline.toast(error.message, "error"); }
+  }
+  function showSeat(state, since) {
+    const badge = $("seat-state");
+    if (!badge) return;
+    badge.className = `seat-state ${state}`;
+    badge.textContent = STATE_LABELS[state] || state;
+    $("seat-timer").dataset.since = since;
+  }
+  document.querySelectorAll("[data-seat-state]").forEach((b) => b.addEventListener("click", () => setSeatState(b.dataset.seatState)));
+  if ($("sign-in")) $("sign-in").addEventListener("click", () => setSeatState("ready", $("seat-choice").value));
+
+  /* ---- call events -------------------------------------------------------------------------- */
+  function setCall(uid) {
+    C.callUid = uid;
+    const enabled = Boolean(uid);
+    document.querySelectorAll("[data-transfer], #btn-conference").forEach((b) => { b.disabled = !enabled; });
+  }
+  setCall(C.callUid);
+
+  Hotline.on("call.offered", (p) => {
+    if (p.extension !== C.extension) return;
+    setCall(p.call_uid);
+    $("call-card").classList.add("popup");
+    $("call-status").textContent = "来电振铃";
+    $("caller").textContent = p.caller || p.caller_masked || "未知号码";
+    $("caller_phone").value = p.caller || "";
+    const list = (p.earlier_tickets || []).map((t) =>
+      `<li><a href="/tickets/${Hotline.escape(t.number)}" target="_blank">${Hotline.escape(t.number)}</a> ${Hotline.escape(t.created_at)} ${Hotline.escape(t.content)}</li>`);
+    $("earlier").innerHTML = list.join("") || '<li class="muted">无历史工单</li>';
+    transcript = "";
+    $("transcript").textContent = "";
+    Hotline.toast(`来电：${p.caller_masked || p.caller}`, "warn");
+  });
+  Hotline.on("call.answered", (p) => {
+    if (p.call_uid !== C.callUid) return;
+    $("call-status").textContent = "通话中";
+    showSeat("talking", new Date().toISOString());
+  });
+  Hotline.on("call.ended", (p) => {
+    if (p.call_uid !== C.callUid) return;
+    $("call-status").textContent = "通话已结束";
+    $("call-card").classList.remove("popup");
+    setCall(null);
+    showSeat("wrap_up", new Date().toISOString());
+  });
+  Hotline.on("seat", (p) => { if (p.extension === C.extension) showSeat(p.state, p.state_since ? new Date().toISOString() : ""); });
+  Hotline.on("queue", (p) => {
+    $("queue-length").textContent = p.length;
+    $("queue-wait").textContent = Math.round(p.longest_wait_seconds || 0);
+  });
+  Hotline.on("transcript.partial", (p) => {
+    if (p.call_uid !== C.callUid) return;
+    transcript = `${transcript}${p.text}`;
+    $("transcript").textContent = transcript;
+    $("transcript").scrollTop = $("transcript").scrollHeight;
+    const content = $("content");
+    if (!content.dataset.typed) { content.value = transcript; scheduleTriage(); }
+  });
+  Hotline.on("kb.suggestions", (p) => { if (p.call_uid === C.callUid) showSuggestions(p.hits || []); });
+
+  /* ---- triage: category, department, deadline and answers for what the caller said --------- */
+  function scheduleTriage() {
+    clearTimeout(triageTimer);
+    triageTimer = setTimeout(runTriage, 500);
+  }
+  async function runTriage() {
+    const text = $("content").value.trim();
+    if (!text) return;
+    try {
+      const t = await Hotline.api("GET", `/api/triage?text=${encodeURIComponent(text)}`);
+      showTriage(t);
+      showSuggestions(t.suggestions);
+    } catch (error) { Hotline.toast(error.message, "error"); }
+  }
+  function showTriage(t) {
+    const box = $("triage");
+    box.classList.toggle("emergency", t.emergency);
+    let html;
+    if (t.transfer) html = `⚠ 紧急：建议立即转 <b>${t.transfer}</b>`;
+    else if (t.on_the_spot) html = `建议：<b>简单咨询，直接答复</b>（知识库 ${Hotline.escape(t.kb_entry_id)}）`;
+    else {
+      html = `建议：<b>${Hotline.escape(t.category)}${t.subcategory ? " / " + Hotline.escape(t.subcategory) : ""}</b>`;
+      if (t.department_name) html += ` → ${Hotline.escape(t.department_name)}`;
+      if (t.deadline_days != null) html += `，时限 ${t.deadline_days} 个工作日（截至 ${t.deadline ? t.deadline.replace("T", " ").slice(0, 16) : "—"}）`;
+    }
+    html += ` <span class="score">置信度 ${Math.round(t.confidence * 100)}%</span>`;
+    box.innerHTML = html;
+    if (t.subcategory_id && !touched.subcategory) { $("subcategory").value = String(t.subcategory_id); showDeadline(); }
+    if (t.department && !touched.department) $("department").value = t.department;
+    if (t.transfer) document.querySelector(`[data-transfer="${t.transfer}"]`)?.focus();
+  }
+  function showSuggestions(hits) {
+    suggestions = hits;
+    const box = $("suggestions");
+    if (!hits.length) { box.innerHTML = '<p class="muted">知识库中没有匹配的答复</p>'; return; }
+    box.innerHTML = hits.map((h, i) => `
+      <div class="suggestion" data-index="${i}">
+        <div class="q">${i + 1}. ${Hotline.escape(h.question)} <span class="score">${h.confident ? "可直接宣读" : "请核对"} · ${Math.round(h.score * 100)}%</span></div>
+        <div class="a">${Hotline.escape(h.answer)}</div>
+        <button type="button" class="ok" data-use="${i}">采用此答复<kbd>Alt+${i + 1}</kbd></button>
+      </div>`).join("");
+  }
+  function useSuggestion(index) {
+    const hit = suggestions[index];
+    if (!hit) return;
+    $("answer").value = hit.answer;
+    $("kb_entry_id").value = hit.id;
+    document.querySelectorAll(".suggestion").forEach((el) => el.classList.toggle("chosen", Number(el.dataset.index) === index));
+    Hotline.toast("已采用知识库答复，请宣读后点击「直接答复办结」", "ok");
+  }
+  $("suggestions").addEventListener("click", (e) => { const b = e.target.closest("[data-use]"); if (b) useSuggestion(Number(b.dataset.use)); });
+
+  async function showDeadline() {
+    const id = $("subcategory").value;
+    if (!id) { $("deadline").value = ""; return; }
+    const option = $("subcategory").selectedOptions[0];
+    if (!touched.department && option.dataset.department) $("department").value = option.dataset.department;
+    try {
+      const d = await Hotline.api("GET", `/api/deadline?subcategory_id=${id}`);
+      $("deadline").value = d.deadline ? `${d.deadline_days} 个工作日，至 ${d.deadline.replace("T", " ").slice(0, 16)}` : "直接答复";
+    } catch (error) { $("deadline").value = error.message; }
+  }
+  $("content").addEventListener("input", () => { $("content").dataset.typed = "1"; scheduleTriage(); });
+  $("subcategory").addEventListener("change", () => { touched.subcategory = true; showDeadline(); });
+  $("department").addEventListener("change", () => { touched.department = true; });
+
+  /* ---- submitting: one request registers the ticket and answers or dispatches it ------------ */
+  function ticketBody() {
+    const body = Hotline.formBody(form);
+    const ticket = { content: body.content || "", channel: "phone" };
+    for (const key of ["caller_phone", "caller_name", "address"]) if (body[key]) ticket[key] = body[key];
+    return { body, ticket };
+  }
+  async function submit(kind) {
+    const { body, ticket } = ticketBody();
+    const request = { ticket };
+    if (kind === "answer") {
+      if (!body.answer) { Hotline.showError(form, "请填写答复内容，或从左侧知识库建议中采用一条"); $("answer").focus(); return; }
+      request.answer_on_spot = { answer: body.answer };
+      if (body.kb_entry_id) request.answer_on_spot.kb_entry_id = body.kb_entry_id;
+    } else if (kind === "dispatch") {
+      if (!body.subcategory_id || !body.department) { Hotline.showError(form, "派单前请选择小类和承办部门"); return; }
+      request.dispatch = { subcategory_id: Number(body.subcategory_id), department: body.department };
+    }
+    Hotline.showError(form, "");
+    try {
+      const t = await Hotline.api("POST", "/api/console/tickets", request);
+      const what = { answer: "已直接答复办结", dispatch: `已派至 ${t.lead_department ? t.lead_department.name : ""}`, register: "已登记" }[kind];
+      Hotline.toast(`工单 ${t.number} ${what}`, "ok");
+      addMine(t, what);
+      clearForm();
+    } catch (error) {
+      Hotline.showError(form, error.message);  // everything typed stays
+    }
+  }
+  function addMine(t, what) {
+    const row = document.createElement("tr");
+    row.innerHTML = `<td><a href="/tickets/${t.number}" target="_blank">${t.number}</a></td><td>${Hotline.escape(what)}</td><td><span class="clip" style="max-width:380px">${Hotline.escape(t.content)}</span></td><td>${t.created_at.slice(11, 16)}</td>`;
+    $("my-tickets").querySelector("tr").after(row);
+  }
+  function clearForm() {
+    form.reset();
+    delete $("content").dataset.typed;
+    touched = { subcategory: false, department: false };
+    $("kb_entry_id").value = "";
+    $("triage").innerHTML = '<span class="muted">系统建议：等待输入诉求</span>';
+    $("triage").classList.remove("emergency");
+    $("suggestions").innerHTML = '<p class="muted">输入或转写诉求后自动匹配</p>';
+    suggestions = [];
+    Hotline.showError(form, "");
+    $("content").focus();
+  }
+  $("btn-answer").addEventListener("click", () => submit("answer"));
+  $("btn-dispatch").addEventListener("click", () => submit("dispatch"));
+  $("btn-register").addEventListener("click", () => submit("register"));
+  $("btn-clear").addEventListener("click", clearForm);
+
+  /* ---- call control ------------------------------------------------------------------------- */
+  document.querySelectorAll("[data-transfer]").forEach((b) => b.addEventListener("click", async () => {
+    if (!C.callUid || !window.confirm(`确定将来电转接至 ${b.dataset.transfer}？`)) return;
+    try {
+      await Hotline.api("POST", `/api/calls/${C.callUid}/transfer`, { target: b.dataset.transfer });
+      Hotline.toast(`已转接 ${b.dataset.transfer}`, "ok");
+    } catch (error) { Hotline.toast(error.message, "error"); }
+  }));
+  $("conf-department").addEventListener("change", (e) => { $("conf-number").value = C.departmentPhones[e.target.value] || ""; });
+  $("btn-conference").addEventListener("click", async () => {
+    const number = $("conf-number").value.trim();
+    if (!number) { Hotline.toast("请选择部门或输入号码", "warn"); return; }
+    try {
+      await Hotline.api("POST", `/api/calls/${C.callUid}/conference`, { number });
+      Hotline.toast(`正在呼叫 ${number} 加入三方通话`, "ok");
+    } catch (error) { Hotline.toast(error.message, "error"); }
+  });
+
+  /* ---- keyboard shortcuts ------------------------------------------------------------------ */
+  const KEYS = {
+    F2: () => setSeatState("ready"),
+    F3: () => setSeatState("break"),
+    F4: runTriage,
+    F8: () => submit("answer"),
+    F9: () => submit("dispatch"),
+    Escape: clearForm,
+  };
+  document.addEventListener("keydown", (e) => {
+    if (e.altKey && ["1", "2", "3"].includes(e.key)) { e.preventDefault(); useSuggestion(Number(e.key) - 1); return; }
+    const action = KEYS[e.key];
+    if (action && !e.ctrlKey && !e.metaKey) { e.preventDefault(); action(); }
+  });
+})();

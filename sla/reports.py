@@ -1,0 +1,115 @@
+"""Figures for the supervisors' dashboard beyond the KPIs: satisfaction, a daily trend, the lists of
+tickets near their deadline and of requests waiting for a decision."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from dispatch.models import Ticket, TicketEvent
+from dispatch.states import AT_DEPARTMENT, Action, TicketState
+
+SATISFIED = ("satisfied", "basically_satisfied")
+
+
+@dataclass(frozen=True)
+class Satisfaction:
+    surveyed: int
+    satisfied: int  # satisfied + basically satisfied
+
+    @property
+    def rate(self) -> float | None:
+        return round(self.satisfied / self.surveyed, 4) if self.surveyed else None
+
+
+def satisfaction(session: Session, start: datetime, end: datetime) -> Satisfaction:
+    """满意率 = (satisfied + basically satisfied) / surveyed, over the callbacks recorded in [start, end)."""
+    results = session.scalars(
+        select(TicketEvent.data).where(
+            TicketEvent.action == Action.RECORD_CALLBACK.value, TicketEvent.at >= start, TicketEvent.at < end
+        )
+    )
+    values = [(data or {}).get("result") for data in results]
+    return Satisfaction(len(values), sum(1 for v in values if v in SATISFIED))
+
+
+@dataclass
+class Day:
+    day: date
+    registered: int = 0
+    on_the_spot: int = 0
+    replied: int = 0
+    replied_on_time: int = 0
+
+    @property
+    def on_time_rate(self) -> float | None:
+        return round(self.replied_on_time / self.replied, 4) if self.replied else None
+
+
+def daily_trend(session: Session, first: date, days: int) -> list[Day]:
+    """Per day from `first`: tickets registered, answered on the spot, replied and replied on time."""
+    start = datetime.combine(first, time())
+    end = start + timedelta(days=days)
+    out = {first + timedelta(days=i): Day(first + timedelta(days=i)) for i in range(days)}
+
+    def day_of(value: object) -> date:
+        return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+    created = func.date(Ticket.created_at)
+    for day, count in session.execute(
+        select(created, func.count())
+        .where(Ticket.created_at >= start, Ticket.created_at < end)
+        .group_by(created)
+    ):
+        out[day_of(day)].registered = count
+    spot_day = func.date(TicketEvent.at)
+    for day, count in session.execute(
+        select(spot_day, func.count())
+        .where(
+            TicketEvent.action == Action.ANSWER_ON_SPOT.value, TicketEvent.at >= start, TicketEvent.at < end
+        )
+        .group_by(spot_day)
+    ):
+        out[day_of(day)].on_the_spot = count
+    replied = func.date(Ticket.replied_at)
+    on_time = func.sum(case((Ticket.replied_at <= Ticket.deadline, 1), else_=0))
+    for day, count, in_time in session.execute(
+        select(replied, func.count(), on_time)
+        .where(Ticket.replied_at >= start, Ticket.replied_at < end)
+        .group_by(replied)
+    ):
+        out[day_of(day)].replied, out[day_of(day)].replied_on_time = count, int(in_time or 0)
+    return list(out.values())
+
+
+def near_deadline(session: Session, now: datetime, until: datetime, limit: int = 50) -> list[Ticket]:
+    """Tickets at a department whose deadline falls between now and `until`, soonest first."""
+    return list(
+        session.scalars(
+            select(Ticket)
+            .where(
+                Ticket.state.in_([s.value for s in AT_DEPARTMENT]),
+                Ticket.deadline >= now,
+                Ticket.deadline <= until,
+            )
+            .order_by(Ticket.deadline)
+            .limit(limit)
+        ).unique()
+    )
+
+
+def waiting_decisions(session: Session, limit: int = 50) -> list[Ticket]:
+    """Extension requests and returned tickets: they wait for a supervisor (approve, refuse, re-dispatch)."""
+    return list(
+        session.scalars(
+            select(Ticket)
+            .where(
+                (Ticket.extension_requested_days.is_not(None)) | (Ticket.state == TicketState.RETURNED.value)
+            )
+            .order_by(Ticket.updated_at)
+            .limit(limit)
+        ).unique()
+    )

@@ -1,0 +1,388 @@
+"""The JSON side of every page action (FastAPI TestClient, SQLite and PostgreSQL): login and the
+session cookie on the API, CSRF, lockout, audit, the console's register-and-act, triage, seats,
+search, admin (users, departments, calendar, routing words), role guards and live-event filtering."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from datetime import date
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from agent_ui.app import create_app
+from agent_ui.live import Viewer
+from callcenter.service import SeatService
+from dispatch.models import Ticket
+from hotline.accounts.models import Role
+from hotline.audit import AuditEntry
+from hotline.context import HotlineContext
+from hotline.demo_data import load_knowledge_base
+from hotline.events import Event
+from tests.agent_ui.conftest import SECRET, csrf_of, page_login
+from tests.conftest import PASSWORD, Staff, subcategory_id
+
+WATER = "河西路18号小区从昨晚开始停水，什么时候能恢复？"
+
+
+@pytest.fixture
+def app_client(ctx: HotlineContext, staff: Staff) -> Iterator[TestClient]:
+    ctx.settings.auth.session_secret = SECRET
+    with ctx.unit_of_work() as session:
+        load_knowledge_base(session, ctx.clock.now())
+        SeatService(session, ctx.clock).ensure_seats(["1001", "1002"])
+    with TestClient(create_app(ctx)) as client:
+        yield client
+
+
+def basic(username: str, password: str = PASSWORD) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()}
+
+
+def logged_in(ctx: HotlineContext, username: str) -> tuple[TestClient, dict[str, str]]:
+    """A second browser-like client with its own cookie jar, logged in; returns the CSRF header."""
+    client = TestClient(create_app(ctx))
+    token = page_login(client, username, PASSWORD)
+    return client, {"X-CSRF-Token": token}
+
+
+def sub(ctx: HotlineContext, name: str) -> int:
+    with ctx.unit_of_work() as session:
+        return subcategory_id(session, name)
+
+
+def tickets_count(ctx: HotlineContext) -> int:
+    with ctx.unit_of_work() as session:
+        return session.scalar(select(func.count()).select_from(Ticket)) or 0
+
+
+# ---- login, cookie, CSRF, lockout, logout --------------------------------------------------------
+
+
+def test_cookie_session_works_on_the_api_with_csrf_on_unsafe_methods(app_client: TestClient) -> None:
+    token = page_login(app_client, "op1", PASSWORD)
+    assert app_client.get("/api/me").json()["username"] == "op1"
+    refused = app_client.post("/api/tickets", json={"content": WATER})
+    assert refused.status_code == 403
+    assert "CSRF" in refused.json()["detail"] and refused.json()["detail_zh"]
+    wrong = app_client.post("/api/tickets", json={"content": WATER}, headers={"X-CSRF-Token": "x" + token})
+    assert wrong.status_code == 403
+    made = app_client.post("/api/tickets", json={"content": WATER}, headers={"X-CSRF-Token": token})
+    assert made.status_code == 201, made.text
+
+
+def test_login_form_without_token_is_refused(app_client: TestClient) -> None:
+    app_client.get("/login")
+    response = app_client.post(
+        "/login", data={"username": "op1", "password": PASSWORD}, follow_redirects=False
+    )
+    assert response.status_code == 403
+    assert app_client.get("/api/me").status_code == 401
+
+
+def test_wrong_password_keeps_the_username_and_says_why(app_client: TestClient) -> None:
+    token = csrf_of(app_client.get("/login").text)
+    response = app_client.post("/login", data={"username": "op1", "password": "nope", "csrf_token": token})
+    assert response.status_code == 401
+    assert "用户名或密码错误" in response.text and 'value="op1"' in response.text
+
+
+def test_repeated_failures_lock_the_account_on_api_and_pages_until_an_admin_unlocks(
+    app_client: TestClient, ctx: HotlineContext
+) -> None:
+    for _ in range(ctx.settings.auth.lockout_attempts):
+        assert app_client.get("/api/me", headers=basic("sw1", "wrong-password")).status_code == 401
+    locked = app_client.get("/api/me", headers=basic("sw1"))
+    assert locked.status_code == 401 and "锁定" in locked.json()["detail_zh"]
+    token = csrf_of(app_client.get("/login").text)
+    page = app_client.post("/login", data={"username": "sw1", "password": PASSWORD, "csrf_token": token})
+    assert page.status_code == 401 and "已锁定" in page.text
+    unlocked = app_client.patch("/api/admin/users/sw1", json={"unlock": True}, headers=basic("adm"))
+    assert unlocked.status_code == 200, unlocked.text
+    assert unlocked.json()["locked_until"] is None
+    assert app_client.get("/api/me", headers=basic("sw1")).status_code == 200
+    with ctx.unit_of_work() as session:
+        actions = session.scalars(select(AuditEntry.action).where(AuditEntry.username == "sw1")).all()
+    assert "login.failed" in actions and "login.locked" in actions
+
+
+def test_logout_and_password_change_end_the_session(app_client: TestClient, ctx: HotlineContext) -> None:
+    client, headers = logged_in(ctx, "op2")
+    assert client.get("/api/me").status_code == 200
+    response = client.post("/logout", data={"csrf_token": headers["X-CSRF-Token"]}, follow_redirects=False)
+    assert response.status_code == 303
+    assert client.get("/api/me").status_code == 401
+
+    client, _ = logged_in(ctx, "op2")
+    changed = app_client.patch(
+        "/api/admin/users/op2", json={"password": "another-pass-9"}, headers=basic("adm")
+    )
+    assert changed.status_code == 200
+    assert client.get("/api/me").status_code == 401
+
+
+def test_pages_need_a_login_and_the_right_role(app_client: TestClient, ctx: HotlineContext) -> None:
+    anonymous = app_client.get("/console", headers={"Accept": "text/html"}, follow_redirects=False)
+    assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login?next=/console")
+    liaison, _ = logged_in(ctx, "sw1")
+    for path in ("/dashboard", "/admin", "/console"):
+        response = liaison.get(path, headers={"Accept": "text/html"})
+        assert response.status_code == 403, path
+        assert "无权访问" in response.text
+    assert liaison.get("/portal").status_code == 200
+    operator, _ = logged_in(ctx, "op1")
+    assert operator.get("/console").status_code == 200
+    assert operator.get("/portal").status_code == 403
+    admin, _ = logged_in(ctx, "adm")
+    for path in ("/admin", "/admin/seats", "/admin/calendar", "/admin/routing", "/admin/kb", "/admin/audit"):
+        assert admin.get(path).status_code == 200, path
+
+
+def test_next_after_login_stays_on_this_site(app_client: TestClient) -> None:
+    token = csrf_of(app_client.get("/login").text)
+    data = {"username": "op1", "password": PASSWORD, "csrf_token": token, "next": "//evil.example/"}
+    response = app_client.post("/login", data=data, follow_redirects=False)
+    assert response.headers["location"] == "/console"
+
+
+# ---- the console: triage, register-and-act ---------------------------------------------------------
+
+
+def test_triage_suggests_department_deadline_and_answers(app_client: TestClient) -> None:
+    water = app_client.get("/api/triage", params={"text": WATER}, headers=basic("op1")).json()
+    assert (water["subcategory"], water["department"]) == ("停水", "sw")
+    assert water["deadline_days"] == 1 and water["deadline"].startswith("2026-11-17T17:30")
+    query = app_client.get(
+        "/api/triage", params={"text": "社保缴费记录怎么打印"}, headers=basic("op1")
+    ).json()
+    assert query["on_the_spot"] and query["suggestions"][0]["answer"]
+    assert app_client.get("/api/triage", params={"text": WATER}, headers=basic("sw1")).status_code == 403
+
+
+def test_console_answers_on_the_spot_in_one_step(app_client: TestClient, ctx: HotlineContext) -> None:
+    body = {
+        "ticket": {"content": "社保缴费记录怎么打印", "caller_phone": "13912345678"},
+        "answer_on_spot": {"answer": "可在人社局窗口打印。", "kb_entry_id": "demo-001"},
+    }
+    response = app_client.post("/api/console/tickets", json=body, headers=basic("op1"))
+    assert response.status_code == 201, response.text
+    assert response.json()["state"] == "closed" and response.json()["kb_entry_id"] == "demo-001"
+
+
+def test_console_dispatches_in_one_step_and_refuses_without_leaving_a_ticket(
+    app_client: TestClient, ctx: HotlineContext
+) -> None:
+    dispatch = {"department": "sw", "subcategory_id": sub(ctx, "停水")}
+    ok = app_client.post(
+        "/api/console/tickets",
+        json={"ticket": {"content": WATER}, "dispatch": dispatch},
+        headers=basic("op1"),
+    )
+    assert ok.status_code == 201 and ok.json()["state"] == "dispatched"
+    assert ok.json()["deadline"].startswith("2026-11-17T17:30")
+    bad_phone = app_client.post(
+        "/api/console/tickets",
+        json={"ticket": {"content": WATER, "caller_phone": "abc"}, "dispatch": dispatch},
+        headers=basic("op1"),
+    )
+    assert bad_phone.status_code == 422 and "来电号码" in bad_phone.json()["detail_zh"]
+    on_the_spot = {"department": "rsj", "subcategory_id": 999999}
+    refused = app_client.post(
+        "/api/console/tickets",
+        json={"ticket": {"content": WATER}, "dispatch": on_the_spot},
+        headers=basic("op1"),
+    )
+    assert refused.status_code == 422
+    assert tickets_count(ctx) == 1  # the refused ones left nothing behind
+
+
+def test_deadline_preview(app_client: TestClient, ctx: HotlineContext) -> None:
+    response = app_client.get(
+        "/api/deadline", params={"subcategory_id": sub(ctx, "噪音扰民")}, headers=basic("op1")
+    )
+    assert response.json()["deadline_days"] == 5
+
+
+# ---- seats -------------------------------------------------------------------------------------
+
+
+def test_operators_set_their_own_seat_and_supervisors_any(
+    app_client: TestClient, ctx: HotlineContext
+) -> None:
+    ready = app_client.post("/api/seats/1001/state", json={"state": "ready"}, headers=basic("op1"))
+    assert ready.status_code == 200 and ready.json()["state"] == "ready"
+    other = app_client.post("/api/seats/1001/state", json={"state": "break"}, headers=basic("op2"))
+    assert other.status_code == 403
+    mine = app_client.post("/api/seats/1001/state", json={"state": "break"}, headers=basic("op1"))
+    assert mine.json()["state_label"] == "小休"
+    forced = app_client.post("/api/seats/1001/state", json={"state": "logged_out"}, headers=basic("sup"))
+    assert forced.status_code == 200
+    seats = app_client.get("/api/seats", headers=basic("sup")).json()
+    assert [s["extension"] for s in seats] == ["1001", "1002"]
+    assert app_client.get("/api/seats", headers=basic("sw1")).status_code == 403
+    assert app_client.get("/api/callcenter/queue", headers=basic("op1")).json()["length"] == 0
+
+
+# ---- search and department scope -------------------------------------------------------------------
+
+
+def test_search_by_text_and_phone_within_what_the_role_may_see(
+    app_client: TestClient, ctx: HotlineContext
+) -> None:
+    for content, phone, department, name in (
+        (WATER, "13900001111", "sw", "停水"),
+        ("夜市摊点占道经营", "13900002222", "cgj", "占道经营"),
+    ):
+        body = {
+            "ticket": {"content": content, "caller_phone": phone},
+            "dispatch": {"department": department, "subcategory_id": sub(ctx, name)},
+        }
+        assert app_client.post("/api/console/tickets", json=body, headers=basic("op1")).status_code == 201
+    found = app_client.get("/api/tickets", params={"text": "停水"}, headers=basic("op1")).json()
+    assert [t["caller_phone"] for t in found["items"]] == ["13900001111"]
+    by_phone = app_client.get(
+        "/api/tickets", params={"caller_phone": "13900002222"}, headers=basic("sup")
+    ).json()
+    assert by_phone["total"] == 1
+    liaison = app_client.get("/api/tickets", params={"text": "占道"}, headers=basic("sw1")).json()
+    assert liaison["total"] == 0
+    own = app_client.get("/api/tickets", headers=basic("sw1")).json()
+    assert [t["caller_phone"] for t in own["items"]] == ["139****1111"]
+    number = by_phone["items"][0]["number"]
+    assert app_client.get(f"/api/tickets/{number}", headers=basic("sw1")).status_code == 403
+    client, _ = logged_in(ctx, "sw1")
+    page = client.get(f"/tickets/{number}", headers={"Accept": "text/html"})
+    assert page.status_code == 403 and "不属于本部门" in page.text
+    assert client.get("/tickets/20261116-9999", headers={"Accept": "text/html"}).status_code == 404
+    with ctx.unit_of_work() as session:
+        denied = session.scalar(
+            select(func.count()).where(
+                AuditEntry.action == "ticket.view.denied", AuditEntry.ticket_number == number
+            )
+        )
+    assert denied == 2
+
+
+def test_every_view_and_action_is_audited_with_its_channel(
+    app_client: TestClient, ctx: HotlineContext
+) -> None:
+    number = app_client.post("/api/tickets", json={"content": WATER}, headers=basic("op1")).json()["number"]
+    app_client.get(f"/api/tickets/{number}", headers=basic("sup"))
+    client, headers = logged_in(ctx, "op1")
+    client.get(f"/tickets/{number}")
+    client.post(
+        f"/api/tickets/{number}/dispatch",
+        json={"department": "sw", "subcategory_id": sub(ctx, "停水")},
+        headers=headers,
+    )
+    with ctx.unit_of_work() as session:
+        rows = session.execute(
+            select(AuditEntry.username, AuditEntry.action, AuditEntry.via)
+            .where(AuditEntry.ticket_number == number)
+            .order_by(AuditEntry.id)
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("op1", "ticket.register", "api"),
+        ("sup", "ticket.view", "api"),
+        ("op1", "ticket.view", "page"),
+        ("op1", "ticket.dispatch", "api"),
+    ]
+
+
+# ---- admin -------------------------------------------------------------------------------------------
+
+
+def test_admin_creates_and_changes_users(app_client: TestClient) -> None:
+    no_department = {
+        "username": "lly9",
+        "display_name": "新联络员",
+        "role": "liaison",
+        "password": "long-enough-1",
+    }
+    refused = app_client.post("/api/admin/users", json=no_department, headers=basic("adm"))
+    assert refused.status_code == 422 and "部门" in refused.json()["detail_zh"]
+    made = app_client.post(
+        "/api/admin/users", json={**no_department, "department": "gdj"}, headers=basic("adm")
+    )
+    assert made.status_code == 201 and made.json()["department"] == "gdj"
+    assert app_client.get("/api/me", headers=basic("lly9", "long-enough-1")).json()["department"] == "gdj"
+    moved = app_client.patch("/api/admin/users/lly9", json={"role": "operator"}, headers=basic("adm"))
+    assert moved.json()["department"] is None
+    off = app_client.patch("/api/admin/users/lly9", json={"active": False}, headers=basic("adm"))
+    assert off.json()["active"] is False
+    assert app_client.get("/api/me", headers=basic("lly9", "long-enough-1")).status_code == 401
+    assert app_client.post("/api/admin/users", json=no_department, headers=basic("sup")).status_code == 403
+    self_lock = app_client.patch("/api/admin/users/adm", json={"active": False}, headers=basic("adm"))
+    assert self_lock.status_code == 422
+
+
+def test_admin_departments(app_client: TestClient) -> None:
+    body = {"code": "wlj", "name": "演示县文旅局", "kind": "department", "phone": "0000-12345"}
+    assert app_client.post("/api/admin/departments", json=body, headers=basic("adm")).status_code == 200
+    codes = [d["code"] for d in app_client.get("/api/admin/departments", headers=basic("adm")).json()]
+    assert "wlj" in codes
+
+
+def test_calendar_override_moves_new_deadlines(app_client: TestClient, ctx: HotlineContext) -> None:
+    params, auth = {"subcategory_id": sub(ctx, "停水")}, basic("op1")
+    assert (
+        app_client.get("/api/deadline", params=params, headers=auth)
+        .json()["deadline"]
+        .startswith("2026-11-17")
+    )
+    holiday = {"day": "2026-11-17", "kind": "holiday", "note": "县庆"}
+    assert app_client.post("/api/admin/calendar", json=holiday, headers=basic("adm")).status_code == 201
+    assert (
+        app_client.get("/api/deadline", params=params, headers=auth)
+        .json()["deadline"]
+        .startswith("2026-11-18")
+    )
+    assert ctx.calendar.is_working_day(date(2026, 11, 17)) is False
+    past = app_client.post(
+        "/api/admin/calendar", json={"day": "2026-11-01", "kind": "workday"}, headers=basic("adm")
+    )
+    assert past.status_code == 422 and past.json()["detail_zh"]
+    assert app_client.delete("/api/admin/calendar/2026-11-17", headers=basic("adm")).status_code == 204
+    assert (
+        app_client.get("/api/deadline", params=params, headers=auth)
+        .json()["deadline"]
+        .startswith("2026-11-17")
+    )
+
+
+def test_routing_words_change_the_suggestion(app_client: TestClient, ctx: HotlineContext) -> None:
+    text = "小区里的拱形彩灯架歪了"
+    before = app_client.get("/api/triage", params={"text": text}, headers=basic("op1")).json()
+    word = {"word": "彩灯架", "subcategory_id": sub(ctx, "路灯损坏"), "level": "strong"}
+    added = app_client.post("/api/admin/routing-words", json=word, headers=basic("adm"))
+    assert added.status_code == 201, added.text
+    after = app_client.get("/api/triage", params={"text": text}, headers=basic("op1")).json()
+    assert after["subcategory"] == "路灯损坏" != before["subcategory"]
+    again = app_client.post("/api/admin/routing-words", json=word, headers=basic("adm"))
+    assert again.status_code == 422 and "已是" in again.json()["detail_zh"]
+    listed = app_client.get("/api/admin/routing-words", headers=basic("adm")).json()
+    assert (
+        app_client.delete(f"/api/admin/routing-words/{listed[0]['id']}", headers=basic("adm")).status_code
+        == 204
+    )
+    assert app_client.get("/api/triage", params={"text": text}, headers=basic("op1")).json() == before
+
+
+# ---- live events ---------------------------------------------------------------------------------
+
+
+def test_live_events_are_filtered_by_role() -> None:
+    water = Event("ticket.dispatch", {"number": "1", "department_ids": [7]})
+    city = Event("ticket.dispatch", {"number": "2", "department_ids": [9]})
+    liaison = Viewer(Role.LIAISON, 7)
+    assert liaison.may_see(water) and not liaison.may_see(city)
+    assert "call." not in liaison.topics()
+    operator = Viewer(Role.OPERATOR, None, "1001")
+    offered_here = Event("call.offered", {"extension": "1001", "call_uid": "a"})
+    offered_there = Event("call.offered", {"extension": "1002", "call_uid": "b"})
+    assert operator.may_see(offered_here) and not operator.may_see(offered_there)
+    assert operator.may_see(Event("transcript.partial", {"call_uid": "a", "text": "停水"}))
+    assert not operator.may_see(Event("transcript.partial", {"call_uid": "b", "text": "停水"}))
+    assert Viewer(Role.SUPERVISOR, None).may_see(offered_there)
