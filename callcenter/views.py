@@ -229,32 +229,27 @@ def link_ticket(
     return _record_out(record, masked=False)
 
 
-@router.post("/calls/{uid}/transfer")
-def transfer(
-    uid: CallUid,
-    body: TransferBody,
-    user: UserDep,
-    session: SessionDep,
-    ctx: ContextDep,
-    controller: ControllerDep,
-) -> dict[str, str]:
+def own_live_call(
+    uid: CallUid, user: UserDep, session: SessionDep, ctx: ContextDep, controller: ControllerDep
+) -> Controller | None:
+    """The controller, once the user may act on this call (their own seat's, or a supervisor);
+    whether it runs is checked after the body, so bad input is reported as such first."""
     _staff(user)
     _own_call(uid, user, session, ctx)
+    return controller
+
+
+OwnCallDep = Annotated[Controller | None, Depends(own_live_call)]
+
+
+@router.post("/calls/{uid}/transfer")
+def transfer(uid: CallUid, body: TransferBody, controller: OwnCallDep) -> dict[str, str]:
     _running(controller).transfer(uid, body.target)
     return {"status": "ringing", "target": body.target}
 
 
 @router.post("/calls/{uid}/conference")
-def conference(
-    uid: CallUid,
-    body: ConferenceBody,
-    user: UserDep,
-    session: SessionDep,
-    ctx: ContextDep,
-    controller: ControllerDep,
-) -> dict[str, str]:
-    _staff(user)
-    _own_call(uid, user, session, ctx)
+def conference(uid: CallUid, body: ConferenceBody, controller: OwnCallDep) -> dict[str, str]:
     _running(controller).conference(uid, body.number)
     return {"status": "ringing", "number": body.number}
 
@@ -280,10 +275,6 @@ def supervise(
 
 
 @router.post("/calls/{uid}/hangup")
-def hangup(
-    uid: CallUid, user: UserDep, session: SessionDep, ctx: ContextDep, controller: ControllerDep
-) -> dict[str, str]:
-    _staff(user)
-    _own_call(uid, user, session, ctx)
+def hangup(uid: CallUid, user: UserDep, controller: OwnCallDep) -> dict[str, str]:
     _running(controller).hangup(uid, "operator" if user.role_enum == Role.OPERATOR else "system")
     return {"status": "hanging up"}

@@ -103,6 +103,16 @@ def new_records(live: LiveCallCentre, before: int, count: int, timeout: float = 
     return live.wait_for(ended, timeout, f"{count} call records to close")[:count]
 
 
+def talking_call(live: LiveCallCentre, extension: str) -> str:
+    """The uid of the call the seat is talking on, once it talks."""
+
+    def current() -> str | None:
+        seat = live.seat(extension)
+        return seat.current_call_uid if seat.state == "talking" else None
+
+    return live.wait_for(current, 10, f"seat {extension} to talk")
+
+
 def events_of(live: LiveCallCentre, record: CallRecord) -> list[str]:
     with live.ctx.sessions() as session:
         return list(
@@ -206,11 +216,7 @@ def test_transfer_to_110_hands_the_citizen_over_and_frees_the_seat(live: LiveCal
     police_uas = Sipp("uas_answer", service="110", port=POLICE_PORT, pcaps={"audio": pcap("tone:800:10")})
     caller = citizen(kamailio(live), hold_ms=8000, pcaps={"audio": pcap("tone:1000:8")})
     with running(phone, police_uas), caller:
-        uid = live.wait_for(
-            lambda: live.seat("1001").current_call_uid if live.seat("1001").state == "talking" else None,
-            10,
-            "the seat to talk",
-        )
+        uid = talking_call(live, "1001")
         live.call(live.controller.transfer, uid, "110")
         live.wait_for(lambda: live.seat("1001").state in ("wrap_up", "ready"), 10, "the seat to leave")
         assert caller.wait().ok
@@ -226,11 +232,7 @@ def test_a_three_way_call_joins_a_department(live: LiveCallCentre) -> None:
     department = SeatPhone("1005", kamailio(live), pcaps={"audio": pcap("tone:800:10")})
     caller = citizen(kamailio(live), hold_ms=7000, pcaps={"audio": pcap("tone:1000:7")})
     with running(phone, department), caller:
-        uid = live.wait_for(
-            lambda: live.seat("1001").current_call_uid if live.seat("1001").state == "talking" else None,
-            10,
-            "the seat to talk",
-        )
+        uid = talking_call(live, "1001")
         live.call(live.controller.conference, uid, "1005")
         assert caller.wait().ok
     (record,) = new_records(live, before, 1)
@@ -246,11 +248,7 @@ def test_a_supervisor_listens_then_whispers(live: LiveCallCentre) -> None:
     supervisor = SeatPhone(SUPERVISOR, kamailio(live), pcaps={"audio": pcap("tone:800:10")})
     caller = citizen(kamailio(live), hold_ms=7000, pcaps={"audio": pcap("tone:1000:7")})
     with running(phone, supervisor), caller:
-        uid = live.wait_for(
-            lambda: live.seat("1001").current_call_uid if live.seat("1001").state == "talking" else None,
-            10,
-            "the seat to talk",
-        )
+        uid = talking_call(live, "1001")
         live.call(live.controller.supervise, uid, SUPERVISOR, "listen")
         live.wait_for(lambda: live.controller.calls[uid].supervisor_on, 10, "the supervisor to listen")
         live.call(live.controller.supervise, uid, SUPERVISOR, "whisper")
@@ -298,11 +296,7 @@ def test_a_worker_killed_mid_call_loses_only_its_call(live: LiveCallCentre) -> N
     )
     with running(phone):
         victim.start()
-        uid = live.wait_for(
-            lambda: live.seat("1001").current_call_uid if live.seat("1001").state == "talking" else None,
-            10,
-            "the call to be talking",
-        )
+        uid = talking_call(live, "1001")
         worker = live.controller.calls[uid].worker
         old_pid = live.centre.pool.pid(worker)
         survivor.start()
