@@ -143,6 +143,18 @@ def hold_phase(live: LiveCallCentre, seats: list[str], callers: int, hold: float
     }
 
 
+def settle(live: LiveCallCentre, seconds: float = 30) -> list[str]:
+    """Wait for every call to end; name those still up after `seconds` (then hang them up)."""
+    try:
+        live.wait_for(lambda: not live.controller.calls, seconds, "every call to end")
+        return []
+    except AssertionError:
+        calls = list(live.controller.calls.values())
+        for call in calls:
+            live.call(live.controller.hangup, call.uid, "system")
+        return [f"{c.uid} {c.state} seat={c.seat}" for c in calls]
+
+
 def rate_phase(live: LiveCallCentre, rate: float, seconds: float) -> dict[str, Any]:
     registrar = f"127.0.0.1:{live.cc.sip_port}"
     calls = int(rate * seconds)
@@ -160,7 +172,7 @@ def rate_phase(live: LiveCallCentre, rate: float, seconds: float) -> dict[str, A
     crowd.start()
     result = crowd.wait(seconds + 90)
     elapsed = time.monotonic() - started
-    live.wait_for(lambda: not live.controller.calls, 30, "every call to end")
+    stuck = settle(live)
     records = live.records()[before:]
     stored = sum(1 for r in records if r.ended_at is not None and r.outcome != "failed")
     return {
@@ -170,7 +182,8 @@ def rate_phase(live: LiveCallCentre, rate: float, seconds: float) -> dict[str, A
         "failed": result.failed,
         "stored_in_database": stored,
         "achieved_cps": round(result.successful / elapsed, 1),
-        "ok": result.failed == 0 and stored == calls,
+        "still_up_30s_after": stuck,
+        "ok": result.failed == 0 and stored == calls and not stuck,
     }
 
 
