@@ -15,17 +15,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Debian packages the tests drive for real (installed through apt only when missing).
+# Debian packages the call centre, speech and the browser tests use (apt, only when missing).
 system-packages:
 	@bash scripts/system-packages.sh
 
-run: install
+run: install system-packages
 	$(BIN)/hotline init-db
 	$(BIN)/hotline demo-data
 	$(BIN)/hotline serve
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test: install system-packages lint
 	@bash scripts/start-postgres.sh || echo "PostgreSQL is not available: its tests will be skipped"
