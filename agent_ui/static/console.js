@@ -169,6 +169,10 @@
       const t = await Hotline.api("POST", "/api/console/tickets", request);
       const what = { answer: "已直接答复办结", dispatch: `已派至 ${t.lead_department ? t.lead_department.name : ""}`, register: "已登记" }[kind];
       Hotline.toast(`工单 ${t.number} ${what}`, "ok");
+      if (C.callUid) {  // the call record keeps the ticket it became (recording and transcript follow it)
+        Hotline.api("POST", `/api/calls/${C.callUid}/ticket`, { number: t.number })
+          .catch((error) => Hotline.toast(`通话未能关联工单：${error.message}`, "warn"));
+      }
       addMine(t, what);
       clearForm();
     } catch (error) {

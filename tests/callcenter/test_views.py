@@ -13,8 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from agent_ui.app import create_app
+from callcenter.models import CallDirection, SeatState
 from callcenter.runtime import start_call_centre
-from callcenter.service import SeatService
+from callcenter.service import CallRecords, SeatService
 from callcenter.testing.harness import loopback_settings
 from hotline.accounts.service import issue_token
 from hotline.context import HotlineContext
@@ -124,3 +125,25 @@ def test_a_missing_kamailio_stops_only_the_telephony_and_says_how_to_install_it(
     with ThreadPoolExecutor(1) as pool:
         centre, reason = pool.submit(asyncio.run, start_call_centre(ctx)).result(120)
     assert centre is None and reason is not None and "apt-get install kamailio" in reason
+
+
+def test_the_console_links_the_call_to_the_ticket_it_became(client: tuple, ctx: HotlineContext) -> None:
+    http, who = client
+    http.post("/api/seats/1001/state", json={"state": "ready"}, headers=who["op1"])
+    with ctx.unit_of_work() as session:
+        CallRecords(session, ctx.clock).open(
+            "w001-1-9", "13800138000", "12345", "w001", CallDirection.INBOUND
+        )
+        seats = SeatService(session, ctx.clock)
+        seats.change("1001", SeatState.RINGING, by_queue=True, call_uid="w001-1-9")
+        seats.change("1001", SeatState.TALKING, by_queue=True)
+    first = http.post("/api/tickets", json={"content": "路灯不亮"}, headers=who["op1"]).json()["number"]
+    second = http.post("/api/tickets", json={"content": "又一件事"}, headers=who["op1"]).json()["number"]
+    linked = http.post("/api/calls/w001-1-9/ticket", json={"number": first}, headers=who["op1"])
+    assert linked.status_code == 200 and linked.json()["ticket_id"] is not None
+    again = http.post("/api/calls/w001-1-9/ticket", json={"number": second}, headers=who["op1"])
+    assert again.status_code == 409 and "已关联其他工单" in again.json()["detail_zh"]
+    other = http.post("/api/calls/w001-1-9/ticket", json={"number": first}, headers=who["op2"])
+    assert other.status_code == 403
+    bad = http.post("/api/calls/w001-1-9/ticket", json={"number": "not-a-number"}, headers=who["op1"])
+    assert bad.status_code == 422
