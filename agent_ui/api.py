@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from callcenter.runtime import telephony_status
 from dispatch import schemas
 from dispatch.catalog import upsert_department
 from dispatch.models import Category, Department, SubCategory
@@ -27,6 +28,24 @@ from sla.overrides import OverrideError, apply_overrides, list_overrides, remove
 
 router = APIRouter(prefix="/api", tags=["pages"])
 admin_router = APIRouter(prefix="/api/admin", tags=["admin"])
+
+
+@router.get("/health", tags=["system"])
+def health(request: Request, session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
+    """For monitoring, no login: the database answers; the telephony and speech to text say how they are."""
+    session.execute(select(1))
+    state = request.app.state
+    telephony = telephony_status(state.callcentre, state.callcentre_error, ctx.settings.callcenter)
+    speech = telephony.get("speech", {})
+    return {
+        "status": "ok",
+        "callcenter": "on" if telephony.get("enabled") else "off",
+        "callcenter_reason": telephony.get("reason"),
+        "transcription": speech.get("transcription", "off"),
+        "transcription_reason": speech.get("reason"),
+        "live_text": speech.get("live", "off"),
+    }
+
 
 # ---- Chinese messages for validation problems ---------------------------------------------------
 

@@ -126,3 +126,16 @@ async def start_call_centre(ctx: HotlineContext) -> tuple[CallCentre | None, str
         log.error("call centre not started: %s", exc)
         return None, str(exc)
     return centre, None
+
+
+def telephony_status(centre: CallCentre | None, error: str | None, cc: CallCenterSettings) -> dict[str, Any]:
+    """What the health endpoint, the status API and the supervisor's page say about calls and speech."""
+    if centre is not None:
+        return centre.status()
+    if error:
+        reason = error
+    elif not cc.enabled:
+        reason = "disabled in config.toml ([callcenter] enabled = false)"
+    else:
+        reason = "not started by this process"
+    return {"enabled": False, "reason": reason, "reason_zh": "呼叫中心未启用", "speech": asr.asr_status()}

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from callcenter.controller import Controller
 from callcenter.models import CallEvent, CallRecord, SeatState
+from callcenter.runtime import telephony_status
 from callcenter.service import (
     CallCenterError,
     CallRecords,
@@ -118,18 +119,10 @@ def change_seat_state(
 
 @router.get("/callcenter/status")
 def status(request: Request, user: UserDep, ctx: ContextDep) -> dict[str, Any]:
-    """Is the telephony running, and if not, why (e.g. Kamailio is not installed)."""
+    """Is the telephony running, and if not, why (e.g. Kamailio is not installed); speech to text too."""
     _staff(user)
-    centre = getattr(request.app.state, "callcentre", None)
-    if centre is not None:
-        return centre.status()
-    error = getattr(request.app.state, "callcentre_error", None)
-    reason = error or (
-        "disabled in config.toml ([callcenter] enabled = false)"
-        if not ctx.settings.callcenter.enabled
-        else "not started by this process"
-    )
-    return {"enabled": False, "reason": reason, "reason_zh": "呼叫中心未启用"}
+    state = request.app.state
+    return telephony_status(state.callcentre, state.callcentre_error, ctx.settings.callcenter)
 
 
 @router.get("/callcenter/queue")

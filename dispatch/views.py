@@ -42,12 +42,6 @@ class CategoryOut(BaseModel):
     subcategories: list[SubCategoryOut]
 
 
-@router.get("/health", tags=["system"])
-def health(session: SessionDep) -> dict[str, str]:
-    session.execute(select(1))
-    return {"status": "ok"}
-
-
 @router.get("/me", tags=["system"])
 def me(user: UserDep) -> Me:
     return Me(

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from agent_ui.charts import Series, line_chart
 from agent_ui.deps import SupervisorDep, render
 from agent_ui.presenters import due_soon_window
+from callcenter.runtime import telephony_status
 from callcenter.service import seat_board, waiting_calls
 from callcenter.stats import queue_figures
 from dispatch import schemas
@@ -63,11 +64,14 @@ def dashboard(request: Request, ctx: ContextDep, session: SessionDep, user: Supe
     month_kpi = compute_kpis(session, month_start, month_end, now, minutes_per_day, "all")
     overdue, overdue_total = desk.list(schemas.TicketFilter(overdue=True, limit=30))
     soon_until = ctx.calendar.add_working_time(now, due_soon_window(ctx))
+    state = request.app.state
+    telephony = telephony_status(state.callcentre, state.callcentre_error, ctx.settings.callcenter)
     return render(
         request,
         ctx,
         "dashboard.html",
         user,
+        telephony=telephony,
         seats=seat_board(session, now),
         queue=waiting_calls(session, now),
         calls=queue_figures(session, today, today + timedelta(days=1)),

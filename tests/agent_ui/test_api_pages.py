@@ -386,3 +386,14 @@ def test_live_events_are_filtered_by_role() -> None:
     assert operator.may_see(Event("transcript.partial", {"call_uid": "a", "text": "停水"}))
     assert not operator.may_see(Event("transcript.partial", {"call_uid": "b", "text": "停水"}))
     assert Viewer(Role.SUPERVISOR, None).may_see(offered_there)
+
+
+def test_health_and_the_dashboard_say_when_calls_or_transcription_are_off(
+    app_client: TestClient, ctx: HotlineContext
+) -> None:
+    health = app_client.get("/api/health").json()
+    assert health["status"] == "ok" and health["callcenter"] == "off" and health["transcription"] == "off"
+    assert "enabled = false" in health["callcenter_reason"] and health["transcription_reason"]
+    client, _ = logged_in(ctx, "sup")
+    page = client.get("/dashboard").text
+    assert "转写关闭" in page and "呼叫中心" in page and "未启用" in page
