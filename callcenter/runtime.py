@@ -133,9 +133,10 @@ def telephony_status(centre: CallCentre | None, error: str | None, cc: CallCente
     if centre is not None:
         return centre.status()
     if error:
-        reason = error
+        reason, reason_zh = error, "呼叫中心启动失败"
     elif not cc.enabled:
         reason = "disabled in config.toml ([callcenter] enabled = false)"
+        reason_zh = "配置中未启用（config.toml [callcenter] enabled = false）"
     else:
-        reason = "not started by this process"
-    return {"enabled": False, "reason": reason, "reason_zh": "呼叫中心未启用", "speech": asr.asr_status()}
+        reason, reason_zh = "not started by this process", "本进程未启动呼叫中心"
+    return {"enabled": False, "reason": reason, "reason_zh": reason_zh, "speech": asr.asr_status()}

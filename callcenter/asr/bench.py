@@ -343,7 +343,14 @@ def main(argv: list[str] | None = None) -> int:
         return feed(args.feed, args.live_calls)
     if args.model is None:
         parser.error("--model is required")
-    report(run(args.model, args.refs, args.live_calls))
+    # The benchmark works in a temporary folder: a relative path must not be read from there.
+    model = args.model.resolve()
+    if not model.is_dir():
+        parser.error(f"--model {args.model}: no such model folder")
+    refs = args.refs.resolve() if args.refs else None
+    if refs is not None and not refs.is_dir():
+        parser.error(f"--refs {args.refs}: no such folder")
+    report(run(model, refs, args.live_calls))
     return 0
 
 

@@ -127,7 +127,13 @@ class SpeechRuntime:
                     if k in self._bridge.hello
                 }
             )
-        return {**self.transcription.status(), **live, "live_socket": str(self.live_socket)}
+        state = self.transcription.status()
+        return {
+            **state,
+            "reason_zh": reason_zh(state.get("reason")),
+            **live,
+            "live_socket": str(self.live_socket),
+        }
 
     async def _start_live(self) -> None:
         model = self.transcription.model_path
@@ -183,6 +189,19 @@ class SpeechRuntime:
 _current: SpeechRuntime | None = None
 
 
+def reason_zh(reason: str | None) -> str | None:
+    """The supervisor's page is in Chinese: a short Chinese reason, the English detail goes in a tooltip."""
+    if reason is None:
+        return None
+    if "no model configured" in reason:
+        return "未配置语音模型（config.toml [callcenter.asr] model_path）"
+    if "not started" in reason:
+        return "语音转写未启动"
+    if "worker died" in reason:
+        return "转写进程异常，正在重启"
+    return "语音模型不可用"
+
+
 async def start(ctx: HotlineContext, settings: AsrSettings | None = None) -> SpeechRuntime:
     """Start speech to text for this process (idempotent: a second call returns the running one)."""
     global _current
@@ -207,6 +226,7 @@ def asr_status() -> dict[str, Any]:
         return {
             "transcription": "off",
             "reason": reason,
+            "reason_zh": reason_zh(reason),
             "model_path": None,
             "live": "off",
             "live_reason": reason,

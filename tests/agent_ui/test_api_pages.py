@@ -397,3 +397,5 @@ def test_health_and_the_dashboard_say_when_calls_or_transcription_are_off(
     client, _ = logged_in(ctx, "sup")
     page = client.get("/dashboard").text
     assert "转写关闭" in page and "呼叫中心" in page and "未启用" in page
+    # On screen in Chinese; the English detail for the engineers stays in the tooltip.
+    assert "配置中未启用" in page and ("未配置语音模型" in page or "语音转写未启动" in page)
