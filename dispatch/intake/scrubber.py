@@ -30,7 +30,7 @@ SURNAMES_2 = ("欧阳", "司马", "诸葛", "上官", "东方", "慕容", "皇�
 NOT_IN_NAMES = (
     "的了在是和与及向对把被给从到于也都就还又很说称讲问要想来去反映投诉举报表示希望请求家里门前后上下中内外"
     "里边旁路街道巷村镇乡县市省区楼栋号室单元层户物业公司局委会所站队部厅院校店厂场馆园社人员们等位个这那"
-    "此其有没无不已曾刚正将每各某先生女士电话手机码姓名今昨日月年时分多少几百千万"
+    "此其有没无不已曾刚正将每各某先生女士师傅姨爷叔婆奶妈老板经理主任电话手机码姓名今昨日月年时分多少几百千万"
     "共约近该我你他她它啊吗呢吧呀哦嗯说讲打拨联系反映投诉"
 )
 TITLES = (
@@ -116,6 +116,8 @@ _RULES: list[tuple[str, re.Pattern[str], Callable[[str], str]]] = [
         _mask_numbers,
     ),
     ("address", re.compile(rf"(?<=村|社|区){_NUM}(?:组|社|队)"), _mask_numbers),
+    # A room number right after the building or unit: 3栋2单元501, B座1204.
+    ("address", re.compile(r"(?<=[栋幢座元楼])\d{2,4}(?![0-9年月日元个人岁块米分点次号])"), _keep(0)),
     (
         "name",
         re.compile(rf"(?:{NAME_CUES})(?:是|为|：|:|\s)*(?P<x>{_SURNAME}{_GIVEN_CHAR}{{1,2}})"),
