@@ -74,8 +74,15 @@ def submit_letter(ctx: HotlineContext, letter: Letter, client: str) -> str:
     """Register the letter as a ticket (channel web) and return its number; rate-limited first."""
     limits = ctx.settings.intake
     limiter = RateLimiter(ctx.sessions, ctx.clock)
-    limiter.hit("letter_address", client, limits.letters_per_address, "提交")
-    limiter.hit("letter_phone", letter.phone, limits.letters_per_phone, "同一手机号提交")
+    # Both limits are checked before either counts: a refused letter uses up neither.
+    counted = [
+        ("letter_address", client, limits.letters_per_address, "提交"),
+        ("letter_phone", letter.phone, limits.letters_per_phone, "同一手机号提交"),
+    ]
+    for scope, key, rule, what in counted:
+        limiter.check(scope, key, rule, what)
+    for scope, key, rule, what in counted:
+        limiter.hit(scope, key, rule, what)
     body = schemas.TicketCreate(
         content=letter.content,
         channel=Channel.WEB,
