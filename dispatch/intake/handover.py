@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -47,7 +47,7 @@ class HandoverIn(BaseModel):
     caller_name: schemas.ShortText | None = None
     address: schemas.ShortText | None = None
     # The sub-category the platform suggests (from GET /open311/v2/services.json), if any.
-    subcategory_id: int | None = None
+    subcategory_id: int | None = Field(default=None, ge=1, le=schemas.MAX_ID)
     private: bool = False
 
 
