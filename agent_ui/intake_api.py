@@ -96,9 +96,11 @@ def service_definition(
 
 
 @open311_router.post("/v2/requests.json", status_code=status.HTTP_201_CREATED)
-def post_request(data: Annotated[ServiceRequestIn, Form()], ctx: ContextDep) -> list[Created]:
+def post_request(
+    data: Annotated[ServiceRequestIn, Form()], ctx: ContextDep, request: Request
+) -> list[Created]:
     """Form-encoded, as the specification says; needs an app's api_key."""
-    return [Open311(ctx).post(data)]
+    return [Open311(ctx).post(data, client_ip(request))]
 
 
 @open311_router.get("/v2/requests.json")
@@ -141,7 +143,7 @@ async def police_handover(
     external_id (201 the first time, 200 with the same ticket afterwards)."""
     body = await request.body()
     signed = handover.verify(ctx, x_partner_key, x_timestamp, x_signature, body)
-    result = handover.hand_over(ctx, signed, handover.parse(body), body)
+    result = handover.hand_over(ctx, signed, handover.parse(body), body, client_ip(request))
     response.status_code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
     return result
 

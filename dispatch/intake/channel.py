@@ -12,6 +12,8 @@ from dispatch.models import Ticket
 from dispatch.service import TicketService
 from dispatch.state_machine import Actor
 from dispatch.states import Action
+from hotline import audit
+from hotline.accounts.models import Role
 from hotline.events import EventBus
 
 TOPIC = f"ticket.{Action.REGISTER.value}"
@@ -31,8 +33,22 @@ class Registered:
         events.publish(TOPIC, self.payload)
 
 
-def register(tickets: TicketService, actor_name: str, body: schemas.TicketCreate) -> Registered:
-    """A new ticket from a channel (the state machine's register, by the system actor `actor_name`)."""
+def register(
+    tickets: TicketService, actor_name: str, body: schemas.TicketCreate, via: str, ip: str | None
+) -> Registered:
+    """A new ticket from a channel (the state machine's register, by the system actor `actor_name`),
+    in the audit log with the client's address."""
     ticket = tickets.register(Actor.system(actor_name), body)
+    audit.record(
+        tickets.session,
+        at=tickets.clock.now(),
+        action=f"ticket.{Action.REGISTER.value}",
+        username=actor_name,
+        role=Role.SYSTEM.value,
+        ticket_number=ticket.number,
+        via=via,
+        ip=ip,
+        detail={"channel": body.channel.value},
+    )
     tickets.session.refresh(ticket, ["category", "subcategory", "lead_department"])
     return Registered(ticket, ticket_payload(ticket, Action.REGISTER))

@@ -92,7 +92,7 @@ def submit_letter(ctx: HotlineContext, letter: Letter, client: str) -> str:
         private=letter.private,
     )
     with ctx.unit_of_work() as session:
-        registered = channel.register(ctx.tickets(session), MAILBOX, body)
+        registered = channel.register(ctx.tickets(session), MAILBOX, body, via="page", ip=client)
     registered.announce(ctx.events)
     return registered.number
 

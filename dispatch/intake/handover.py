@@ -149,7 +149,9 @@ def _seen(session: Session, signed: Signed) -> bool:
     return session.get(PoliceSignature, (signed.code, signed.signature)) is not None
 
 
-def hand_over(ctx: HotlineContext, signed: Signed, data: HandoverIn, body: bytes) -> HandoverOut:
+def hand_over(
+    ctx: HotlineContext, signed: Signed, data: HandoverIn, body: bytes, client: str | None = None
+) -> HandoverOut:
     """Make the ticket for a handed-over matter, once per external id; refuse a replayed request."""
     window = timedelta(seconds=ctx.settings.intake.police110.replay_window_seconds)
     try:
@@ -167,7 +169,7 @@ def hand_over(ctx: HotlineContext, signed: Signed, data: HandoverIn, body: bytes
                 return HandoverOut(
                     ticket_number=before.ticket.number, external_id=data.external_id, created=False
                 )
-            registered = _register(ctx, session, signed, data, body)
+            registered = _register(ctx, session, signed, data, body, client)
     except IntegrityError:
         # Someone handed over the same external id (or sent the same request) at the same moment.
         with ctx.sessions() as session:
@@ -186,7 +188,7 @@ def hand_over(ctx: HotlineContext, signed: Signed, data: HandoverIn, body: bytes
 
 
 def _register(
-    ctx: HotlineContext, session: Session, signed: Signed, data: HandoverIn, body: bytes
+    ctx: HotlineContext, session: Session, signed: Signed, data: HandoverIn, body: bytes, client: str | None
 ) -> channel.Registered:
     create = schemas.TicketCreate(
         content=data.content,
@@ -198,7 +200,7 @@ def _register(
         private=data.private,
     )
     try:
-        registered = channel.register(ctx.tickets(session), signed.partner.name, create)
+        registered = channel.register(ctx.tickets(session), signed.partner.name, create, via="api", ip=client)
     except (RuleViolation, TicketNotFound) as exc:  # an unknown sub-category
         raise IntakeError(str(exc), exc.zh) from None
     session.add(

@@ -184,7 +184,7 @@ class Open311:
                 return app
         raise Forbidden("api_key was not provided or is invalid", "api_key 缺失或无效")
 
-    def post(self, data: ServiceRequestIn) -> Created:
+    def post(self, data: ServiceRequestIn, client: str | None = None) -> Created:
         self.check_jurisdiction(data.jurisdiction_id)
         app = self._app_of(data.api_key)
         RateLimiter(self.ctx.sessions, self.ctx.clock).hit(
@@ -215,7 +215,9 @@ class Open311:
                 address=data.address_string or None,
                 subcategory_id=sub.id,
             )
-            registered = channel.register(self.ctx.tickets(session), f"Open311·{app}", body)
+            registered = channel.register(
+                self.ctx.tickets(session), f"Open311·{app}", body, via="api", ip=client
+            )
             session.add(
                 Open311Request(
                     ticket_id=registered.ticket.id,

@@ -25,6 +25,7 @@ from dispatch.intake.handover import sign
 from dispatch.intake.models import PoliceHandover, RateCounter
 from dispatch.models import Ticket
 from dispatch.states import Action
+from hotline import audit
 from hotline.clock import ManualClock
 from hotline.config import REPO_ROOT
 from hotline.context import HotlineContext
@@ -456,6 +457,14 @@ def test_a_letter_becomes_a_ticket_and_its_number_is_shown(client: TestClient, c
     assert (ticket.channel, ticket.state, ticket.private) == ("web", "registered", True)
     assert (ticket.caller_name, ticket.caller_phone, ticket.address) == ("张三", "13812345678", "幸福路东段")
     assert ticket.events[0].actor_name == "网上信箱"
+    with ctx.unit_of_work() as session:
+        [entry] = audit.entries(session, ticket_number=ticket.number)
+        assert (entry.action, entry.username, entry.via, entry.ip) == (
+            "ticket.register",
+            "网上信箱",
+            "page",
+            "testclient",
+        )
 
 
 def test_a_bad_letter_keeps_what_was_typed(client: TestClient, ctx: HotlineContext) -> None:
@@ -572,3 +581,29 @@ def test_disclosure_shows_closed_public_tickets_scrubbed(
     assert shown not in html.text  # the number is the key of the look-up: not shown
     assert client.get("/gongkai", params={"category": "zxzx"}).text.count("pub-item") == 0
     assert client.get("/api/public/disclosure", params={"page": 0}).status_code == 422
+
+
+def test_the_same_matter_handed_over_twice_at_once_gives_one_ticket(ctx: HotlineContext) -> None:
+    """Two requests with one external id at the same moment (two app processes): one ticket."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from dispatch.intake import handover as police
+
+    requests = []
+    for note in ("第一次移交", "同时到达的第二次移交"):
+        raw = json.dumps({**MATTER, "content": note}, ensure_ascii=False).encode()
+        stamp = epoch(ctx)
+        requests.append((raw, police.verify(ctx, PARTNER_KEY, stamp, sign(SECRET, stamp, raw), raw)))
+    barrier = Barrier(2)
+
+    def send(request: tuple[bytes, police.Signed]) -> police.HandoverOut:
+        raw, checked = request
+        barrier.wait()
+        return police.hand_over(ctx, checked, police.parse(raw), raw)
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(send, requests))
+    assert sorted(r.created for r in results) == [False, True]
+    assert results[0].ticket_number == results[1].ticket_number
+    assert count(ctx, Ticket) == 1 and count(ctx, PoliceHandover) == 1
