@@ -24,7 +24,9 @@ PHONE = {"width": 390, "height": 844}
 
 @pytest.fixture
 def phone_page(browser: Any, live: LiveServer) -> Iterator[Any]:
-    context = browser.new_context(viewport=PHONE, locale="zh-CN", base_url=live.url, is_mobile=True, has_touch=True)
+    context = browser.new_context(
+        viewport=PHONE, locale="zh-CN", base_url=live.url, is_mobile=True, has_touch=True
+    )
     context.set_default_timeout(10_000)
     yield context.new_page()
     context.close()
@@ -94,7 +96,9 @@ def test_the_disclosure_shows_closed_tickets_without_personal_data(phone_page: A
             caller_name="赵铁柱",
         )
         number = service.register(users["op01"], body).number
-        dispatch = schemas.DispatchBody(department="sthjj", subcategory_id=subcategory_id(session, "噪音扰民"))
+        dispatch = schemas.DispatchBody(
+            department="sthjj", subcategory_id=subcategory_id(session, "噪音扰民")
+        )
         service.act(number, users["op01"], Action.DISPATCH, dispatch)
         service.act(number, users["sthjj_lly"], Action.SIGN, schemas.NoteBody())
         reply = schemas.ReplyBody(result="已责令餐馆安装油烟净化设备，赵铁柱表示认可。")
