@@ -28,7 +28,7 @@ from dispatch.intake.open311 import (
     ServiceRequestOut,
 )
 from hotline import audit
-from hotline.accounts.models import Role
+from hotline.accounts.models import Role, User
 from hotline.web import ContextDep, SessionDep, UserDep, WebError, client_ip, commit
 
 # ---- Open311 GeoReport v2 ------------------------------------------------------------------------
@@ -148,7 +148,7 @@ async def police_handover(
     return result
 
 
-def _role(user: Any, *allowed: Role) -> None:
+def _role(user: User, *allowed: Role) -> None:
     if Role(user.role) not in allowed:
         raise WebError(status.HTTP_403_FORBIDDEN, "your role may not do this", "您的角色无权执行此操作")
 

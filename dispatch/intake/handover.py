@@ -24,6 +24,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from callcenter.models import CallEvent, CallRecord
 from dispatch import schemas
 from dispatch.errors import RuleViolation, TicketNotFound
 from dispatch.intake import channel
@@ -223,8 +224,6 @@ def record_transfer(
     ctx: HotlineContext, session: Session, call_uid: str, data: TransferIn, by: str
 ) -> PoliceHandover:
     """Record what was handed to 110 with the call's transfer (the call centre's "transfer" event)."""
-    from callcenter.models import CallEvent, CallRecord
-
     call = session.scalar(select(CallRecord).where(CallRecord.uid == call_uid))
     if call is None:
         raise NotFound(f"call {call_uid} does not exist", f"通话 {call_uid} 不存在")
@@ -263,8 +262,6 @@ def record_transfer(
 
 
 def handover_out(session: Session, record: PoliceHandover) -> HandoverRecord:
-    from callcenter.models import CallRecord
-
     call_uid = session.scalar(select(CallRecord.uid).where(CallRecord.id == record.call_record_id))
     return HandoverRecord(
         id=record.id,
