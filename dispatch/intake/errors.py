@@ -23,6 +23,10 @@ class Replayed(IntakeError):
     status = 409
 
 
+class TooLarge(IntakeError):
+    status = 413
+
+
 class NotFound(IntakeError):
     status = 404
 

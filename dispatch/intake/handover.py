@@ -28,7 +28,7 @@ from callcenter.models import CallEvent, CallRecord
 from dispatch import schemas
 from dispatch.errors import RuleViolation, TicketNotFound
 from dispatch.intake import channel
-from dispatch.intake.errors import IntakeError, NotFound, Replayed, Unauthenticated
+from dispatch.intake.errors import IntakeError, NotFound, Replayed, TooLarge, Unauthenticated
 from dispatch.intake.models import HandoverDirection, PoliceHandover, PoliceSignature
 from dispatch.intake.settings import PolicePartner
 from dispatch.models import Channel, Ticket
@@ -126,9 +126,13 @@ def verify(
     return Signed(code, partner, expected, now)
 
 
+def too_large() -> TooLarge:
+    return TooLarge(f"body larger than {MAX_BODY} bytes", "请求内容过大")
+
+
 def parse(body: bytes) -> HandoverIn:
     if len(body) > MAX_BODY:
-        raise IntakeError(f"body larger than {MAX_BODY} bytes", "请求内容过大")
+        raise too_large()
     try:
         return HandoverIn.model_validate_json(body)
     except ValidationError as exc:

@@ -396,6 +396,12 @@ def test_a_signed_but_bad_body_is_a_clear_400(
     assert count(ctx, Ticket) == 0
 
 
+def test_an_oversized_hand_over_is_refused_before_it_is_read(client: TestClient, ctx: HotlineContext) -> None:
+    response = handover(client, *signed(ctx, {**MATTER, "content": "长" * 30_000}))
+    assert response.status_code == 413 and "larger than" in response.json()["detail"]
+    assert count(ctx, Ticket) == 0
+
+
 def test_a_transfer_to_110_is_recorded_with_the_call(
     client: TestClient, ctx: HotlineContext, staff: Staff
 ) -> None:
