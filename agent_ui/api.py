@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -213,7 +213,10 @@ class DeadlinePreview(BaseModel):
 
 @router.get("/deadline")
 def deadline_preview(
-    ctx: ContextDep, session: SessionDep, user: UserDep, subcategory_id: Annotated[int, Query(ge=1)]
+    ctx: ContextDep,
+    session: SessionDep,
+    user: UserDep,
+    subcategory_id: Annotated[int, Query(ge=1, le=schemas.MAX_ID)],
 ) -> DeadlinePreview:
     """The deadline a ticket of this sub-category gets if dispatched now (working days and a date)."""
     _require(user, Role.OPERATOR, Role.SUPERVISOR, Role.ADMIN)
@@ -493,7 +496,7 @@ def delete_override(day: date, ctx: ContextDep, session: SessionDep, admin: Admi
 class WordIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     word: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-    subcategory_id: int = Field(ge=1)
+    subcategory_id: int = Field(ge=1, le=schemas.MAX_ID)
     department: schemas.DepartmentCode | None = None
     level: Literal["strong", "words", "weak"] = "words"
 
@@ -547,7 +550,12 @@ def new_routing_word(body: WordIn, ctx: ContextDep, session: SessionDep, admin: 
 
 
 @admin_router.delete("/routing-words/{word_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_routing_word(word_id: int, ctx: ContextDep, session: SessionDep, admin: AdminUserDep) -> None:
+def delete_routing_word(
+    word_id: Annotated[int, Path(ge=1, le=schemas.MAX_ID)],
+    ctx: ContextDep,
+    session: SessionDep,
+    admin: AdminUserDep,
+) -> None:
     try:
         remove_word(session, word_id)
     except RoutingWordError as exc:

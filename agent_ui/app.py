@@ -16,9 +16,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent_ui import api as ui_api
-from agent_ui import live
+from agent_ui import intake_api, live
 from agent_ui.deps import LoginRequired, login_url, render
-from agent_ui.pages import admin, auth, console, dashboard, portal, tickets
+from agent_ui.pages import admin, auth, console, dashboard, portal, public, tickets
 from callcenter.views import router as callcenter_router
 from dispatch.errors import TicketError
 from dispatch.views import router as dispatch_router
@@ -153,9 +153,12 @@ def create_app(ctx: HotlineContext, background: bool = False) -> FastAPI:
         callcenter_router,
         ui_api.router,
         ui_api.admin_router,
+        intake_api.open311_router,
+        intake_api.police_router,
+        intake_api.public_router,
     ):
         app.include_router(router)
-    for page in (auth, console, portal, tickets, dashboard, admin):
+    for page in (auth, console, portal, tickets, dashboard, admin, public):
         app.include_router(page.router)
     app.include_router(live.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

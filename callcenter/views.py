@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
@@ -142,6 +143,9 @@ def stats(
     end: Annotated[datetime | None, Query(description="default: start + 1 day")] = None,
 ) -> QueueFigures:
     _staff(user)
+    # Stored times are the hotline's naive local time; a time with an offset is converted to it.
+    zone = ZoneInfo(ctx.settings.hotline.timezone)
+    start, end = (t.astimezone(zone).replace(tzinfo=None) if t and t.tzinfo else t for t in (start, end))
     start = start or ctx.clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
     end = end or start + timedelta(days=1)
     if end <= start:

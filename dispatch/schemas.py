@@ -16,6 +16,8 @@ Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9][0-9-]{2,19}$")]
 DepartmentCode = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[a-z0-9_]{1,32}$")]
 TicketNumber = Annotated[str, StringConstraints(pattern=r"^[0-9]{8}-[0-9]{3,8}$")]
+# Row ids fit a 32-bit INTEGER column on every backend; a larger one is bad input, not a crash.
+MAX_ID = 2_147_483_647
 
 
 class _Body(BaseModel):
@@ -28,8 +30,8 @@ class TicketCreate(_Body):
     caller_phone: Phone | None = None
     caller_name: ShortText | None = None
     address: ShortText | None = None
-    category_id: int | None = Field(default=None, ge=1)
-    subcategory_id: int | None = Field(default=None, ge=1)
+    category_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    subcategory_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     private: bool = False
 
 
@@ -44,14 +46,14 @@ class AnswerOnSpotBody(_Body):
 
 class DispatchBody(_Body):
     department: DepartmentCode
-    subcategory_id: int = Field(ge=1)
+    subcategory_id: int = Field(ge=1, le=MAX_ID)
     assisting: list[DepartmentCode] = Field(default_factory=list, max_length=10)
     note: Note = None
 
 
 class RedispatchBody(_Body):
     department: DepartmentCode
-    subcategory_id: int | None = Field(default=None, ge=1)
+    subcategory_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     note: Note = None
 
 
@@ -101,7 +103,7 @@ ACTION_BODIES: dict[Action, type[_Body]] = {
 class TicketFilter(_Body):
     state: list[TicketState] = Field(default_factory=list)
     department: DepartmentCode | None = None
-    category_id: int | None = Field(default=None, ge=1)
+    category_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     created_from: date | None = None
     created_to: date | None = None
     overdue: bool | None = None

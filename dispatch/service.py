@@ -18,6 +18,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from dispatch import schemas
 from dispatch.errors import ConcurrentChange, NotPermitted, RuleViolation, TicketNotFound
 from dispatch.models import (
+    Category,
     Department,
     SubCategory,
     Ticket,
@@ -182,6 +183,8 @@ class TicketService:
                     "小类不属于所选大类",
                 )
             category_id = sub.category_id
+        elif category_id is not None and self.session.get(Category, category_id) is None:
+            raise RuleViolation(f"category {category_id} does not exist", "所选大类不存在")
         now = self.clock.now()
         ticket = Ticket(
             number=self._next_number(now),

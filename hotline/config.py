@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from callcenter.settings import CallCenterSettings
+from dispatch.intake.settings import IntakeSettings
 from sla.settings import DEFAULT_WARNINGS, CalendarSettings, WarningLevel
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -111,6 +112,7 @@ class Settings(_Section):
     database: DatabaseSection = DatabaseSection()
     server: ServerSection = ServerSection()
     dispatch: DispatchSection = DispatchSection()
+    intake: IntakeSettings = IntakeSettings()
     sla: SlaSection = SlaSection()
     auth: AuthSection = AuthSection()
     callcenter: CallCenterSettings = CallCenterSettings()

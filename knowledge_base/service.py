@@ -172,6 +172,7 @@ def parse_xlsx(data: bytes) -> tuple[list[tuple[int, Any]], list[LineProblem]]:
 
 def records_to_xlsx(records: list[dict[str, Any]]) -> bytes:
     from openpyxl import Workbook
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
     wb = Workbook()
     ws = wb.active
@@ -186,6 +187,8 @@ def records_to_xlsx(records: list[dict[str, Any]]) -> bytes:
                 value = json.dumps(value or [], ensure_ascii=False)
             elif name == "active":
                 value = "true" if r.get("active", True) else "false"
+            if isinstance(value, str):  # control characters cannot be stored in a worksheet
+                value = ILLEGAL_CHARACTERS_RE.sub("", value)
             row.append(value)
         ws.append(row)
     out = io.BytesIO()

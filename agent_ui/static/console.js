@@ -207,8 +207,15 @@
     try {
       await Hotline.api("POST", `/api/calls/${C.callUid}/transfer`, { target: b.dataset.transfer });
       Hotline.toast(`已转接 ${b.dataset.transfer}`, "ok");
+      if (b.dataset.transfer === "110") recordPoliceHandover(C.callUid);
     } catch (error) { Hotline.toast(error.message, "error"); }
   }));
+  // 110联动: what was handed to 110 is recorded against the call's transfer (the form's text as summary).
+  async function recordPoliceHandover(uid) {
+    const summary = $("content").value.trim() || "坐席转接110";
+    try { await Hotline.api("POST", `/api/calls/${uid}/police-handover`, { summary }); }
+    catch (error) { Hotline.toast(`转110移交记录未保存：${error.message}`, "warn"); }
+  }
   $("conf-department").addEventListener("change", (e) => { $("conf-number").value = C.departmentPhones[e.target.value] || ""; });
   $("btn-conference").addEventListener("click", async () => {
     const number = $("conf-number").value.trim();

@@ -1,0 +1,228 @@
+"""Endpoints of the other channels: Open311 GeoReport v2 under /open311, the 110 hand-over and its
+reverse under /api/police and /api/calls, and the citizens' public JSON (status look-up, disclosure).
+Each only composes `dispatch.intake`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Header, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from pydantic import StringConstraints
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from dispatch.errors import TicketError
+from dispatch.intake import citizen, disclosure, handover
+from dispatch.intake.errors import RateLimited
+from dispatch.intake.models import HandoverDirection
+from dispatch.intake.open311 import (
+    Created,
+    Open311,
+    RequestQuery,
+    Service,
+    ServiceDefinition,
+    ServiceRequestIn,
+    ServiceRequestOut,
+)
+from hotline import audit
+from hotline.accounts.models import Role, User
+from hotline.web import ContextDep, SessionDep, UserDep, WebError, client_ip, commit
+
+# ---- Open311 GeoReport v2 ------------------------------------------------------------------------
+
+
+def open311_error(status_code: int, description: str) -> JSONResponse:
+    """The specification's error shape: an array of {code, description}."""
+    return JSONResponse(status_code=status_code, content=[{"code": status_code, "description": description}])
+
+
+class Open311Route(APIRoute):
+    """Every error of an Open311 endpoint, ours or FastAPI's, in the specification's shape."""
+
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except TicketError as exc:
+                return open311_error(exc.status, str(exc))
+            except RequestValidationError as exc:
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in exc.errors()
+                )
+                return open311_error(400, f"invalid request: {problems}")
+            except StarletteHTTPException as exc:
+                return open311_error(exc.status_code, str(exc.detail))
+
+        return route
+
+
+OPEN311_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {
+        "description": text,
+        "content": {"application/json": {"example": [{"code": code, "description": text}]}},
+    }
+    for code, text in ((400, "bad request"), (403, "api_key missing or invalid"), (404, "not found"))
+}
+open311_router = APIRouter(
+    prefix="/open311", tags=["open311"], route_class=Open311Route, responses=OPEN311_ERRORS
+)
+Jurisdiction = Annotated[str | None, Query(max_length=64)]
+
+
+@open311_router.get("/discovery.json")
+def discovery(request: Request, ctx: ContextDep) -> dict[str, Any]:
+    return Open311(ctx).discovery(str(request.base_url))
+
+
+@open311_router.get("/v2/services.json")
+def services(ctx: ContextDep, session: SessionDep, jurisdiction_id: Jurisdiction = None) -> list[Service]:
+    api = Open311(ctx)
+    api.check_jurisdiction(jurisdiction_id)
+    return api.services(session)
+
+
+@open311_router.get("/v2/services/{service_code}.json")
+def service_definition(
+    service_code: str, ctx: ContextDep, session: SessionDep, jurisdiction_id: Jurisdiction = None
+) -> ServiceDefinition:
+    api = Open311(ctx)
+    api.check_jurisdiction(jurisdiction_id)
+    return api.definition(session, service_code)
+
+
+@open311_router.post("/v2/requests.json", status_code=status.HTTP_201_CREATED)
+def post_request(
+    data: Annotated[ServiceRequestIn, Form()], ctx: ContextDep, request: Request
+) -> list[Created]:
+    """Form-encoded, as the specification says; needs an app's api_key."""
+    return [Open311(ctx).post(data, client_ip(request))]
+
+
+@open311_router.get("/v2/requests.json")
+def get_requests(
+    query: Annotated[RequestQuery, Query()], ctx: ContextDep, session: SessionDep
+) -> list[ServiceRequestOut]:
+    return Open311(ctx).requests(session, query)
+
+
+@open311_router.get("/v2/requests/{service_request_id}.json")
+def get_request(
+    service_request_id: str, ctx: ContextDep, session: SessionDep, jurisdiction_id: Jurisdiction = None
+) -> list[ServiceRequestOut]:
+    api = Open311(ctx)
+    api.check_jurisdiction(jurisdiction_id)
+    return api.request(session, service_request_id)
+
+
+# ---- 110 hand-over ---------------------------------------------------------------------------------
+
+police_router = APIRouter(prefix="/api", tags=["110"])
+SIGNED_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": handover.HandoverIn.model_json_schema()}},
+    }
+}
+
+
+@police_router.post("/police/handovers", openapi_extra=SIGNED_BODY, response_model=handover.HandoverOut)
+async def police_handover(
+    request: Request,
+    ctx: ContextDep,
+    response: Response,
+    x_partner_key: Annotated[str | None, Header(max_length=128)] = None,
+    x_timestamp: Annotated[str | None, Header(max_length=20)] = None,
+    x_signature: Annotated[str | None, Header(max_length=128)] = None,
+) -> handover.HandoverOut:
+    """The police platform hands over a non-police matter: signed (see README), idempotent by
+    external_id (201 the first time, 200 with the same ticket afterwards)."""
+    body = b""
+    async for chunk in request.stream():  # read no more than a hand-over can be
+        body += chunk
+        if len(body) > handover.MAX_BODY:
+            raise handover.too_large()
+    signed = handover.verify(ctx, x_partner_key, x_timestamp, x_signature, body)
+    result = handover.hand_over(ctx, signed, handover.parse(body), body, client_ip(request))
+    response.status_code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+    return result
+
+
+def _role(user: User, *allowed: Role) -> None:
+    if Role(user.role) not in allowed:
+        raise WebError(status.HTTP_403_FORBIDDEN, "your role may not do this", "您的角色无权执行此操作")
+
+
+@police_router.post("/calls/{uid}/police-handover")
+def record_transfer_to_110(
+    uid: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,40}$")],
+    body: handover.TransferIn,
+    user: UserDep,
+    ctx: ContextDep,
+    session: SessionDep,
+    request: Request,
+) -> handover.HandoverRecord:
+    """What the operator handed to 110 with a call's transfer (recorded against the transfer event)."""
+    _role(user, Role.OPERATOR, Role.SUPERVISOR, Role.ADMIN)
+    record = handover.record_transfer(ctx, session, uid, body, user.display_name)
+    audit.record(
+        session,
+        at=ctx.clock.now(),
+        action="police.transfer",
+        username=user.username,
+        user_id=user.id,
+        role=user.role,
+        ticket_number=body.ticket_number,
+        via="api",
+        ip=client_ip(request),
+        detail={"call": uid, "external_id": body.external_id},
+    )
+    out = handover.handover_out(session, record)
+    commit(session)
+    return out
+
+
+@police_router.get("/police/handovers")
+def list_police_handovers(
+    user: UserDep,
+    session: SessionDep,
+    direction: HandoverDirection | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[handover.HandoverRecord]:
+    _role(user, Role.SUPERVISOR, Role.ADMIN, Role.OPERATOR)
+    return handover.list_handovers(session, direction, limit)
+
+
+# ---- the citizens' public JSON -------------------------------------------------------------------
+
+public_router = APIRouter(prefix="/api/public", tags=["public"])
+
+
+def too_many(exc: RateLimited) -> WebError:
+    return WebError(
+        status.HTTP_429_TOO_MANY_REQUESTS, str(exc), exc.zh, headers={"Retry-After": str(exc.retry_after)}
+    )
+
+
+@public_router.post("/status")
+def public_status(query: citizen.LookUp, ctx: ContextDep, request: Request) -> citizen.PublicStatus:
+    """Ticket number + last four digits of the phone: state, deadline and public reply. Rate-limited."""
+    try:
+        return citizen.look_up(ctx, query, client_ip(request) or "-")
+    except RateLimited as exc:
+        raise too_many(exc) from None
+
+
+@public_router.get("/disclosure")
+def public_disclosure(
+    ctx: ContextDep,
+    session: SessionDep,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    category: Annotated[str | None, Query(pattern=r"^[a-z0-9_]{1,32}$")] = None,
+) -> disclosure.DisclosurePage:
+    """Closed tickets that are not private, personal data removed."""
+    return disclosure.disclosure_page(session, page, ctx.settings.intake.disclosure_page_size, category)

@@ -1,0 +1,128 @@
+"""The citizens' pages, no login: the mayor's mailbox (/xinxiang), the status look-up (/chaxun) and
+the public disclosure of closed tickets (/gongkai). Simplified Chinese, laid out for a phone first."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from agent_ui.deps import PageCsrfDep, render
+from dispatch.intake import citizen, disclosure
+from dispatch.intake.errors import IntakeError, RateLimited
+from dispatch.models import Category
+from hotline.web import ContextDep, SessionDep, client_ip
+
+router = APIRouter(include_in_schema=False)
+
+LETTER_FIELDS_ZH = {
+    "content": "反映内容（5至2000字）",
+    "phone": "手机号码（11位）",
+    "name": "姓名（32字以内）",
+    "address": "地址（200字以内）",
+}
+LOOKUP_FIELDS_ZH = {"number": "工单号（如 20261116-0001）", "phone_last4": "手机号后四位（4位数字）"}
+
+
+def _problems(exc: ValidationError, labels: dict[str, str]) -> list[str]:
+    fields = dict.fromkeys(str(e["loc"][0]) for e in exc.errors() if e["loc"])
+    return [f"请填写正确的{labels.get(f, f)}" for f in fields]
+
+
+def _page(request: Request, ctx: Any, template: str, status_code: int = 200, **context: Any) -> Response:
+    response = render(request, ctx, template, None, status_code, **context)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# ---- the mayor's mailbox --------------------------------------------------------------------------
+
+
+@router.get("/xinxiang", response_class=HTMLResponse)
+def mailbox(request: Request, ctx: ContextDep) -> Response:
+    return _page(request, ctx, "public/mailbox.html", form={}, errors=[])
+
+
+@router.post("/xinxiang", response_class=HTMLResponse, dependencies=[PageCsrfDep])
+def send_letter(
+    request: Request,
+    ctx: ContextDep,
+    content: Annotated[str, Form(max_length=4000)] = "",
+    phone: Annotated[str, Form(max_length=64)] = "",
+    name: Annotated[str, Form(max_length=200)] = "",
+    address: Annotated[str, Form(max_length=1000)] = "",
+    private: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    form = {"content": content, "phone": phone, "name": name, "address": address, "private": bool(private)}
+    try:
+        letter = citizen.Letter.model_validate(form)
+    except ValidationError as exc:
+        return _page(
+            request, ctx, "public/mailbox.html", 422, form=form, errors=_problems(exc, LETTER_FIELDS_ZH)
+        )
+    try:
+        number = citizen.submit_letter(ctx, letter, client_ip(request) or "-")
+    except RateLimited as exc:
+        return _page(request, ctx, "public/mailbox.html", 429, form=form, errors=[exc.zh])
+    return _page(request, ctx, "public/mailbox_done.html", number=number, private=letter.private)
+
+
+# ---- the status look-up --------------------------------------------------------------------------
+
+
+@router.get("/chaxun", response_class=HTMLResponse)
+def lookup_form(request: Request, ctx: ContextDep) -> Response:
+    return _page(request, ctx, "public/lookup.html", form={}, errors=[], result=None)
+
+
+@router.post("/chaxun", response_class=HTMLResponse, dependencies=[PageCsrfDep])
+def lookup(
+    request: Request,
+    ctx: ContextDep,
+    number: Annotated[str, Form(max_length=64)] = "",
+    phone_last4: Annotated[str, Form(max_length=16)] = "",
+) -> Response:
+    form = {"number": number.strip(), "phone_last4": phone_last4.strip()}
+    try:
+        query = citizen.LookUp.model_validate(form)
+        result = citizen.look_up(ctx, query, client_ip(request) or "-")
+    except ValidationError as exc:
+        return _page(
+            request,
+            ctx,
+            "public/lookup.html",
+            422,
+            form=form,
+            errors=_problems(exc, LOOKUP_FIELDS_ZH),
+            result=None,
+        )
+    except IntakeError as exc:
+        return _page(request, ctx, "public/lookup.html", exc.status, form=form, errors=[exc.zh], result=None)
+    return _page(request, ctx, "public/lookup.html", form=form, errors=[], result=result)
+
+
+# ---- public disclosure ---------------------------------------------------------------------------
+
+
+@router.get("/gongkai", response_class=HTMLResponse)
+def disclosure_list(
+    request: Request,
+    ctx: ContextDep,
+    session: SessionDep,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    category: Annotated[str | None, Query(pattern=r"^[a-z0-9_]{0,32}$")] = None,
+) -> Response:
+    size = ctx.settings.intake.disclosure_page_size
+    result = disclosure.disclosure_page(session, page, size, category or None)
+    categories = session.scalars(select(Category).order_by(Category.sort_order)).unique().all()
+    return _page(
+        request,
+        ctx,
+        "public/disclosure.html",
+        result=result,
+        category=category or "",
+        categories=[(c.code, c.name) for c in categories if c.handling != "on_the_spot"],
+    )
