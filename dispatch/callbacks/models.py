@@ -87,7 +87,7 @@ class Callback(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
 
-    ticket: Mapped[Ticket] = relationship(lazy="joined")
+    ticket: Mapped[Ticket] = relationship(lazy="selectin")
 
 
 class CallbackAttempt(Base):
