@@ -41,6 +41,27 @@ class PromptBook(Protocol):
 
 
 @dataclass
+class Menu:
+    """Prompts and one key to press on an outbound call (the callback survey): `opening` and
+    `question` play when the citizen answers; no key or a wrong one within `wait_seconds` plays
+    `retry` (`repeats` times), then `goodbye`; a valid key plays `thanks`. Then the call is hung up."""
+
+    opening: list[Path]
+    question: list[Path]
+    retry: list[Path]
+    thanks: list[Path]
+    goodbye: list[Path]
+    valid: str = "123"
+    wait_seconds: float = 6.0
+    repeats: int = 1
+    tries: int = 0
+    wrong_key: bool = False
+    choice: str | None = None
+    outcome: str | None = None  # chosen, no_input, invalid_input; None while asking (or hung up)
+    deadline: float | None = None
+
+
+@dataclass
 class WorkerLink:
     name: str
     writer: asyncio.StreamWriter
@@ -73,6 +94,9 @@ class LiveCall:
     digits: list[str] = field(default_factory=list)
     supervisor_on: bool = False
     done: asyncio.Future[dict[str, Any]] | None = None  # outbound calls: resolved when they end
+    menu: Menu | None = None  # outbound survey: prompts and the key pressed
+    hangup_cause: str = "callback request taken"
+    failed_status: int | None = None  # outbound: the SIP status of a call not answered (486, 408 …)
 
     def waited(self, now: float) -> float:
         return now - self.started
@@ -224,6 +248,8 @@ class Controller:
             with self.ctx.unit_of_work() as session:
                 record = CallRecords(session, self.clock).get(call.uid)
                 record.answered_at = self.clock.now()
+            if call.menu is not None:
+                self._menu_play(call, [*call.menu.opening, *call.menu.question])
         else:
             call.supervisor_on = call.supervisor_on or leg == "supervisor"
             self._record_event(call, f"{leg}_answered", {})
@@ -234,6 +260,8 @@ class Controller:
             return
         leg, status = message["leg"], int(message.get("status") or 0)
         self._record_event(call, f"{leg}_failed", {"status": status, "reason": message.get("reason")})
+        if leg == "citizen":
+            call.failed_status = status
         if leg == "seat" and call.seat and call.state == "ringing":
             self._seat_did_not_answer(call)
         elif leg == "transfer":
@@ -273,6 +301,8 @@ class Controller:
         waiting_for_choice = call.state == "offer" or (call.state == "queued" and call.offered_callback)
         if waiting_for_choice and digit == self.cc.callback_digit:
             self._take_callback_request(call)
+        elif call.menu is not None and call.state == "talking" and call.menu.outcome is None:
+            self._menu_key(call, digit)
 
     def _on_ended(self, link: WorkerLink, message: dict[str, Any]) -> None:
         call = self.calls.pop(message["call"], None)
@@ -333,6 +363,9 @@ class Controller:
             if call.digits:
                 record.dtmf = "".join(call.digits)[:64]
             result = {"uid": call.uid, "outcome": record.outcome, "digits": record.dtmf, "cause": cause}
+            result["status"] = call.failed_status
+            if call.menu is not None:
+                result.update(choice=call.menu.choice, menu=call.menu.outcome)
         self._release_seat(call)
         self.ctx.events.publish(
             "call.ended", {"extension": call.seat, "call_uid": call.uid, "outcome": outcome.value}
@@ -468,7 +501,10 @@ class Controller:
         for call in list(self.calls.values()):
             if call.hangup_at is not None and now >= call.hangup_at:
                 call.hangup_at = None
-                self._send(call, {"type": "hangup", "cause": "callback request taken", "side": "system"})
+                self._send(call, {"type": "hangup", "cause": call.hangup_cause, "side": "system"})
+            elif call.menu is not None and call.menu.deadline is not None and now >= call.menu.deadline:
+                call.menu.deadline = None
+                self._menu_again(call)
             elif call.state == "offer" and call.offer_deadline is not None and now >= call.offer_deadline:
                 call.state, call.outcome, call.offer_deadline = "ending", CallOutcome.REJECTED, None
                 files = [str(self.prompts.path("goodbye"))]
@@ -550,8 +586,10 @@ class Controller:
         timeout: float = 30,
         ticket_id: int | None = None,
         hold: float | None = None,
+        menu: Menu | None = None,
     ) -> LiveCall:
-        """Place an outbound call on a free worker through Kamailio and play `files` once it answers."""
+        """Place an outbound call on a free worker through Kamailio and play `files` once it answers;
+        with a `menu`, its prompts play when the citizen answers and the key pressed ends the call."""
         busy = {c.worker for c in self.calls.values()}
         free = [name for name in self.workers if name not in busy]
         if not free:
@@ -559,6 +597,7 @@ class Controller:
         uid = f"out-{int(time.time() * 1000)}-{next(self._outbound)}"
         call = LiveCall(uid, free[0], number, CallDirection.OUTBOUND, state="dialing")
         call.done = asyncio.get_running_loop().create_future()
+        call.menu = menu
         self.calls[uid] = call
         with self.ctx.unit_of_work() as session:
             CallRecords(session, self.clock).open(
@@ -570,6 +609,44 @@ class Controller:
         if hold is not None:
             call.hangup_at = time.monotonic() + hold
         return call
+
+    # --- the survey menu on outbound calls ---------------------------------------------------------
+    def _menu_play(self, call: LiveCall, files: list[Path]) -> None:
+        assert call.menu is not None
+        names = [str(f) for f in files]
+        self._send(call, {"type": "play", "files": names, "loop_last": False})
+        call.menu.deadline = time.monotonic() + _seconds(names) + call.menu.wait_seconds
+
+    def _menu_key(self, call: LiveCall, digit: str) -> None:
+        menu = call.menu
+        assert menu is not None
+        if digit and digit in menu.valid:
+            menu.choice, menu.outcome = digit, "chosen"
+            self._menu_end(call, menu.thanks)
+        else:
+            menu.wrong_key = True
+            self._menu_again(call)
+
+    def _menu_again(self, call: LiveCall) -> None:
+        """No key in time, or a wrong one: ask once more, or say goodbye."""
+        menu = call.menu
+        assert menu is not None
+        if menu.tries < menu.repeats:
+            menu.tries += 1
+            self._record_event(call, "menu_repeat", {"wrong_key": menu.wrong_key})
+            self._menu_play(call, [*menu.retry, *menu.question])
+            return
+        menu.outcome = "invalid_input" if menu.wrong_key else "no_input"
+        self._menu_end(call, menu.goodbye)
+
+    def _menu_end(self, call: LiveCall, files: list[Path]) -> None:
+        assert call.menu is not None
+        call.menu.deadline = None
+        names = [str(f) for f in files]
+        self._record_event(call, "menu_result", {"outcome": call.menu.outcome, "choice": call.menu.choice})
+        self._send(call, {"type": "play", "files": names, "loop_last": False})
+        call.hangup_cause = f"survey {call.menu.outcome}"
+        call.hangup_at = time.monotonic() + _seconds(names) + 0.3
 
     # --- views for the pages ------------------------------------------------------------------------
     def queue_view(self) -> dict[str, Any]:

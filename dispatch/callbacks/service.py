@@ -75,6 +75,7 @@ class Claim:
     callback_id: int
     attempt_id: int
     attempt: int
+    ticket_id: int
     ticket_number: str
     phone: str | None
     reply_text: str | None
@@ -230,7 +231,7 @@ class CallbackService:
         ticket_number, reply = self.session.execute(
             select(Ticket.number, Ticket.reply_text).where(Ticket.id == ticket_id)
         ).one()
-        return Claim(callback_id, attempt.id, number, ticket_number, phone, reply)
+        return Claim(callback_id, attempt.id, number, ticket_id, ticket_number, phone, reply)
 
     # ---- results -------------------------------------------------------------------------------
 
@@ -310,7 +311,7 @@ class CallbackService:
         callback.state = CallbackState.PENDING.value
         callback.next_attempt_at = self.hours.next_opening(now + timedelta(minutes=minutes))
 
-    def recover_stale(self) -> int:
+    def recover_stale(self) -> list[Callback]:
         """Claims older than `claim_stale_minutes` belong to a process that stopped: their attempt is
         closed as interrupted (never dialled again) and the callback rescheduled like a failure."""
         now = self.clock.now()
@@ -333,7 +334,7 @@ class CallbackService:
                 .execution_options(synchronize_session=False)
             )
             self._failed(callback, now)
-        return len(stale)
+        return stale
 
     # ---- opt-out -------------------------------------------------------------------------------
 
