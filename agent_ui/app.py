@@ -120,7 +120,14 @@ def create_app(ctx: HotlineContext, background: bool = False) -> FastAPI:
             from callcenter.runtime import start_call_centre
 
             _app.state.callcentre, _app.state.callcentre_error = await start_call_centre(ctx)
+        callbacks = None
+        if background and ctx.settings.callbacks.enabled:
+            from dispatch.callbacks.runner import start_callbacks
+
+            _app.state.survey_runner, callbacks = start_callbacks(ctx, _app.state.callcentre)
         yield
+        if callbacks is not None:
+            callbacks.shutdown(wait=False)
         if _app.state.callcentre is not None:
             await _app.state.callcentre.stop()
         if scheduler is not None:
@@ -135,6 +142,7 @@ def create_app(ctx: HotlineContext, background: bool = False) -> FastAPI:
     app.state.ctx = ctx
     app.state.callcentre = None  # callcenter.runtime.CallCentre when `hotline serve` runs the telephony
     app.state.callcentre_error = None  # why it could not start (e.g. Kamailio not installed)
+    app.state.survey_runner = None  # dispatch.callbacks.runner.SurveyRunner under `hotline serve`
     auth_settings = ctx.settings.auth
     secret = load_secret(
         auth_settings.session_secret, ctx.settings.resolve(auth_settings.session_secret_file)
