@@ -18,8 +18,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from agent_ui import api as ui_api
 from agent_ui import live
 from agent_ui.deps import LoginRequired, login_url, render
-from agent_ui.pages import admin, auth, console, dashboard, portal, tickets
+from agent_ui.pages import admin, auth, console, dashboard, portal, survey, tickets
 from callcenter.views import router as callcenter_router
+from dispatch.callbacks.views import router as callbacks_router
 from dispatch.errors import TicketError
 from dispatch.views import router as dispatch_router
 from hotline.accounts.sessions import SessionSigner, load_secret
@@ -159,11 +160,12 @@ def create_app(ctx: HotlineContext, background: bool = False) -> FastAPI:
         sla_router,
         kb_router,
         callcenter_router,
+        callbacks_router,
         ui_api.router,
         ui_api.admin_router,
     ):
         app.include_router(router)
-    for page in (auth, console, portal, tickets, dashboard, admin):
+    for page in (auth, console, portal, tickets, dashboard, admin, survey):
         app.include_router(page.router)
     app.include_router(live.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -97,6 +97,9 @@ class LiveCall:
     menu: Menu | None = None  # outbound survey: prompts and the key pressed
     hangup_cause: str = "callback request taken"
     failed_status: int | None = None  # outbound: the SIP status of a call not answered (486, 408 …)
+    ring_seat: str | None = (
+        None  # outbound from the console: this seat's phone rings once the citizen answers
+    )
 
     def waited(self, now: float) -> float:
         return now - self.started
@@ -121,6 +124,7 @@ class Controller:
         self._ticker: asyncio.Task[None] | None = None
         self.worker_ready = asyncio.Event()
         self.on_worker_hello: Callable[[str], None] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None  # the loop the controller runs on
 
     # --- life -----------------------------------------------------------------------------------
     async def start(self, socket_path: Path) -> None:
@@ -128,6 +132,7 @@ class Controller:
         socket_path.unlink(missing_ok=True)
         with self.ctx.unit_of_work() as session:
             SeatService(session, self.clock).ensure_seats(self.cc.seats)
+        self.loop = asyncio.get_running_loop()
         self._server = await asyncio.start_unix_server(
             self._serve_worker, path=str(socket_path), limit=1 << 20
         )
@@ -250,6 +255,13 @@ class Controller:
                 record.answered_at = self.clock.now()
             if call.menu is not None:
                 self._menu_play(call, [*call.menu.opening, *call.menu.question])
+            if call.ring_seat is not None:
+                files = [str(self.prompts.path("transferring"))]
+                self._send(call, {"type": "play", "files": files, "loop_last": False})
+                uri = self._local_uri(call.ring_seat)
+                self._send(
+                    call, {"type": "ring", "leg": "seat", "uri": uri, "timeout": self.cc.ring_timeout_seconds}
+                )
         else:
             call.supervisor_on = call.supervisor_on or leg == "supervisor"
             self._record_event(call, f"{leg}_answered", {})
@@ -608,6 +620,15 @@ class Controller:
             self._send(call, {"type": "play", "files": [str(f) for f in files], "loop_last": False})
         if hold is not None:
             call.hangup_at = time.monotonic() + hold
+        return call
+
+    async def call_for_seat(
+        self, number: str, extension: str, ticket_id: int | None = None, timeout: float = 40
+    ) -> LiveCall:
+        """A callback placed from the seat console: the citizen is dialled; when they answer, the
+        operator's seat phone rings and both are bridged (and recorded, like any call)."""
+        call = await self.dial(number, [], timeout, ticket_id)
+        call.ring_seat = extension
         return call
 
     # --- the survey menu on outbound calls ---------------------------------------------------------

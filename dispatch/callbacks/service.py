@@ -59,6 +59,12 @@ class CallbackNotFound(CallbackError):
     status = 404
 
 
+class BadCallbackInput(CallbackError):
+    """The request itself is incomplete or contradictory (e.g. answered without a result)."""
+
+    status = 422
+
+
 class OutsideCallingHours(CallbackError):
     status = 422
 
@@ -94,6 +100,16 @@ class CallingHours:
             return at
         day = at.date() if at.time() < self.start else at.date() + timedelta(days=1)
         return datetime.combine(day, self.start)
+
+
+def require_calling_hours(settings: CallbackSettings, now: datetime) -> None:
+    """Refuse a call outside the calling hours, saying which they are."""
+    if not CallingHours(settings).contains(now):
+        start, end = settings.hours
+        raise OutsideCallingHours(
+            f"callbacks are placed between {start:%H:%M} and {end:%H:%M} only",
+            f"回访/回拨时间为 {start:%H:%M}-{end:%H:%M}，当前不在时间内",
+        )
 
 
 class CallbackService:
@@ -181,12 +197,7 @@ class CallbackService:
 
     def claim(self, callback_id: int, claimer: str, user_id: int | None = None) -> Claim:
         """Claim one given callback for an operator's call (pending or unreachable ones)."""
-        if not self.hours.contains(self.clock.now()):
-            start, end = self.settings.hours
-            raise OutsideCallingHours(
-                f"callbacks are placed between {start:%H:%M} and {end:%H:%M} only",
-                f"回访/回拨时间为 {start:%H:%M}-{end:%H:%M}，当前不在时间内",
-            )
+        require_calling_hours(self.settings, self.clock.now())
         callback = self.get(callback_id)
         if callback.phone and self.is_opted_out(callback.phone):
             raise CallbackError(
