@@ -11,8 +11,10 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from callcenter.controller import Menu
 from callcenter.prompts import say
@@ -185,6 +187,7 @@ def start_callbacks(ctx: HotlineContext, centre: Any) -> tuple[SurveyRunner, Asy
         id="callbacks",
         max_instances=1,
         coalesce=True,
+        next_run_time=datetime.now(ZoneInfo(ctx.settings.hotline.timezone)),  # what fell due while down
     )
     scheduler.start()
     return runner, scheduler

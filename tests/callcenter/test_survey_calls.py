@@ -6,6 +6,7 @@ from the database and records what came of each call on the ticket. The clock is
 from __future__ import annotations
 
 import shutil
+import time
 import wave
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -40,7 +41,7 @@ pytestmark = pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing
 WORKERS = 4
 # The citizens' phones register their numbers with Kamailio (as extensions), so that four of them with
 # different behaviour can take survey calls at once; numbers that are not registered go to the trunk.
-PHONES = [f"8{group}0{n}" for group in (1, 2) for n in range(1, 5)]
+PHONES = [f"8{group}0{n}" for group in (1, 2, 3) for n in range(1, 5)]
 OPERATOR = Actor(None, "话务员", Role.OPERATOR)
 
 
@@ -142,6 +143,14 @@ def survey_record(live: LiveCallCentre, number: str) -> tuple[CallRecord, list[s
         kinds = list(session.scalars(select(CallEvent.kind).where(CallEvent.call_id == record.id)))
         session.expunge_all()
         return record, kinds
+
+
+def call_events(live: LiveCallCentre, uid: str) -> list[str]:
+    with live.ctx.sessions() as session:
+        record = session.scalar(select(CallRecord).where(CallRecord.uid == uid))
+        if record is None:
+            return []
+        return list(session.scalars(select(CallEvent.kind).where(CallEvent.call_id == record.id)))
 
 
 def assert_recorded(record: CallRecord) -> None:
@@ -250,3 +259,55 @@ def test_no_key_wrong_key_no_answer_and_busy_are_retried_at_their_times(live: Li
     assert callback(live, numbers["8204"]).state == "opted_out"
     busy_again = callback(live, numbers["8203"])
     assert (busy_again.attempts, busy_again.next_attempt_at) == (2, datetime(2026, 11, 17, 13, 0))
+
+
+def test_an_operator_places_a_callback_from_the_console_and_talks_to_the_citizen(
+    live: LiveCallCentre,
+) -> None:
+    """POST /api/callbacks/{id}/dial: the attempt is claimed, the citizen rung through Kamailio, then the
+    operator's seat phone; both talk on the bridge and the call is recorded. The result is entered after."""
+    import base64
+
+    from fastapi.testclient import TestClient
+
+    from agent_ui.app import create_app
+    from callcenter.models import SeatState
+    from callcenter.service import SeatService
+    from hotline.accounts.service import create_user
+
+    ctx = live.ctx
+    number = replied_ticket(ctx, "8301", reply="已上门维修")
+    with ctx.unit_of_work() as session:
+        callbacks_of(ctx, session).enqueue_replied()
+        user = create_user(session, "cb_op", "callback-pass-1", Role.OPERATOR, "回访话务员", ctx.clock.now())
+        SeatService(session, ctx.clock).change("1001", SeatState.BREAK, operator_id=user.id)
+    cb = callback(live, number)
+    auth = {"Authorization": "Basic " + base64.b64encode(b"cb_op:callback-pass-1").decode()}
+    app = create_app(ctx)
+    app.state.callcentre = live.centre
+    citizen = phone(live, "8301", pcaps={"audio": pcap("tone:700:6")})
+    seat = phone(live, "1001", pcaps={"audio": pcap("tone:500:6")})
+    before = len(live.records())
+    client = TestClient(app)  # no lifespan: the call centre belongs to this module, not to the app
+    with running(citizen, seat):
+        placed = client.post(f"/api/callbacks/{cb.id}/dial", headers=auth)
+        assert placed.status_code == 200, placed.text
+        assert placed.json()["attempt"] == 1 and placed.json()["call_uid"]
+        uid = placed.json()["call_uid"]
+        live.wait_for(lambda: "seat_answered" in call_events(live, uid), 30, "the seat to answer")
+        time.sleep(3)  # they talk
+        live.call(live.controller.hangup, uid, "operator")
+        live.wait_for(
+            lambda: any(r.uid == uid and r.ended_at for r in live.records()[before:]), 20, "the call to end"
+        )
+        done = client.post(
+            f"/api/callbacks/{cb.id}/result", json={"result": "satisfied", "solved": True}, headers=auth
+        )
+        assert done.status_code == 200, done.text
+    record = next(r for r in live.records() if r.uid == uid)
+    with live.ctx.sessions() as session:
+        kinds = list(session.scalars(select(CallEvent.kind).where(CallEvent.call_id == record.id)))
+    assert "seat_answered" in kinds and record.outcome == "completed"
+    assert_recorded(record)
+    assert ticket(live, number).state == "archived"
+    assert callback(live, number).channel == "manual"

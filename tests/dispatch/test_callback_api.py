@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -245,3 +246,22 @@ def test_opt_out_closes_open_callbacks(client: TestClient, ctx: HotlineContext, 
         assert session.scalar(select(Callback.state)) == "opted_out"
     refused = client.post(f"/api/callbacks/{callback_of(ctx, number).id}/dial", headers=basic("op1"))
     assert refused.status_code == 409
+
+
+def test_hotline_serve_runs_the_callback_scheduler(ctx: HotlineContext, staff: Staff) -> None:
+    """create_app(background=True) is what `hotline serve` runs: with the call centre off, the timer
+    still queues replied tickets (calls wait for the call centre or an operator)."""
+    ctx.settings.auth.session_secret = SECRET
+    ctx.settings.sla.sweeps_enabled = False
+    ctx.settings.callcenter.enabled = False
+    ctx.settings.callbacks.scheduler_interval_seconds = 1
+    number = replied(ctx, staff)
+    with TestClient(create_app(ctx, background=True)) as test_client:
+        assert test_client.app.state.survey_runner is not None  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with ctx.unit_of_work() as session:
+                if session.scalar(select(Callback.id)) is not None:
+                    break
+            time.sleep(0.1)
+    assert callback_of(ctx, number).state == "pending"
