@@ -66,11 +66,7 @@ class SurveyRunner:
     # --- the timer's job -----------------------------------------------------------------------
     async def run_once(self) -> int:
         """Housekeeping, then place as many due survey calls as there are free places; returns how many."""
-        with self.ctx.unit_of_work() as session:
-            service = callbacks_of(self.ctx, session)
-            service.enqueue_replied()
-            for callback in service.recover_stale():
-                self._after_failure(session, callback)
+        await asyncio.to_thread(self._housekeeping)  # set-based SQL and maybe SMS: off the event loop
         if self.controller is None:
             return 0
         placed = 0
@@ -84,6 +80,13 @@ class SurveyRunner:
             task.add_done_callback(self.calls.discard)
             placed += 1
         return placed
+
+    def _housekeeping(self) -> None:
+        with self.ctx.unit_of_work() as session:
+            service = callbacks_of(self.ctx, session)
+            service.enqueue_replied()
+            for callback in service.recover_stale():
+                self._after_failure(session, callback)
 
     def _free_workers(self) -> int:
         assert self.controller is not None
@@ -113,18 +116,23 @@ class SurveyRunner:
         except Exception:
             log.exception("survey call for callback %s", claim.callback_id)
         report = {"callback_id": claim.callback_id, "attempt": claim.attempt, "outcome": outcome.value}
+        report.update(await asyncio.to_thread(self._record, claim, outcome, result, uid, digits))
+        self.finished.append(report)
+        if self.on_finished is not None:
+            self.on_finished(report)
+
+    def _record(
+        self, claim: Claim, outcome: AttemptOutcome, result: str | None, uid: str | None, digits: str | None
+    ) -> dict[str, Any]:
         try:
             with self.ctx.unit_of_work() as session:
                 service = callbacks_of(self.ctx, session)
                 callback = service.finish(claim, outcome, result, call_uid=uid, digits=digits)
-                report["result"], report["state"] = result, callback.state
                 self._after_failure(session, callback)
+                return {"result": result, "state": callback.state}
         except Exception as exc:  # a late report of a claim recovered as stale: logged, nothing changed
             log.error("result of callback %s not recorded: %s", claim.callback_id, exc)
-            report["error"] = str(exc)
-        self.finished.append(report)
-        if self.on_finished is not None:
-            self.on_finished(report)
+            return {"error": str(exc)}
 
     def _after_failure(self, session: Any, callback: Callback) -> None:
         """An unreachable citizen gets the web survey link by SMS (when configured)."""

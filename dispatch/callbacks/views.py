@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import select
 
 from callcenter.controller import Controller
-from callcenter.models import CallRecord, Seat
+from callcenter.models import CallEvent, CallRecord, Seat
 from callcenter.service import CallCenterError, mask_phone
 from dispatch.callbacks.links import send_survey_link
 from dispatch.callbacks.missed import (
@@ -43,8 +43,9 @@ from dispatch.callbacks.service import (
 from dispatch.callbacks.sms import backend_for
 from dispatch.callbacks.stats import GroupBy, callback_figures
 from dispatch.errors import NotPermitted
+from hotline import audit
 from hotline.accounts.models import Role, User
-from hotline.web import ContextDep, SessionDep, UserDep, actor_of, commit
+from hotline.web import ContextDep, SessionDep, UserDep, actor_of, client_ip, commit, via_of
 
 router = APIRouter(prefix="/api", tags=["callbacks"])
 T = TypeVar("T")
@@ -162,6 +163,26 @@ async def _place(
     return call.uid
 
 
+def _audit(
+    session: Any, request: Request, user: User, action: str, number: str | None = None, **detail: Any
+) -> None:
+    """Every view of citizens' numbers and every action goes to the audit log, in the same transaction."""
+    ctx = request.app.state.ctx
+    audit.record(
+        session,
+        at=ctx.clock.now(),
+        action=action,
+        username=user.username,
+        user_id=user.id,
+        role=user.role,
+        ticket_number=number,
+        via=via_of(request),
+        ip=client_ip(request),
+        count=detail.pop("count", None),
+        detail=detail,
+    )
+
+
 def _claimer(user: User) -> str:
     return f"console:{user.username}"[:64]
 
@@ -171,6 +192,7 @@ def _claimer(user: User) -> str:
 
 @router.get("/callbacks")
 def list_callbacks(
+    request: Request,
     user: UserDep,
     session: SessionDep,
     ctx: ContextDep,
@@ -182,6 +204,11 @@ def list_callbacks(
     _staff(user)
     states = list(state or ["pending", "unreachable"])
     rows = callbacks_of(ctx, session).listing(states, mode, limit)
+    if rows:
+        _audit(
+            session, request, user, "callback.list", count=len(rows), numbers=[c.ticket.number for c in rows]
+        )
+        commit(session)
     return [callback_out(c, ctx.clock.now()) for c in rows]
 
 
@@ -207,10 +234,14 @@ def stats(
 
 
 @router.get("/callbacks/{callback_id}")
-def get_callback(callback_id: int, user: UserDep, session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
+def get_callback(
+    callback_id: int, request: Request, user: UserDep, session: SessionDep, ctx: ContextDep
+) -> dict[str, Any]:
     _staff(user)
     service = callbacks_of(ctx, session)
     out = callback_out(service.get(callback_id), ctx.clock.now())
+    _audit(session, request, user, "callback.view", out["ticket_number"], callback=callback_id)
+    commit(session)
     out["attempts_made"] = [_attempt_out(a) for a in service.attempts(callback_id)]
     return out
 
@@ -240,6 +271,15 @@ async def dial_callback(
     if _controller(request) is not None:
         _own_extension(session, user)  # refuse before claiming when there is no seat to ring
     claim = service.claim(callback_id, _claimer(user), user.id)
+    _audit(
+        session,
+        request,
+        user,
+        "callback.dial",
+        claim.ticket_number,
+        callback=callback_id,
+        attempt=claim.attempt,
+    )
     commit(session)
     try:
         uid = await _place(request, session, user, claim.phone or "", claim.ticket_id)
@@ -261,7 +301,7 @@ def _set_call_uid(session: Any, claim: Claim, uid: str) -> None:
 
 @router.post("/callbacks/{callback_id}/result")
 def callback_result(
-    callback_id: int, body: ResultBody, user: UserDep, session: SessionDep, ctx: ContextDep
+    callback_id: int, body: ResultBody, request: Request, user: UserDep, session: SessionDep, ctx: ContextDep
 ) -> dict[str, Any]:
     """The operator enters what their call came to. Without a call in progress, one is claimed now
     (the operator called from their own phone)."""
@@ -282,6 +322,7 @@ def callback_result(
         note=body.note,
         actor=actor_of(user),
     )
+    _audit(session, request, user, "callback.result", claim.ticket_number, **body.model_dump(mode="json"))
     commit(session)
     return callback_out(callback, ctx.clock.now())
 
@@ -308,7 +349,9 @@ def _claim_of_user(service: CallbackService, callback_id: int, user: User) -> Cl
 
 
 @router.post("/callbacks/{callback_id}/link")
-def send_link(callback_id: int, user: UserDep, session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
+def send_link(
+    callback_id: int, request: Request, user: UserDep, session: SessionDep, ctx: ContextDep
+) -> dict[str, Any]:
     """Text the citizen a web survey link (single use, expiring)."""
     _staff(user)
     settings = ctx.settings.callbacks
@@ -321,6 +364,9 @@ def send_link(callback_id: int, user: UserDep, session: SessionDep, ctx: Context
     message = send_survey_link(
         session, ctx.clock, backend, callback, settings.public_base_url, settings.link_valid_hours
     )
+    _audit(
+        session, request, user, "callback.link", callback.ticket.number, sms=message.id, status=message.status
+    )
     commit(session)
     return {
         "callback_id": callback_id,
@@ -331,10 +377,13 @@ def send_link(callback_id: int, user: UserDep, session: SessionDep, ctx: Context
 
 
 @router.post("/callbacks/opt-outs", status_code=201)
-def opt_out(body: OptOutBody, user: UserDep, session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
+def opt_out(
+    body: OptOutBody, request: Request, user: UserDep, session: SessionDep, ctx: ContextDep
+) -> dict[str, Any]:
     """The citizen asked not to be called back: never dialled again, open callbacks closed."""
     _staff(user)
     closed = callbacks_of(ctx, session).opt_out(body.phone, body.reason)
+    _audit(session, request, user, "callback.opt_out", phone=body.phone, closed=closed)
     commit(session)
     return {"phone": body.phone, "closed_callbacks": closed}
 
@@ -344,11 +393,15 @@ def opt_out(body: OptOutBody, user: UserDep, session: SessionDep, ctx: ContextDe
 
 @router.get("/missed-calls")
 def list_missed(
-    user: UserDep, session: SessionDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
+    request: Request, user: UserDep, session: SessionDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
 ) -> list[dict[str, Any]]:
     """Abandoned calls and callback requests not called back yet, oldest first."""
     _staff(user)
-    return [missed_out(r) for r in missed_calls(session, limit)]
+    rows = missed_calls(session, limit)
+    if rows:
+        _audit(session, request, user, "missed_call.list", count=len(rows), calls=[r.uid for r in rows])
+        commit(session)
+    return [missed_out(r) for r in rows]
 
 
 @router.post("/missed-calls/{uid}/dial")
@@ -362,15 +415,26 @@ async def dial_missed(
     if record.callback_outcome:
         raise CallbackError(f"missed call {uid} was already called back", "该未接来电已回拨处理")
     call_uid = await _place(request, session, user, record.caller, record.ticket_id)
+    session.add(
+        CallEvent(
+            call_id=record.id,
+            at=ctx.clock.now(),
+            kind="callback_dialled",
+            detail={"call_uid": call_uid, "user_id": user.id},
+        )
+    )
+    _audit(session, request, user, "missed_call.dial", call=uid, call_uid=call_uid)
+    commit(session)
     return {"uid": uid, "caller": record.caller, "call_uid": call_uid}
 
 
 @router.post("/missed-calls/{uid}/outcome")
 def missed_outcome(
-    uid: str, body: MissedOutcomeBody, user: UserDep, session: SessionDep, ctx: ContextDep
+    uid: str, body: MissedOutcomeBody, request: Request, user: UserDep, session: SessionDep, ctx: ContextDep
 ) -> dict[str, Any]:
     """How the callback of a missed call went, written on its call record."""
     _staff(user)
     record = record_missed_outcome(session, ctx.clock, uid, body.outcome, user.id, body.note)
+    _audit(session, request, user, "missed_call.outcome", call=uid, outcome=body.outcome.value)
     commit(session)
     return missed_out(record)

@@ -21,6 +21,7 @@ from callcenter.service import CallRecords, SeatService
 from dispatch.callbacks.models import Callback
 from dispatch.callbacks.service import callbacks_of
 from dispatch.callbacks.sms import FileSms
+from hotline.audit import AuditEntry
 from hotline.clock import ManualClock
 from hotline.context import HotlineContext
 from tests.agent_ui.conftest import SECRET, csrf_of, page_login
@@ -96,6 +97,13 @@ def test_operator_takes_a_person_callback_and_enters_the_result(
         f"/api/callbacks/{item['id']}/result", json={"result": "satisfied"}, headers=basic("op1")
     )
     assert again.status_code == 409
+    with ctx.unit_of_work() as session:
+        logged = list(session.scalars(select(AuditEntry.action).where(AuditEntry.ticket_number == number)))
+        listed_numbers = session.scalars(
+            select(AuditEntry.detail).where(AuditEntry.action == "callback.list")
+        )
+        assert any(number in (d or {}).get("numbers", []) for d in listed_numbers)
+    assert {"callback.dial", "callback.result"} <= set(logged)
 
 
 def test_an_unanswered_manual_attempt_counts_and_roles_are_checked(
