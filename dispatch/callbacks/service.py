@@ -272,12 +272,14 @@ class CallbackService:
             .values(ended_at=now, outcome=outcome.value, call_uid=call_uid, digits=digits)
             .execution_options(synchronize_session=False)
         )
-        callback = self.get(claim.callback_id)
-        if closed.rowcount != 1 or callback.state != CallbackState.CALLING.value:
+        if closed.rowcount != 1:
             raise CallbackError(
                 f"attempt {claim.attempt} of callback {claim.callback_id} was already closed",
                 "该次回访已结束（可能已超时被收回），结果未重复记录",
             )
+        callback = self.get(claim.callback_id)
+        if callback.state != CallbackState.CALLING.value:
+            return callback  # settled meanwhile another way (the web link): that answer stands
         channel = "manual" if actor and actor.user_id else "phone"
         if result is not None:
             self._record(callback, result, solved, note, channel, actor or Actor.system("自动回访"))
@@ -314,6 +316,9 @@ class CallbackService:
 
     def _failed(self, callback: Callback, now: datetime) -> None:
         callback.claimed_by = None
+        if callback.phone and self.is_opted_out(callback.phone):  # opted out during the call
+            callback.state, callback.finished_at = CallbackState.OPTED_OUT.value, now
+            return
         if callback.attempts >= self.settings.max_attempts:
             callback.state, callback.finished_at = CallbackState.UNREACHABLE.value, now
             return

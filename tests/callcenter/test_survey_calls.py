@@ -41,7 +41,7 @@ pytestmark = pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing
 WORKERS = 4
 # The citizens' phones register their numbers with Kamailio (as extensions), so that four of them with
 # different behaviour can take survey calls at once; numbers that are not registered go to the trunk.
-PHONES = [f"8{group}0{n}" for group in (1, 2, 3) for n in range(1, 5)]
+PHONES = [f"8{group}0{n}" for group in (1, 2, 3, 4) for n in range(1, 5)]
 OPERATOR = Actor(None, "话务员", Role.OPERATOR)
 
 
@@ -205,6 +205,24 @@ def test_keys_by_rfc4733_and_sip_info_are_recorded_and_3_reopens(live: LiveCallC
     assert record.dtmf == "92" and "menu_repeat" in kinds
     record, _ = survey_record(live, numbers["8102"])
     assert record.dtmf == "2"
+
+
+def test_1_and_3_by_sip_info_and_2_by_rfc4733(live: LiveCallCentre) -> None:
+    """The other half of the key matrix: every answer arrives by both methods."""
+    numbers = {n: replied_ticket(live.ctx, n) for n in ("8401", "8402", "8403")}
+    phones = [
+        phone(live, "8401", "uas_info", keys={"info_digit": "1", "info_delay_ms": "1500"}),
+        phone(live, "8402", pcaps={"audio": dtmf_pcap("2", pt=PJSUA_DTMF_PT, lead_in=1.5)}),
+        phone(live, "8403", "uas_info", keys={"info_digit": "3", "info_delay_ms": "1500"}),
+    ]
+    with running(*phones):
+        run_surveys(live, runner_for(live), expected=3)
+    results = {n: ticket(live, number).callback_result for n, number in numbers.items()}
+    assert results == {"8401": "satisfied", "8402": "basically_satisfied", "8403": "dissatisfied"}
+    assert ticket(live, numbers["8403"]).state == "in_progress"  # reopened
+    for number in numbers.values():
+        record, _ = survey_record(live, number)
+        assert_recorded(record)
 
 
 def test_no_key_wrong_key_no_answer_and_busy_are_retried_at_their_times(live: LiveCallCentre) -> None:

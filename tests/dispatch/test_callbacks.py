@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from dispatch import schemas
 from dispatch.callbacks.links import LinkRefused, create_link, open_link, send_survey_link, spend_link
@@ -436,3 +436,22 @@ def test_missed_calls_oldest_first_and_outcome_on_the_call_record(
 def test_mode_enum_values() -> None:
     assert {m.value for m in CallbackMode} == {"auto", "person"}
     assert CallbackState.UNREACHABLE.value == "unreachable"
+
+
+def test_an_answer_by_web_link_during_a_call_stands_and_an_opt_out_during_a_call_holds(
+    ctx: HotlineContext, staff: Staff, clock: ManualClock
+) -> None:
+    web, opting = replied(ctx, staff), replied(ctx, staff, "路灯损坏", "cgj")
+    with ctx.unit_of_work() as session:
+        session.execute(update(Ticket).where(Ticket.number == opting).values(caller_phone="13900002222"))
+    enqueue(ctx)
+    first, second = claim(ctx), claim(ctx)
+    assert first is not None and second is not None
+    by_number = {first.ticket_number: first, second.ticket_number: second}
+    with ctx.unit_of_work() as session:  # the citizen answers by the web link while the phone rings
+        token = create_link(session, clock, by_number[web].callback_id, 72)
+        callbacks_of(ctx, session).record_web(spend_link(session, clock, token), "satisfied", True, None)
+        callbacks_of(ctx, session).opt_out("13900002222")
+    assert finish(ctx, by_number[web], AttemptOutcome.ANSWERED, "dissatisfied").state == "done"
+    assert load(ctx, web).callback_result == "satisfied"  # the first answer stands, no reopen
+    assert finish(ctx, by_number[opting], AttemptOutcome.NO_ANSWER).state == "opted_out"
