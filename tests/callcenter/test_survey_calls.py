@@ -32,7 +32,7 @@ from hotline.clock import ManualClock
 from hotline.config import REPO_ROOT
 from hotline.context import HotlineContext
 from hotline.demo_data import load_departments
-from tests.conftest import MONDAY_9, make_settings
+from tests.conftest import MONDAY_9, make_settings, subcategory_id
 
 NEEDED = ("kamailio", "sipp", "espeak-ng", "sox")
 missing = [tool for tool in NEEDED if not (shutil.which(tool) or shutil.which(tool, path="/usr/sbin"))]
@@ -88,13 +88,11 @@ def kamailio(live: LiveCallCentre) -> str:
 def replied_ticket(ctx: HotlineContext, phone: str, reply: str = "已抢修恢复供水") -> str:
     with ctx.unit_of_work() as session:
         tickets = ctx.tickets(session)
-        sub = session.scalar(select(Department.id).where(Department.code == "sw"))
-        from tests.conftest import subcategory_id
-
+        water = session.scalar(select(Department.id).where(Department.code == "sw"))
         number = tickets.register(OPERATOR, schemas.TicketCreate(content="停水", caller_phone=phone)).number
         body = schemas.DispatchBody(department="sw", subcategory_id=subcategory_id(session, "停水"))
         tickets.act(number, OPERATOR, Action.DISPATCH, body)
-        liaison = Actor(None, "水务联络员", Role.LIAISON, sub)
+        liaison = Actor(None, "水务联络员", Role.LIAISON, water)
         tickets.act(number, liaison, Action.SIGN, schemas.NoteBody())
         tickets.act(number, liaison, Action.REPLY, schemas.ReplyBody(result=reply))
     return number
