@@ -127,7 +127,8 @@ class SurveyRunner:
         try:
             with self.ctx.unit_of_work() as session:
                 service = callbacks_of(self.ctx, session)
-                callback = service.finish(claim, outcome, result, call_uid=uid, digits=digits)
+                note = f"电话自动回访，按键 {digits}" if result else None
+                callback = service.finish(claim, outcome, result, note=note, call_uid=uid, digits=digits)
                 self._after_failure(session, callback)
                 return {"result": result, "state": callback.state}
         except Exception as exc:  # a late report of a claim recovered as stale: logged, nothing changed

@@ -184,6 +184,9 @@ def test_keys_by_rfc4733_and_sip_info_are_recorded_and_3_reopens(live: LiveCallC
     satisfied = ticket(live, numbers["8101"])
     assert (satisfied.state, satisfied.callback_result) == ("archived", "satisfied")
     assert satisfied.events[-1].action == "record_callback"
+    assert (
+        satisfied.events[-1].note == "电话自动回访，按键 1" and satisfied.events[-1].actor_name == "自动回访"
+    )
     by_info = ticket(live, numbers["8102"])
     assert (by_info.state, by_info.callback_result) == ("archived", "basically_satisfied")
     reopened = ticket(live, numbers["8103"])

@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 from dispatch import schemas
 from dispatch.callbacks.links import LinkRefused, create_link, open_link, send_survey_link, spend_link
 from dispatch.callbacks.missed import MissedOutcome, missed_calls, record_missed_outcome
-from dispatch.callbacks.models import AttemptOutcome, Callback, CallbackMode, CallbackState, SmsMessage
+from dispatch.callbacks.models import AttemptOutcome, Callback, SmsMessage
 from dispatch.callbacks.service import CallbackError, Claim, OutsideCallingHours, callbacks_of
 from dispatch.callbacks.sms import FileSms, HttpSms, send_sms
 from dispatch.callbacks.stats import callback_figures
@@ -431,11 +431,6 @@ def test_missed_calls_oldest_first_and_outcome_on_the_call_record(
             record_missed_outcome(session, clock, "c1", MissedOutcome.NOT_REACHED, staff.users["op2"].id)
         with pytest.raises(CallbackError):
             record_missed_outcome(session, clock, "c2", MissedOutcome.REACHED, staff.users["op2"].id)
-
-
-def test_mode_enum_values() -> None:
-    assert {m.value for m in CallbackMode} == {"auto", "person"}
-    assert CallbackState.UNREACHABLE.value == "unreachable"
 
 
 def test_an_answer_by_web_link_during_a_call_stands_and_an_opt_out_during_a_call_holds(
