@@ -96,6 +96,13 @@ def test_operator_calls_back_from_the_console_and_records_results(new_page: Any,
         assert record is not None and record.callback_outcome == "reached" and record.called_back_by_id
     shot(page, "console-missed-calls")
 
+    supervisor = new_page()
+    login(supervisor, "banzhang")
+    figures = supervisor.inner_text("#callback-figures")
+    assert "燃气" in figures and "100.0%" in figures  # the gas company: 1 due, 1 called back, satisfied
+    supervisor.locator("#callback-figures").scroll_into_view_if_needed()
+    shot(supervisor, "dashboard-callbacks")
+
 
 def test_web_survey_on_a_phone_screen(browser: Any, live: LiveServer) -> None:
     number = replied(live, "停水", "sw", "13900006666")
