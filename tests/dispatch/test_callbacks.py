@@ -450,3 +450,27 @@ def test_an_answer_by_web_link_during_a_call_stands_and_an_opt_out_during_a_call
     assert finish(ctx, by_number[web], AttemptOutcome.ANSWERED, "dissatisfied").state == "done"
     assert load(ctx, web).callback_result == "satisfied"  # the first answer stands, no reopen
     assert finish(ctx, by_number[opting], AttemptOutcome.NO_ANSWER).state == "opted_out"
+
+
+def test_the_third_failed_survey_call_makes_it_unreachable_and_texts_a_link(
+    ctx: HotlineContext, staff: Staff, clock: ManualClock, tmp_path: Path
+) -> None:
+    from dispatch.callbacks.runner import SurveyRunner
+
+    ctx.settings.callbacks.sms.file = tmp_path / "sms.jsonl"
+    number = replied(ctx, staff)
+    enqueue(ctx)
+    runner = SurveyRunner(ctx, None, None)  # records results as after a call; no call centre needed
+    for outcome in (AttemptOutcome.NO_ANSWER, AttemptOutcome.BUSY, AttemptOutcome.HUNG_UP):
+        clock.set(max(clock.now(), callback_of(ctx, number).next_attempt_at))
+        got = claim(ctx)
+        assert got is not None
+        assert runner._record(got, outcome, None, f"call-{got.attempt}", None)["state"] in (
+            "pending",
+            "unreachable",
+        )
+    assert callback_of(ctx, number).state == "unreachable"
+    (sms,) = FileSms(tmp_path / "sms.jsonl").messages()
+    assert sms["phone"] == "13900001111" and "/s/" in str(sms["text"])
+    with ctx.unit_of_work() as session:
+        assert session.scalar(select(SmsMessage.status)) == "sent"
