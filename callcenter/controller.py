@@ -42,9 +42,11 @@ class PromptBook(Protocol):
 
 @dataclass
 class Menu:
-    """Prompts and one key to press on an outbound call (the callback survey): `opening` and
-    `question` play when the citizen answers; no key or a wrong one within `wait_seconds` plays
-    `retry` (`repeats` times), then `goodbye`; a valid key plays `thanks`. Then the call is hung up."""
+    """Prompts and keys to press on an outbound call (the callback survey): `opening` and `question`
+    play when the citizen answers; no key or a wrong one within `wait_seconds` plays `retry` and the
+    question again (`repeats` times), then `goodbye`. A valid key asks the `follow_up` question, if
+    any, the same way (without an answer to it the first one still stands), then plays `thanks`.
+    Then the call is hung up."""
 
     opening: list[Path]
     question: list[Path]
@@ -54,9 +56,13 @@ class Menu:
     valid: str = "123"
     wait_seconds: float = 6.0
     repeats: int = 1
+    follow_up: list[Path] = field(default_factory=list)
+    follow_valid: str = "12"
+    stage: int = 1
     tries: int = 0
     wrong_key: bool = False
     choice: str | None = None
+    follow_choice: str | None = None
     outcome: str | None = None  # chosen, no_input, invalid_input; None while asking (or hung up)
     deadline: float | None = None
 
@@ -377,7 +383,8 @@ class Controller:
             result = {"uid": call.uid, "outcome": record.outcome, "digits": record.dtmf, "cause": cause}
             result["status"] = call.failed_status
             if call.menu is not None:
-                result.update(choice=call.menu.choice, menu=call.menu.outcome)
+                menu = call.menu
+                result.update(choice=menu.choice, follow_choice=menu.follow_choice, menu=menu.outcome)
         self._release_seat(call)
         self.ctx.events.publish(
             "call.ended", {"extension": call.seat, "call_uid": call.uid, "outcome": outcome.value}
@@ -641,21 +648,33 @@ class Controller:
     def _menu_key(self, call: LiveCall, digit: str) -> None:
         menu = call.menu
         assert menu is not None
-        if digit and digit in menu.valid:
-            menu.choice, menu.outcome = digit, "chosen"
-            self._menu_end(call, menu.thanks)
-        else:
+        if not digit or digit not in (menu.follow_valid if menu.stage == 2 else menu.valid):
             menu.wrong_key = True
             self._menu_again(call)
+            return
+        if menu.stage == 2:
+            menu.follow_choice = digit
+        else:
+            menu.choice = digit
+            if menu.follow_up:
+                menu.stage, menu.tries, menu.wrong_key = 2, 0, False
+                self._menu_play(call, menu.follow_up)
+                return
+        menu.outcome = "chosen"
+        self._menu_end(call, menu.thanks)
 
     def _menu_again(self, call: LiveCall) -> None:
-        """No key in time, or a wrong one: ask once more, or say goodbye."""
+        """No key in time, or a wrong one: ask once more, or end the call."""
         menu = call.menu
         assert menu is not None
         if menu.tries < menu.repeats:
             menu.tries += 1
-            self._record_event(call, "menu_repeat", {"wrong_key": menu.wrong_key})
-            self._menu_play(call, [*menu.retry, *menu.question])
+            self._record_event(call, "menu_repeat", {"wrong_key": menu.wrong_key, "stage": menu.stage})
+            self._menu_play(call, [*menu.retry, *(menu.follow_up if menu.stage == 2 else menu.question)])
+            return
+        if menu.stage == 2:  # the first answer stands; the follow-up stays unanswered
+            menu.outcome = "chosen"
+            self._menu_end(call, menu.thanks)
             return
         menu.outcome = "invalid_input" if menu.wrong_key else "no_input"
         self._menu_end(call, menu.goodbye)
@@ -664,7 +683,9 @@ class Controller:
         assert call.menu is not None
         call.menu.deadline = None
         names = [str(f) for f in files]
-        self._record_event(call, "menu_result", {"outcome": call.menu.outcome, "choice": call.menu.choice})
+        menu = call.menu
+        detail = {"outcome": menu.outcome, "choice": menu.choice, "follow_choice": menu.follow_choice}
+        self._record_event(call, "menu_result", detail)
         self._send(call, {"type": "play", "files": names, "loop_last": False})
         call.hangup_cause = f"survey {call.menu.outcome}"
         call.hangup_at = time.monotonic() + _seconds(names) + 0.3

@@ -5,10 +5,11 @@
    callbacks (one set-based INSERT … SELECT, timed), then `--claims` callbacks are claimed one by one,
    each in its own committed transaction as the runner does: median and 95th percentile time.
 2. The calls: the call centre on loopback (Kamailio, `--workers` pjsua2 media workers, the controller)
-   and SIPp as the citizens' phones behind the trunk, answering and pressing 1 by SIP INFO. The survey
-   runner places `--calls` survey calls with the real prompts (intro, the ticket number digit by digit,
-   the reply, the question); survey calls per hour = calls recorded / wall time × 3600. Bounded by
-   `--calls` and `--max-seconds`; loopback only.
+   and SIPp as the citizens' phones behind the trunk: they listen to the whole survey and press 1
+   (satisfied), then 1 (solved), by RFC 4733. The survey runner places `--calls` survey calls with the
+   real prompts (intro, the ticket number digit by digit, the reply, the question, solved or not);
+   survey calls per hour = calls recorded / wall time × 3600. Bounded by `--calls` and
+   `--max-seconds`; loopback only.
 
 The clock is fixed at 10:00 today (inside the calling hours), so the benchmark runs at any hour.
 Prints progress on stderr and, as its last line, one JSON object.
@@ -121,7 +122,7 @@ def bench_claims(settings: Settings, url: str, due: int, claims: int) -> dict[st
 
 def bench_calls(settings: Settings, calls: int, workers: int, max_seconds: float) -> dict[str, Any]:
     from callcenter.testing.harness import LiveCallCentre, loopback_settings
-    from callcenter.testing.sipkit import Sipp, free_udp_port
+    from callcenter.testing.sipkit import Sipp, free_udp_port, pcap
     from callcenter.worker import wav_seconds
     from dispatch.callbacks.runner import SurveyRunner
 
@@ -144,13 +145,15 @@ def bench_calls(settings: Settings, calls: int, workers: int, max_seconds: float
         fill_replied_tickets(ctx, calls)
         with LiveCallCentre(ctx, cc) as live:
             runner = SurveyRunner(ctx, live.controller, live.centre.prompts_dir)
-            # The citizen listens to the whole survey (intro, ticket number, reply, question), then presses.
+            # The citizen listens to the whole survey (intro, ticket number, reply, question), presses 1,
+            # listens to whether it was solved and presses 1 again (RFC 4733, pjsua2's payload type).
             sample = Claim(0, 0, 1, 0, f"B{0:012d}", "13900000000", "已处理完毕")
             menu = runner.menu_for(sample)
-            listen_ms = int(sum(wav_seconds(str(f)) for f in [*menu.opening, *menu.question]) * 1000) + 500
-            keys = {"info_digit": "1", "info_delay_ms": str(listen_ms)}
-            phones = Sipp("uas_info", port=trunk, service="citizen", calls=calls, limit=workers,
-                          timeout=max_seconds + 30, keys=keys)  # fmt: skip
+            listen = sum(wav_seconds(str(f)) for f in [*menu.opening, *menu.question]) + 0.5
+            follow = sum(wav_seconds(str(f)) for f in menu.follow_up) + 0.5
+            keys = pcap(f"sil:{listen:.2f}", "dtmf:1", f"sil:{follow:.2f}", "dtmf:1", "sil:0.2", dtmf_pt=120)
+            phones = Sipp("uas_answer", port=trunk, service="citizen", calls=calls, limit=workers,
+                          timeout=max_seconds + 30, pcaps={"audio": keys})  # fmt: skip
             with phones:
                 phones.wait_until_listening()
 
@@ -169,7 +172,8 @@ def bench_calls(settings: Settings, calls: int, workers: int, max_seconds: float
             "survey_calls_answered": answered,
             "survey_seconds": round(elapsed, 1),
             "survey_concurrent_calls": workers,
-            "survey_key_pressed_after_s": round(listen_ms / 1000, 1),
+            "survey_key_pressed_after_s": round(listen, 1),
+            "survey_second_key_after_s": round(listen + follow, 1),
             "survey_calls_per_hour": round(len(runner.finished) / elapsed * 3600) if elapsed else None,
         }
     finally:

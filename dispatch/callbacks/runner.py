@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("dispatch.callbacks")
 BUSY_STATUSES = {486, 600, 603}
+SOLVED_KEYS = {"1": True, "2": False}
 
 
 def attempt_outcome(result: dict[str, Any]) -> tuple[AttemptOutcome, str | None]:
@@ -100,7 +101,7 @@ class SurveyRunner:
     # --- one call ------------------------------------------------------------------------------
     async def _survey(self, claim: Claim) -> None:
         assert self.controller is not None
-        outcome, result, uid, digits = AttemptOutcome.FAILED, None, None, None
+        outcome, result, uid, digits, solved = AttemptOutcome.FAILED, None, None, None, None
         try:
             menu = await asyncio.to_thread(self.menu_for, claim)
             call = await self.controller.dial(
@@ -111,24 +112,33 @@ class SurveyRunner:
             done = await call.done
             digits = done.get("digits")
             outcome, result = attempt_outcome(done)
+            solved = SOLVED_KEYS.get(str(done.get("follow_choice"))) if result else None
         except CallCenterError as exc:
             log.warning("survey call for callback %s not placed: %s", claim.callback_id, exc)
         except Exception:
             log.exception("survey call for callback %s", claim.callback_id)
         report = {"callback_id": claim.callback_id, "attempt": claim.attempt, "outcome": outcome.value}
-        report.update(await asyncio.to_thread(self._record, claim, outcome, result, uid, digits))
+        report.update(await asyncio.to_thread(self._record, claim, outcome, result, uid, digits, solved))
         self.finished.append(report)
         if self.on_finished is not None:
             self.on_finished(report)
 
     def _record(
-        self, claim: Claim, outcome: AttemptOutcome, result: str | None, uid: str | None, digits: str | None
+        self,
+        claim: Claim,
+        outcome: AttemptOutcome,
+        result: str | None,
+        uid: str | None,
+        digits: str | None,
+        solved: bool | None = None,
     ) -> dict[str, Any]:
         try:
             with self.ctx.unit_of_work() as session:
                 service = callbacks_of(self.ctx, session)
                 note = f"电话自动回访，按键 {digits}" if result else None
-                callback = service.finish(claim, outcome, result, note=note, call_uid=uid, digits=digits)
+                callback = service.finish(
+                    claim, outcome, result, solved=solved, note=note, call_uid=uid, digits=digits
+                )
                 self._after_failure(session, callback)
                 return {"result": result, "state": callback.state}
         except Exception as exc:  # a late report of a claim recovered as stale: logged, nothing changed
@@ -153,7 +163,8 @@ class SurveyRunner:
 
     # --- prompts ---------------------------------------------------------------------------------
     def menu_for(self, claim: Claim) -> Menu:
-        """Intro, the ticket number digit by digit, the reply if short, then the question."""
+        """Intro, the ticket number digit by digit, the reply if short, the question, then whether the
+        matter was solved."""
         assert self.controller is not None
         prompts = self.controller.prompts
         opening = [prompts.path("survey_intro")]
@@ -168,6 +179,7 @@ class SurveyRunner:
             thanks=[prompts.path("survey_thanks")],
             goodbye=[prompts.path("goodbye")],
             wait_seconds=self.settings.digit_wait_seconds,
+            follow_up=[prompts.path("survey_solved")],
         )
 
     def summary_prompt(self, reply: str | None) -> Path | None:

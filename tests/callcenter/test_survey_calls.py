@@ -167,7 +167,12 @@ def test_keys_by_rfc4733_and_sip_info_are_recorded_and_3_reopens(live: LiveCallC
     ctx = live.ctx
     numbers = {n: replied_ticket(ctx, n) for n in ("8101", "8102", "8103", "8104")}
     phones = [
-        phone(live, "8101", pcaps={"audio": dtmf_pcap("1", pt=PJSUA_DTMF_PT, lead_in=1.5)}),
+        # 1 (satisfied), then 1 again when asked whether it was solved
+        phone(
+            live,
+            "8101",
+            pcaps={"audio": pcap("sil:1.5", "dtmf:1", "sil:3", "dtmf:1", "sil:0.2", dtmf_pt=PJSUA_DTMF_PT)},
+        ),
         phone(live, "8102", "uas_info", keys={"info_digit": "2", "info_delay_ms": "1500"}),
         phone(live, "8103", pcaps={"audio": dtmf_pcap("3", pt=PJSUA_DTMF_PT, lead_in=1.5)}),
         # a wrong key first: the question is asked once more, then 2 is pressed
@@ -184,9 +189,10 @@ def test_keys_by_rfc4733_and_sip_info_are_recorded_and_3_reopens(live: LiveCallC
     satisfied = ticket(live, numbers["8101"])
     assert (satisfied.state, satisfied.callback_result) == ("archived", "satisfied")
     assert satisfied.events[-1].action == "record_callback"
-    assert (
-        satisfied.events[-1].note == "电话自动回访，按键 1" and satisfied.events[-1].actor_name == "自动回访"
-    )
+    event = satisfied.events[-1]
+    assert (event.note, event.actor_name) == ("电话自动回访，按键 11", "自动回访")
+    assert event.data == {"result": "satisfied", "solved": True}
+    assert ticket(live, numbers["8102"]).events[-1].data == {"result": "basically_satisfied", "solved": None}
     by_info = ticket(live, numbers["8102"])
     assert (by_info.state, by_info.callback_result) == ("archived", "basically_satisfied")
     reopened = ticket(live, numbers["8103"])
@@ -213,7 +219,12 @@ def test_1_and_3_by_sip_info_and_2_by_rfc4733(live: LiveCallCentre) -> None:
     numbers = {n: replied_ticket(live.ctx, n) for n in ("8401", "8402", "8403")}
     phones = [
         phone(live, "8401", "uas_info", keys={"info_digit": "1", "info_delay_ms": "1500"}),
-        phone(live, "8402", pcaps={"audio": dtmf_pcap("2", pt=PJSUA_DTMF_PT, lead_in=1.5)}),
+        # 2 (basically satisfied), then 2: not solved
+        phone(
+            live,
+            "8402",
+            pcaps={"audio": pcap("sil:1.5", "dtmf:2", "sil:3", "dtmf:2", "sil:0.2", dtmf_pt=PJSUA_DTMF_PT)},
+        ),
         phone(live, "8403", "uas_info", keys={"info_digit": "3", "info_delay_ms": "1500"}),
     ]
     with running(*phones):
@@ -221,6 +232,7 @@ def test_1_and_3_by_sip_info_and_2_by_rfc4733(live: LiveCallCentre) -> None:
     results = {n: ticket(live, number).callback_result for n, number in numbers.items()}
     assert results == {"8401": "satisfied", "8402": "basically_satisfied", "8403": "dissatisfied"}
     assert ticket(live, numbers["8403"]).state == "in_progress"  # reopened
+    assert ticket(live, numbers["8402"]).events[-1].data == {"result": "basically_satisfied", "solved": False}
     for number in numbers.values():
         record, _ = survey_record(live, number)
         assert_recorded(record)
