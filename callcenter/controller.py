@@ -103,9 +103,8 @@ class LiveCall:
     menu: Menu | None = None  # outbound survey: prompts and the key pressed
     hangup_cause: str = "callback request taken"
     failed_status: int | None = None  # outbound: the SIP status of a call not answered (486, 408 …)
-    ring_seat: str | None = (
-        None  # outbound from the console: this seat's phone rings once the citizen answers
-    )
+    # outbound from the seat console: this seat's phone rings once the citizen answers
+    ring_seat: str | None = None
 
     def waited(self, now: float) -> float:
         return now - self.started
