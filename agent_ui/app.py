@@ -18,8 +18,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from agent_ui import api as ui_api
 from agent_ui import intake_api, live
 from agent_ui.deps import LoginRequired, login_url, render
-from agent_ui.pages import admin, auth, console, dashboard, portal, public, tickets
+from agent_ui.pages import admin, auth, console, dashboard, portal, public, survey, tickets
 from callcenter.views import router as callcenter_router
+from dispatch.callbacks.views import router as callbacks_router
 from dispatch.errors import TicketError
 from dispatch.views import router as dispatch_router
 from hotline.accounts.sessions import SessionSigner, load_secret
@@ -120,7 +121,14 @@ def create_app(ctx: HotlineContext, background: bool = False) -> FastAPI:
             from callcenter.runtime import start_call_centre
 
             _app.state.callcentre, _app.state.callcentre_error = await start_call_centre(ctx)
+        callbacks = None
+        if background and ctx.settings.callbacks.enabled:
+            from dispatch.callbacks.runner import start_callbacks
+
+            _app.state.survey_runner, callbacks = start_callbacks(ctx, _app.state.callcentre)
         yield
+        if callbacks is not None:
+            callbacks.shutdown(wait=False)
         if _app.state.callcentre is not None:
             await _app.state.callcentre.stop()
         if scheduler is not None:
@@ -135,6 +143,7 @@ def create_app(ctx: HotlineContext, background: bool = False) -> FastAPI:
     app.state.ctx = ctx
     app.state.callcentre = None  # callcenter.runtime.CallCentre when `hotline serve` runs the telephony
     app.state.callcentre_error = None  # why it could not start (e.g. Kamailio not installed)
+    app.state.survey_runner = None  # dispatch.callbacks.runner.SurveyRunner under `hotline serve`
     auth_settings = ctx.settings.auth
     secret = load_secret(
         auth_settings.session_secret, ctx.settings.resolve(auth_settings.session_secret_file)
@@ -151,6 +160,7 @@ def create_app(ctx: HotlineContext, background: bool = False) -> FastAPI:
         sla_router,
         kb_router,
         callcenter_router,
+        callbacks_router,
         ui_api.router,
         ui_api.admin_router,
         intake_api.open311_router,
@@ -158,7 +168,7 @@ def create_app(ctx: HotlineContext, background: bool = False) -> FastAPI:
         intake_api.public_router,
     ):
         app.include_router(router)
-    for page in (auth, console, portal, tickets, dashboard, admin, public):
+    for page in (auth, console, portal, tickets, dashboard, admin, public, survey):
         app.include_router(page.router)
     app.include_router(live.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -41,6 +41,33 @@ class PromptBook(Protocol):
 
 
 @dataclass
+class Menu:
+    """Prompts and keys to press on an outbound call (the callback survey): `opening` and `question`
+    play when the citizen answers; no key or a wrong one within `wait_seconds` plays `retry` and the
+    question again (`repeats` times), then `goodbye`. A valid key asks the `follow_up` question, if
+    any, the same way (without an answer to it the first one still stands), then plays `thanks`.
+    Then the call is hung up."""
+
+    opening: list[Path]
+    question: list[Path]
+    retry: list[Path]
+    thanks: list[Path]
+    goodbye: list[Path]
+    valid: str = "123"
+    wait_seconds: float = 6.0
+    repeats: int = 1
+    follow_up: list[Path] = field(default_factory=list)
+    follow_valid: str = "12"
+    stage: int = 1
+    tries: int = 0
+    wrong_key: bool = False
+    choice: str | None = None
+    follow_choice: str | None = None
+    outcome: str | None = None  # chosen, no_input, invalid_input; None while asking (or hung up)
+    deadline: float | None = None
+
+
+@dataclass
 class WorkerLink:
     name: str
     writer: asyncio.StreamWriter
@@ -73,6 +100,11 @@ class LiveCall:
     digits: list[str] = field(default_factory=list)
     supervisor_on: bool = False
     done: asyncio.Future[dict[str, Any]] | None = None  # outbound calls: resolved when they end
+    menu: Menu | None = None  # outbound survey: prompts and the key pressed
+    hangup_cause: str = "callback request taken"
+    failed_status: int | None = None  # outbound: the SIP status of a call not answered (486, 408 …)
+    # outbound from the seat console: this seat's phone rings once the citizen answers
+    ring_seat: str | None = None
 
     def waited(self, now: float) -> float:
         return now - self.started
@@ -97,6 +129,7 @@ class Controller:
         self._ticker: asyncio.Task[None] | None = None
         self.worker_ready = asyncio.Event()
         self.on_worker_hello: Callable[[str], None] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None  # the loop the controller runs on
 
     # --- life -----------------------------------------------------------------------------------
     async def start(self, socket_path: Path) -> None:
@@ -104,6 +137,7 @@ class Controller:
         socket_path.unlink(missing_ok=True)
         with self.ctx.unit_of_work() as session:
             SeatService(session, self.clock).ensure_seats(self.cc.seats)
+        self.loop = asyncio.get_running_loop()
         self._server = await asyncio.start_unix_server(
             self._serve_worker, path=str(socket_path), limit=1 << 20
         )
@@ -224,6 +258,15 @@ class Controller:
             with self.ctx.unit_of_work() as session:
                 record = CallRecords(session, self.clock).get(call.uid)
                 record.answered_at = self.clock.now()
+            if call.menu is not None:
+                self._menu_play(call, [*call.menu.opening, *call.menu.question])
+            if call.ring_seat is not None:
+                files = [str(self.prompts.path("transferring"))]
+                self._send(call, {"type": "play", "files": files, "loop_last": False})
+                uri = self._local_uri(call.ring_seat)
+                self._send(
+                    call, {"type": "ring", "leg": "seat", "uri": uri, "timeout": self.cc.ring_timeout_seconds}
+                )
         else:
             call.supervisor_on = call.supervisor_on or leg == "supervisor"
             self._record_event(call, f"{leg}_answered", {})
@@ -234,6 +277,8 @@ class Controller:
             return
         leg, status = message["leg"], int(message.get("status") or 0)
         self._record_event(call, f"{leg}_failed", {"status": status, "reason": message.get("reason")})
+        if leg == "citizen":
+            call.failed_status = status
         if leg == "seat" and call.seat and call.state == "ringing":
             self._seat_did_not_answer(call)
         elif leg == "transfer":
@@ -273,6 +318,8 @@ class Controller:
         waiting_for_choice = call.state == "offer" or (call.state == "queued" and call.offered_callback)
         if waiting_for_choice and digit == self.cc.callback_digit:
             self._take_callback_request(call)
+        elif call.menu is not None and call.state == "talking" and call.menu.outcome is None:
+            self._menu_key(call, digit)
 
     def _on_ended(self, link: WorkerLink, message: dict[str, Any]) -> None:
         call = self.calls.pop(message["call"], None)
@@ -333,6 +380,10 @@ class Controller:
             if call.digits:
                 record.dtmf = "".join(call.digits)[:64]
             result = {"uid": call.uid, "outcome": record.outcome, "digits": record.dtmf, "cause": cause}
+            result["status"] = call.failed_status
+            if call.menu is not None:
+                menu = call.menu
+                result.update(choice=menu.choice, follow_choice=menu.follow_choice, menu=menu.outcome)
         self._release_seat(call)
         self.ctx.events.publish(
             "call.ended", {"extension": call.seat, "call_uid": call.uid, "outcome": outcome.value}
@@ -468,7 +519,10 @@ class Controller:
         for call in list(self.calls.values()):
             if call.hangup_at is not None and now >= call.hangup_at:
                 call.hangup_at = None
-                self._send(call, {"type": "hangup", "cause": "callback request taken", "side": "system"})
+                self._send(call, {"type": "hangup", "cause": call.hangup_cause, "side": "system"})
+            elif call.menu is not None and call.menu.deadline is not None and now >= call.menu.deadline:
+                call.menu.deadline = None
+                self._menu_again(call)
             elif call.state == "offer" and call.offer_deadline is not None and now >= call.offer_deadline:
                 call.state, call.outcome, call.offer_deadline = "ending", CallOutcome.REJECTED, None
                 files = [str(self.prompts.path("goodbye"))]
@@ -550,8 +604,10 @@ class Controller:
         timeout: float = 30,
         ticket_id: int | None = None,
         hold: float | None = None,
+        menu: Menu | None = None,
     ) -> LiveCall:
-        """Place an outbound call on a free worker through Kamailio and play `files` once it answers."""
+        """Place an outbound call on a free worker through Kamailio and play `files` once it answers;
+        with a `menu`, its prompts play when the citizen answers and the key pressed ends the call."""
         busy = {c.worker for c in self.calls.values()}
         free = [name for name in self.workers if name not in busy]
         if not free:
@@ -559,6 +615,7 @@ class Controller:
         uid = f"out-{int(time.time() * 1000)}-{next(self._outbound)}"
         call = LiveCall(uid, free[0], number, CallDirection.OUTBOUND, state="dialing")
         call.done = asyncio.get_running_loop().create_future()
+        call.menu = menu
         self.calls[uid] = call
         with self.ctx.unit_of_work() as session:
             CallRecords(session, self.clock).open(
@@ -570,6 +627,67 @@ class Controller:
         if hold is not None:
             call.hangup_at = time.monotonic() + hold
         return call
+
+    async def call_for_seat(
+        self, number: str, extension: str, ticket_id: int | None = None, timeout: float = 40
+    ) -> LiveCall:
+        """A callback placed from the seat console: the citizen is dialled; when they answer, the
+        operator's seat phone rings and both are bridged (and recorded, like any call)."""
+        call = await self.dial(number, [], timeout, ticket_id)
+        call.ring_seat = extension
+        return call
+
+    # --- the survey menu on outbound calls ---------------------------------------------------------
+    def _menu_play(self, call: LiveCall, files: list[Path]) -> None:
+        assert call.menu is not None
+        names = [str(f) for f in files]
+        self._send(call, {"type": "play", "files": names, "loop_last": False})
+        call.menu.deadline = time.monotonic() + _seconds(names) + call.menu.wait_seconds
+
+    def _menu_key(self, call: LiveCall, digit: str) -> None:
+        menu = call.menu
+        assert menu is not None
+        if not digit or digit not in (menu.follow_valid if menu.stage == 2 else menu.valid):
+            menu.wrong_key = True
+            self._menu_again(call)
+            return
+        if menu.stage == 2:
+            menu.follow_choice = digit
+        else:
+            menu.choice = digit
+            if menu.follow_up:
+                menu.stage, menu.tries, menu.wrong_key = 2, 0, False
+                self._menu_play(call, menu.follow_up)
+                return
+        menu.outcome = "chosen"
+        self._menu_end(call, menu.thanks)
+
+    def _menu_again(self, call: LiveCall) -> None:
+        """No key in time, or a wrong one: ask once more, or end the call."""
+        menu = call.menu
+        assert menu is not None
+        if menu.tries < menu.repeats:
+            menu.tries += 1
+            self._record_event(call, "menu_repeat", {"wrong_key": menu.wrong_key, "stage": menu.stage})
+            self._menu_play(call, [*menu.retry, *(menu.follow_up if menu.stage == 2 else menu.question)])
+            return
+        if menu.stage == 2:  # the first answer stands; the follow-up stays unanswered
+            menu.outcome = "chosen"
+            self._menu_end(call, menu.thanks)
+            return
+        menu.outcome = "invalid_input" if menu.wrong_key else "no_input"
+        self._menu_end(call, menu.goodbye)
+
+    def _menu_end(self, call: LiveCall, files: list[Path]) -> None:
+        assert call.menu is not None
+        call.menu.deadline = None
+        names = [str(f) for f in files]
+        menu = call.menu
+        detail = {"outcome": menu.outcome, "choice": menu.choice, "follow_choice": menu.follow_choice}
+        self._record_event(call, "menu_result", detail)
+        self._send(call, {"type": "play", "files": names, "loop_last": False})
+        call.hangup_cause = f"survey {call.menu.outcome}"
+        call.hangup_at = time.monotonic() + _seconds(names) + 0.3
 
     # --- views for the pages ------------------------------------------------------------------------
     def queue_view(self) -> dict[str, Any]:

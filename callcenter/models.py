@@ -101,6 +101,7 @@ class CallRecord(Base):
     __table_args__ = (
         Index("ix_call_records_offered_at", "offered_at"),
         Index("ix_call_records_caller", "caller"),
+        Index("ix_call_records_missed", "outcome", "callback_outcome", "offered_at"),
         CheckConstraint(
             "outcome IN ('in_progress', 'answered', 'abandoned', 'callback_requested', 'rejected', "
             "'transferred', 'failed', 'not_reached', 'completed')",
@@ -134,6 +135,10 @@ class CallRecord(Base):
     # Digits the far end pressed (outbound survey calls), in order.
     dtmf: Mapped[str | None] = mapped_column(String(64))
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    # A missed call (abandoned, or a callback request): how the operator's callback (回拨) went.
+    callback_outcome: Mapped[str | None] = mapped_column(String(16))
+    called_back_at: Mapped[datetime | None] = mapped_column(DateTime)
+    called_back_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
 
 class CallEvent(Base):

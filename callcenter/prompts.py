@@ -48,6 +48,7 @@ def default_texts() -> dict[str, str]:
         # callback survey (issue 8): intro, the ticket number digit by digit, the question
         "survey_intro": f"您好，这里是{HOTLINE_SPOKEN}热线回访，关于您的工单",
         "survey_question": "满意请按1，基本满意请按2，不满意请按3。",
+        "survey_solved": "您反映的问题已解决请按1，未解决请按2。",
         "survey_no_input": "未收到有效按键。",
         "survey_thanks": "感谢您的评价，再见。",
     }

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from callcenter.settings import CallCenterSettings
+from dispatch.callbacks.settings import CallbackSettings
 from dispatch.intake.settings import IntakeSettings
 from sla.settings import DEFAULT_WARNINGS, CalendarSettings, WarningLevel
 
@@ -116,6 +117,7 @@ class Settings(_Section):
     sla: SlaSection = SlaSection()
     auth: AuthSection = AuthSection()
     callcenter: CallCenterSettings = CallCenterSettings()
+    callbacks: CallbackSettings = CallbackSettings()
     # Where the file was read from; relative paths inside it are resolved against its folder.
     base_dir: Path = Field(default=REPO_ROOT, exclude=True)
 

@@ -4,6 +4,7 @@ from callcenter import models as callcenter_models
 from callcenter.asr import models as asr_models
 from dispatch import models as dispatch_models
 from dispatch import routing_words as routing_word_models
+from dispatch.callbacks import models as callback_models
 from dispatch.intake import models as intake_models
 from hotline import audit as audit_models
 from hotline.accounts import models as account_models
@@ -18,6 +19,7 @@ __all__ = [
     "asr_models",
     "audit_models",
     "calendar_override_models",
+    "callback_models",
     "callcenter_models",
     "dispatch_models",
     "intake_models",

@@ -17,6 +17,8 @@ from callcenter.runtime import telephony_status
 from callcenter.service import seat_board, waiting_calls
 from callcenter.stats import queue_figures
 from dispatch import schemas
+from dispatch.callbacks.service import callbacks_of
+from dispatch.callbacks.stats import callback_figures
 from hotline.context import HotlineContext
 from hotline.web import ContextDep, SessionDep, TicketDesk
 from sla.kpi import compute_kpis
@@ -85,4 +87,6 @@ def dashboard(request: Request, ctx: ContextDep, session: SessionDep, user: Supe
         charts=_trend_charts(ctx, session, now.date()),
         now=now,
         month=f"{now:%Y年%m月}",
+        callback_rows=callback_figures(session, month_start, month_end, "department"),
+        unreachable_callbacks=callbacks_of(ctx, session).listing(["unreachable"], limit=50),
     )
