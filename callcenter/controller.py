@@ -433,10 +433,11 @@ class Controller:
 
     def _dispatch(self) -> None:
         """Give waiting callers, oldest first, to the ready seats idle the longest."""
+        on_callback = self.seats_on_callback()
         for call in self.queue():
             with self.ctx.unit_of_work() as session:
                 seats = SeatService(session, self.clock)
-                seat = seats.longest_idle_ready(exclude=call.tried)
+                seat = seats.longest_idle_ready(exclude=call.tried | on_callback)
                 if seat is None:
                     return
                 seat = seats.change(seat.extension, SeatState.RINGING, by_queue=True, call_uid=call.uid)
@@ -627,6 +628,10 @@ class Controller:
         if hold is not None:
             call.hangup_at = time.monotonic() + hold
         return call
+
+    def seats_on_callback(self) -> set[str]:
+        """Seats placing a callback from the console: busy on that call even while they show ready."""
+        return {c.ring_seat for c in self.calls.values() if c.ring_seat is not None}
 
     async def call_for_seat(
         self, number: str, extension: str, ticket_id: int | None = None, timeout: float = 40

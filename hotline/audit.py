@@ -33,6 +33,16 @@ ACTION_LABELS = {
     "department.change": "修改部门",
     "category.change": "修改分类时限",
     "seat.state": "坐席状态",
+    "callback.list": "查看回访列表",
+    "callback.view": "查看回访",
+    "callback.dial": "拨打回访电话",
+    "callback.result": "录入回访结果",
+    "callback.link": "发送回访链接",
+    "callback.opt_out": "登记拒绝回访号码",
+    "missed_call.list": "查看未接来电",
+    "missed_call.dial": "回拨未接来电",
+    "missed_call.outcome": "录入回拨结果",
+    "police.transfer": "登记转110移交",
 }
 
 

@@ -326,11 +326,14 @@ def test_an_operator_places_a_callback_from_the_console_and_talks_to_the_citizen
         assert placed.json()["attempt"] == 1 and placed.json()["call_uid"]
         uid = placed.json()["call_uid"]
         live.wait_for(lambda: "seat_answered" in call_events(live, uid), 30, "the seat to answer")
+        # The seat is on this call: the queue must not offer it an inbound caller meanwhile.
+        assert live.call(live.controller.seats_on_callback) == {"1001"}
         time.sleep(3)  # they talk
         live.call(live.controller.hangup, uid, "operator")
         live.wait_for(
             lambda: any(r.uid == uid and r.ended_at for r in live.records()[before:]), 20, "the call to end"
         )
+        assert live.call(live.controller.seats_on_callback) == set()
         done = client.post(
             f"/api/callbacks/{cb.id}/result", json={"result": "satisfied", "solved": True}, headers=auth
         )
