@@ -35,7 +35,7 @@ from dispatch.callbacks.models import (
 )
 from dispatch.callbacks.settings import CallbackSettings
 from dispatch.errors import IllegalTransition, TicketError
-from dispatch.models import Category, Ticket
+from dispatch.models import Category, Ticket, TicketEvent
 from dispatch.service import TicketService
 from dispatch.state_machine import Actor
 from dispatch.states import Action, TicketState
@@ -163,12 +163,29 @@ class CallbackService:
         return len(added)
 
     def _cancel_settled(self) -> None:
-        """Callbacks whose ticket left `replied` another way (archived by a supervisor, merged …)."""
+        """Callbacks whose ticket left `replied` another way. A result recorded on the ticket itself
+        (the generic record_callback action) counts as this callback done, with that result; anything
+        else (archived without a survey, merged …) cancels it."""
+        now = self.clock.now()
         settled = exists().where(Ticket.id == Callback.ticket_id, Ticket.state != TicketState.REPLIED.value)
+        surveyed = exists().where(
+            TicketEvent.ticket_id == Callback.ticket_id,
+            TicketEvent.action == Action.RECORD_CALLBACK.value,
+            TicketEvent.at >= Callback.created_at,
+        )
+        ticket_result = (
+            select(Ticket.callback_result).where(Ticket.id == Callback.ticket_id).scalar_subquery()
+        )
+        self.session.execute(
+            update(Callback)
+            .where(Callback.state.in_(OPEN), settled, surveyed)
+            .values(state=CallbackState.DONE.value, result=ticket_result, channel="manual", finished_at=now)
+            .execution_options(synchronize_session=False)
+        )
         self.session.execute(
             update(Callback)
             .where(Callback.state.in_(OPEN), settled)
-            .values(state=CallbackState.CANCELLED.value, finished_at=self.clock.now())
+            .values(state=CallbackState.CANCELLED.value, finished_at=now)
             .execution_options(synchronize_session=False)
         )
 

@@ -259,6 +259,23 @@ def test_a_supervisor_archiving_the_ticket_cancels_its_callback(
     assert claim(ctx) is None
 
 
+def test_a_result_recorded_on_the_ticket_itself_completes_its_callback(
+    ctx: HotlineContext, staff: Staff, clock: ManualClock
+) -> None:
+    """The generic ticket action counts as the survey: the callback is done with that result, so the
+    callback rate and satisfaction include it; a dissatisfied one (which reopens) too."""
+    happy, unhappy = replied(ctx, staff), replied(ctx, staff)
+    enqueue(ctx)
+    act(ctx, happy, staff.operator, Action.RECORD_CALLBACK, schemas.CallbackBody(result="satisfied"))
+    act(ctx, unhappy, staff.operator, Action.RECORD_CALLBACK, schemas.CallbackBody(result="dissatisfied"))
+    enqueue(ctx)
+    done = callback_of(ctx, happy), callback_of(ctx, unhappy)
+    assert [(c.state, c.result) for c in done] == [("done", "satisfied"), ("done", "dissatisfied")]
+    with ctx.sessions() as session:
+        (row,) = callback_figures(session, MONDAY_9 - timedelta(days=1), clock.now() + timedelta(days=1))
+    assert (row.due, row.called_back, row.surveyed, row.satisfied, row.dissatisfied) == (2, 2, 2, 1, 1)
+
+
 def test_illegal_result_is_refused_and_nothing_changes(ctx: HotlineContext, staff: Staff) -> None:
     number = replied(ctx, staff)
     act(ctx, number, staff.operator, Action.RECORD_CALLBACK, schemas.CallbackBody(result="satisfied"))
