@@ -9,13 +9,14 @@ from collections.abc import Coroutine
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import select
 
 from callcenter.controller import Controller
 from callcenter.models import CallEvent, CallRecord, Seat
 from callcenter.service import CallCenterError, mask_phone
+from dispatch import schemas
 from dispatch.callbacks.links import send_survey_link
 from dispatch.callbacks.missed import (
     MISSED_OUTCOME_LABELS,
@@ -46,6 +47,9 @@ from dispatch.errors import NotPermitted
 from hotline import audit
 from hotline.accounts.models import Role, User
 from hotline.web import ContextDep, SessionDep, UserDep, actor_of, client_ip, commit, via_of
+
+# Ids beyond the database integer are refused as bad input (422), not looked up.
+CallbackId = Annotated[int, Path(ge=1, le=schemas.MAX_ID)]
 
 router = APIRouter(prefix="/api", tags=["callbacks"])
 T = TypeVar("T")
@@ -235,7 +239,7 @@ def stats(
 
 @router.get("/callbacks/{callback_id}")
 def get_callback(
-    callback_id: int, request: Request, user: UserDep, session: SessionDep, ctx: ContextDep
+    callback_id: CallbackId, request: Request, user: UserDep, session: SessionDep, ctx: ContextDep
 ) -> dict[str, Any]:
     _staff(user)
     service = callbacks_of(ctx, session)
@@ -260,7 +264,7 @@ def _attempt_out(attempt: CallbackAttempt) -> dict[str, Any]:
 
 @router.post("/callbacks/{callback_id}/dial")
 async def dial_callback(
-    callback_id: int, request: Request, user: UserDep, session: SessionDep, ctx: ContextDep
+    callback_id: CallbackId, request: Request, user: UserDep, session: SessionDep, ctx: ContextDep
 ) -> dict[str, Any]:
     """An operator takes the callback: the attempt is claimed (committed) first, then the call placed."""
     _staff(user)
@@ -301,7 +305,12 @@ def _set_call_uid(session: Any, claim: Claim, uid: str) -> None:
 
 @router.post("/callbacks/{callback_id}/result")
 def callback_result(
-    callback_id: int, body: ResultBody, request: Request, user: UserDep, session: SessionDep, ctx: ContextDep
+    callback_id: CallbackId,
+    body: ResultBody,
+    request: Request,
+    user: UserDep,
+    session: SessionDep,
+    ctx: ContextDep,
 ) -> dict[str, Any]:
     """The operator enters what their call came to. Without a call in progress, one is claimed now
     (the operator called from their own phone)."""
@@ -350,7 +359,7 @@ def _claim_of_user(service: CallbackService, callback_id: int, user: User) -> Cl
 
 @router.post("/callbacks/{callback_id}/link")
 def send_link(
-    callback_id: int, request: Request, user: UserDep, session: SessionDep, ctx: ContextDep
+    callback_id: CallbackId, request: Request, user: UserDep, session: SessionDep, ctx: ContextDep
 ) -> dict[str, Any]:
     """Text the citizen a web survey link (single use, expiring)."""
     _staff(user)
