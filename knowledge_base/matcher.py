@@ -244,13 +244,20 @@ class KnowledgeBase:
     # --- query side -----------------------------------------------------------------------------
 
     def repair_homophones(self, text: str) -> str:
-        """Replace windows that are not words but sound like a knowledge-base term."""
+        """Replace windows that are not words but sound like a knowledge-base term.
+
+        A window never cuts through a common word the caller said: in 办过护照 the window 过护 sounds
+        like 过户 but would break 护照, in 村里自己 the window 里自 sounds like 离职 but would break both
+        村里 and 自己. Mis-heard terms (公鸡金, 身分正, 是用期) cover the pieces they split into whole."""
         out: list[str] = []
+        inside = tx.inside_word_boundaries(text)
         i, n = 0, len(text)
         while i < n:
             for size in (4, 3, 2):
                 w = text[i : i + size]
                 if len(w) < size or not all(tx._HAN.match(c) for c in w):
+                    continue
+                if i in inside or i + size in inside:
                     continue
                 if w in self._vocab:
                     out.append(w)

@@ -82,7 +82,12 @@ def basic_normalise(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).lower()
     text = _FILLER_RE.sub("", text)
     text = _ENDER_RE.sub("", _OPENER_RE.sub("", text))
-    return _KEEP.sub("", text)
+    return _DE_DOCUMENT.sub("", _KEEP.sub("", text))
+
+
+# Callers name a document by what it is for with a 的 in between: 居住的证, 结婚的证, 残疾人的证,
+# 老年人的卡. The 的 goes, so the term is whole again (not before 证据, 证人, 卡车, 卡片 …).
+_DE_DOCUMENT = re.compile(r"(?<=[\u4e00-\u9fff])的(?=证(?!据|人|实|明白)|卡(?!车|片|住|顿|拉))")
 
 
 # --- pinyin ---------------------------------------------------------------------------------------
@@ -159,6 +164,21 @@ def add_words(words: Iterable[str]) -> None:
 
 def is_dictionary_word(word: str) -> bool:
     return bool(tokenizer().FREQ.get(word))
+
+
+# A word this common (jieba's dictionary frequency) is taken to be what the caller said, not a
+# recognition error: a homophone repair may not cut through it.
+COMMON_WORD_FREQ = 100
+
+
+def inside_word_boundaries(text: str) -> frozenset[int]:
+    """Offsets that fall strictly inside a common word of the text (as jieba segments it)."""
+    tk = tokenizer()
+    inside: set[int] = set()
+    for word, start, end in tk.tokenize(text):
+        if end - start >= 2 and (tk.FREQ.get(word) or 0) >= COMMON_WORD_FREQ:
+            inside.update(range(start + 1, end))
+    return frozenset(inside)
 
 
 def segment(text: str) -> list[str]:
