@@ -143,6 +143,8 @@ _DIGITS |= {"五": "5", "六": "6", "七": "7", "八": "8", "九": "9"}
 _DIGIT_RUN = re.compile(f"[{''.join(_DIGITS)}]{{3,}}")
 _DROP = re.compile(r"[^\w]|_", re.UNICODE)
 _CJK = re.compile(r"[\u4e00-\u9fff]")
+# Characters so common in any sentence that sharing one with a route word proves nothing.
+_FUNCTION_CHARS = frozenset("的了是在我你他她它们这那个一不有也就都和与吗呢吧啊么着过还要")
 
 
 def normalise(text: str) -> str:
@@ -222,8 +224,12 @@ class _Part:
             while at >= 0:
                 pos = sound.count(" ", 0, at)
                 # a mis-heard word keeps at least one of its characters ("设保" for 社保, "公鸡金"
-                # for 公积金); a chance homophone of unrelated words ("喂听" / 违停) does not
-                if any(a == b for a, b in zip(text[pos : pos + len(word)], word, strict=False)):
+                # for 公积金); a chance homophone of unrelated words ("喂听" / 违停) does not, nor
+                # one that shares only a function character ("的是" / 的士)
+                if any(
+                    a == b and a not in _FUNCTION_CHARS
+                    for a, b in zip(text[pos : pos + len(word)], word, strict=False)
+                ):
                     return pos, True
                 at = sound.find(key, at + 1)
         return -1, False
