@@ -65,6 +65,11 @@ class Classification:
     confidence: float
     assisting: tuple[str, ...] = ()  # departments the handler brings in (e.g. the gas company)
     evidence: tuple[str, ...] = ()  # the signals that decided it, for the operator's screen
+    # The caller asks how things are done (the wording of a question, no complaint or report of a
+    # fault), whatever the category: such a call may be answered from the knowledge base.
+    asking: bool = False
+    # The department was named by the words of a topic or problem (not a category's default).
+    topical: bool = False
 
 
 # --------------------------------------------------------------------------------------------
@@ -167,6 +172,19 @@ def _syllable(char: str) -> str:
     return plain.replace("ü", "v")
 
 
+@lru_cache(maxsize=8192)
+def _toned(char: str) -> frozenset[str]:
+    """Every reading of a character, with its tone."""
+    from pypinyin import pinyin_dict
+
+    readings = pinyin_dict.pinyin_dict.get(ord(char))
+    return frozenset(readings.split(",")) if readings else frozenset({char})
+
+
+def _same_tones(heard: str, word: str) -> bool:
+    return all(_toned(a) & _toned(b) for a, b in zip(heard, word, strict=False))
+
+
 def pinyin_key(text: str) -> str:
     """Toneless syllables, space separated and framed by spaces, so `key in text_key` only
     matches whole syllables."""
@@ -226,9 +244,10 @@ class _Part:
                 # a mis-heard word keeps at least one of its characters ("设保" for 社保, "公鸡金"
                 # for 公积金); a chance homophone of unrelated words ("喂听" / 违停) does not, nor
                 # one that shares only a function character ("的是" / 的士)
-                if any(
-                    a == b and a not in _FUNCTION_CHARS
-                    for a, b in zip(text[pos : pos + len(word)], word, strict=False)
+                # a two-character word must also keep its tones: 学几 is not 学籍, 设保 is 社保
+                heard = text[pos : pos + len(word)]
+                if any(a == b and a not in _FUNCTION_CHARS for a, b in zip(heard, word, strict=False)) and (
+                    len(word) > 2 or _same_tones(heard, word)
                 ):
                     return pos, True
                 at = sound.find(key, at + 1)
@@ -286,14 +305,18 @@ class _Rules:
 
 
 def _split(raw: str, sep: str) -> list[str]:
-    """Split on `sep` outside brackets, so a "re:" alternative may use (a|b) and [x]+."""
+    """Split on `sep` outside brackets, so a "re:" alternative may use (a|b) and [x]+: a "+" right
+    after a closing bracket is the regular expression's quantifier, not a separator."""
     pieces, depth, current = [], 0, []
+    previous = ""
     for ch in raw:
         if ch in "([{":
             depth += 1
         elif ch in ")]}":
             depth = max(0, depth - 1)
-        if ch == sep and depth == 0:
+        quantifier = ch == "+" and previous in (")", "]", "}")
+        previous = ch
+        if ch == sep and depth == 0 and not quantifier:
             pieces.append("".join(current))
             current = []
         else:
@@ -546,6 +569,8 @@ class Router:
         oos, oos_hits = self._oos.score(t)
         if oos >= 1.0 and top < 2.0:
             return Classification(UNDECIDED, None, None, None, _sure(oos), evidence=tuple(oos_hits))
+        intent, intent_hits = self._intent_of(t)
+        asking = intent == "政策咨询"
 
         # 4. complex: several departments passing it around, years without a result
         complex_sub, complex_score, complex_hits = self._complex_score(t)
@@ -556,13 +581,14 @@ class Router:
 
         if top < self.min_route_score:
             # no topic, but a clear policy question: the category's default department answers
-            intent, intent_hits = self._intent_of(t)
             default = self._tree[intent].default_department if intent else None
             firm = intent is not None and any(h in self._intent_rules[intent].firm for h in intent_hits)
             if intent is not None and default is not None and firm:
                 sub = self._fallback_sub[intent]
-                return Classification(intent, sub, default, None, 0.35, evidence=tuple(intent_hits))
-            return Classification(UNDECIDED, None, None, None, 0.5 if top == 0 else 0.3)
+                return Classification(
+                    intent, sub, default, None, 0.35, evidence=tuple(intent_hits), asking=asking
+                )
+            return Classification(UNDECIDED, None, None, None, 0.5 if top == 0 else 0.3, asking=asking)
 
         # 5. the best route; a route about conduct borrows the department of the best topic
         score, _, route, hits = scored[0]
@@ -580,11 +606,10 @@ class Router:
         if department is None:
             department = route.fallback_department
         if department is None:
-            return Classification(UNDECIDED, None, None, None, 0.3, evidence=tuple(hits))
+            return Classification(UNDECIDED, None, None, None, 0.3, evidence=tuple(hits), asking=asking)
 
         category, subcategory = route.category, route.subcategory
         if route.shift:
-            intent, intent_hits = self._intent_of(t)
             if intent is not None and intent != category:
                 category = intent
                 subcategory = self._subcategory_for(category, department)
@@ -592,7 +617,14 @@ class Router:
         second = next((s for s, _o, r, _h in scored[1:] if r.department not in (None, department)), 0.0)
         confidence = min(0.95, 0.35 + 0.3 * min(score, 3.0) / 3.0 + 0.3 * (score - second) / score)
         return Classification(
-            category, subcategory, department, None, round(confidence, 3), evidence=tuple(hits)
+            category,
+            subcategory,
+            department,
+            None,
+            round(confidence, 3),
+            evidence=tuple(hits),
+            asking=asking,
+            topical=department != route.fallback_department,
         )
 
     def _supervised(self, category: str, sub: str, score: float, hits: list[str]) -> Classification:

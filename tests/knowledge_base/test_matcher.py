@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from hotline.config import REPO_ROOT
-from knowledge_base import Hit, KnowledgeBase
+from knowledge_base import Entry, Hit, KnowledgeBase
 from knowledge_base.text import basic_normalise, numerals_to_digits
 from tests.conftest import SHARED
 
@@ -229,6 +229,7 @@ class _FixedKb:
 
     def __init__(self, hits: dict[str, Hit]) -> None:
         self.hits = hits
+        self.by_id = {h.entry_id: Entry(h.entry_id, h.entry_id) for h in hits.values()}
 
     def match(self, text: str, k: int = 3) -> list[Hit]:
         return [self.hits[text]]
