@@ -609,11 +609,10 @@ class Router:
             return Classification(UNDECIDED, None, None, None, 0.3, evidence=tuple(hits), asking=asking)
 
         category, subcategory = route.category, route.subcategory
-        if route.shift:
-            if intent is not None and intent != category:
-                category = intent
-                subcategory = self._subcategory_for(category, department)
-                hits = [*hits, *intent_hits]
+        if route.shift and intent is not None and intent != category:
+            category = intent
+            subcategory = self._subcategory_for(category, department)
+            hits = [*hits, *intent_hits]
         second = next((s for s, _o, r, _h in scored[1:] if r.department not in (None, department)), 0.0)
         confidence = min(0.95, 0.35 + 0.3 * min(score, 3.0) / 3.0 + 0.3 * (score - second) / score)
         return Classification(
