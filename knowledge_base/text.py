@@ -11,7 +11,15 @@ from functools import lru_cache
 import jieba
 from pypinyin import Style, lazy_pinyin
 
-from knowledge_base.lexicon import CLAUSE_ENDERS, CLAUSE_OPENERS, FILLERS, NEED_PATTERNS, STOP_WORDS, SYNONYMS
+from knowledge_base.lexicon import (
+    CLAUSE_ENDERS,
+    CLAUSE_OPENERS,
+    FILLERS,
+    NEED_PATTERNS,
+    STOP_WORDS,
+    SYNONYMS,
+    WORRY_MARKERS,
+)
 
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 _KEEP = re.compile(r"[^0-9a-z\u4e00-\u9fff]+")
@@ -212,11 +220,20 @@ def canonical_terms(text: str) -> list[str]:
 # --- needs ----------------------------------------------------------------------------------------
 
 _NEED_RES = {need: re.compile("|".join(patterns)) for need, patterns in NEED_PATTERNS.items()}
+_WORRY_RE = re.compile("|".join(map(re.escape, WORRY_MARKERS)))
+WORRY_WINDOW = 8
 
 
 def needs_of(text: str) -> frozenset[str]:
-    """Needs beyond "how to" that the text expresses: delay, fault, complaint, wrong record, anomaly."""
-    return frozenset(need for need, rx in _NEED_RES.items() if rx.search(text))
+    """Needs beyond "how to" that the text expresses: delay, fault, complaint, wrong record, anomaly,
+    emergency. A need said as a worry ("怕冰柜里的东西放坏了", "万一漏气") is not one."""
+    found: set[str] = set()
+    for need, rx in _NEED_RES.items():
+        for m in rx.finditer(text):
+            if not _WORRY_RE.search(text, max(0, m.start() - WORRY_WINDOW), m.start()):
+                found.add(need)
+                break
+    return frozenset(found)
 
 
 def char_bigrams(text: str) -> list[str]:
