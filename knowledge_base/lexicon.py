@@ -264,7 +264,25 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "贷款": ("借款", "贷个款", "按揭"),
     "转移": ("转过来", "挪过来", "转到", "转出", "转入", "迁移", "接续", "转走"),
     "换工作": ("跳槽", "换单位", "换个单位", "换了个单位", "新单位", "离职", "辞职", "换了单位", "换了工作"),
-    "丢失": ("丢了", "掉了", "弄丢", "弄没了", "弄没", "找不着", "找不到", "遗失", "不见了", "搞丢", "丢掉"),
+    "丢失": (
+        "丢了",
+        "掉了",
+        "弄丢",
+        "弄没了",
+        "弄没",
+        "找不着",
+        "找不到",
+        "遗失",
+        "不见了",
+        "搞丢",
+        "丢掉",
+        "掉哪儿",
+        "掉哪",
+        "丢哪儿",
+        "丢哪",
+        "找不见",
+        "被偷了",
+    ),
     "补办": ("补领", "补发", "重新办", "再办一张", "补一张", "补卡", "补证", "重办"),
     "到期": ("过期", "期满", "快满", "到日子", "有效期满", "失效期"),
     "乘机": ("坐飞机", "乘飞机", "赶飞机", "搭飞机", "坐火车", "坐高铁"),
@@ -383,6 +401,7 @@ NEED_PATTERNS: dict[str, tuple[str, ...]] = {
         r"弄错",
         r"搞错",
         r"错了",
+        r"(是|写|打|印)错的",
         r"有误",
         r"不对",
         r"更正",
@@ -432,3 +451,14 @@ WORRY_MARKERS: tuple[str, ...] = (
     "如果",
     "假如",
 )
+
+# Cases a knowledge-base question can be limited to: where the caller is, who it is for. An entry
+# whose question names one (在外地能补办身份证吗) is not read out confidently to a caller who does not
+# (身份证丢了咋整): the general answer may differ. Canonical terms (after SYNONYMS) as the entry's
+# question says them, each with other words by which a caller states the same case.
+CONDITIONS: dict[str, tuple[str, ...]] = {
+    "异地": ("外地户口", "老家"),
+    "新生儿": ("刚出生", "孩子刚出来", "刚生", "出生", "生了", "满月", "坐月子", "生孩子"),
+    "退休": ("养老金", "退休年龄", "到岁数", "到龄"),
+    "丢失": ("补办", "挂失", "坏了", "损坏", "破了"),
+}

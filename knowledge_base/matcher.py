@@ -15,9 +15,10 @@ Pipeline, for the entries once and for every query:
    query covers, per channel, and rapidfuzz partial similarity; not the answer, whose share of the
    score is at most W_RANK * W_ANSWER = 0.05, so it reorders hits but never makes one confident alone),
    giving a score in 0..1;
-6. `confident` needs the score over the calibrated threshold, a margin over the runner-up, and no
-   need in the query (a delay, a fault, a complaint, a wrong record, an odd amount) that the
-   entry does not itself speak of: a near miss is worse than no suggestion.
+6. `confident` needs the score over the calibrated threshold, a margin over the runner-up, no
+   need in the query (a delay, a fault, a complaint, a wrong record, an odd amount, an emergency)
+   that the entry does not itself speak of, and no case the entry's question is limited to (在外地,
+   坐飞机, 新生儿 …) that the caller does not mention: a near miss is worse than no suggestion.
 """
 
 from __future__ import annotations
@@ -177,6 +178,7 @@ class KnowledgeBase:
         tx.add_words(vocab)
         self._phrasings: list[list[_Prepared]] = []
         self._needs: list[frozenset[str]] = []
+        self._conditions: list[frozenset[str]] = []
         word_docs, bigram_docs, pinyin_docs, answer_docs = [], [], [], []
         for e in self.entries:
             texts = [e.question, *e.alternatives, "".join(e.keywords)]
@@ -194,6 +196,7 @@ class KnowledgeBase:
             pinyin_docs.append([g for p in prepared for g in p.pinyin])
             answer_docs.append(_prepare(tx.basic_normalise(e.answer)).words if e.answer else [])
             self._needs.append(tx.needs_of(tx.basic_normalise(" ".join([e.question, *e.alternatives]))))
+            self._conditions.append(tx.conditions_of(prepared[0].canon))
             for p in prepared:
                 vocab.update(w for w in p.words if len(w) >= 2 and tx.is_dictionary_word(w))
         self._words = _Channel(word_docs)
@@ -308,7 +311,11 @@ class KnowledgeBase:
         hits: list[Hit] = []
         runner_up = scored[1][0] if len(scored) > 1 else 0.0
         for rank, (score, i) in enumerate(scored[:k]):
-            unmet = q_needs - self._needs[i]
+            # an entry whose question is about a case (在外地补办身份证) answers a caller who says
+            # nothing of that case (身份证丢了咋整) only maybe: never confidently
+            unmet = (q_needs - self._needs[i]) | {
+                "condition:" + c for c in self._conditions[i] if not tx.has_condition(q.canon, c)
+            }
             confident = (
                 rank == 0 and score >= self.threshold and score - runner_up >= self.margin and not unmet
             )

@@ -17,6 +17,7 @@ from knowledge_base.lexicon import (
     FILLERS,
     NEED_PATTERNS,
     STOP_WORDS,
+    CONDITIONS,
     SYNONYMS,
     WORRY_MARKERS,
 )
@@ -244,3 +245,15 @@ def char_bigrams(text: str) -> list[str]:
 def pinyin_bigrams(syllables: list[str]) -> list[str]:
     syl = [s for s in syllables if s.isalpha()]
     return [syl[i] + "_" + syl[i + 1] for i in range(len(syl) - 1)]
+
+
+# --- conditions -----------------------------------------------------------------------------------
+
+
+def conditions_of(canonical: str) -> frozenset[str]:
+    """The cases (canonical terms of `CONDITIONS`) a canonical question is limited to."""
+    return frozenset(c for c in CONDITIONS if c in canonical)
+
+
+def has_condition(canonical: str, condition: str) -> bool:
+    return any(w in canonical for w in (condition, *CONDITIONS[condition]))
