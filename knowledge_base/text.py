@@ -14,10 +14,10 @@ from pypinyin import Style, lazy_pinyin
 from knowledge_base.lexicon import (
     CLAUSE_ENDERS,
     CLAUSE_OPENERS,
+    CONDITIONS,
     FILLERS,
     NEED_PATTERNS,
     STOP_WORDS,
-    CONDITIONS,
     SYNONYMS,
     WORRY_MARKERS,
 )
