@@ -564,13 +564,14 @@ class Router:
             score, hits = route.rules.score(t)
             if score > 0:
                 scored.append((score, -order, route, hits))
-        scored.sort(key=lambda item: (item[0], not item[2].shift, item[1]), reverse=True)
+        # (for a caller who asks how things are, rather than reporting, the topic route wins the tie)
+        intent, intent_hits = self._intent_of(t)
+        asking = intent == "政策咨询"
+        scored.sort(key=lambda item: (item[0], item[2].shift == asking, item[1]), reverse=True)
         top = scored[0][0] if scored else 0.0
         oos, oos_hits = self._oos.score(t)
         if oos >= 1.0 and top < 2.0:
             return Classification(UNDECIDED, None, None, None, _sure(oos), evidence=tuple(oos_hits))
-        intent, intent_hits = self._intent_of(t)
-        asking = intent == "政策咨询"
 
         # 4. complex: several departments passing it around, years without a result
         complex_sub, complex_score, complex_hits = self._complex_score(t)
