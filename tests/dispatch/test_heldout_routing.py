@@ -1,5 +1,5 @@
 """The router alone on the held-out utterances that no knowledge-base entry answers
-(tests/knowledge_base/data/heldout_queries.jsonl): complaints, help requests, policy questions,
+(tests/knowledge_base/data/heldout*_queries*.jsonl): complaints, help requests, policy questions,
 complex matters, emergencies and calls without a request. Written for the project, never tuned on.
 """
 
@@ -13,7 +13,8 @@ import pytest
 
 from dispatch.routing import Router
 
-QUERIES = Path(__file__).resolve().parents[1] / "knowledge_base" / "data" / "heldout_queries.jsonl"
+DATA = Path(__file__).resolve().parents[1] / "knowledge_base" / "data"
+QUERIES = ("heldout_queries.jsonl", "heldout_queries_2.jsonl", "heldout3_queries.jsonl")
 EMERGENCY = ("应急处突", "转110", "转119", "转120")
 
 
@@ -24,7 +25,12 @@ def router() -> Router:
 
 @pytest.fixture(scope="module")
 def unanswered() -> list[dict[str, Any]]:
-    rows = [json.loads(line) for line in QUERIES.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [
+        json.loads(line)
+        for name in QUERIES
+        for line in (DATA / name).read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
     return [q for q in rows if q["expected_kb_id"] is None]
 
 
@@ -35,13 +41,13 @@ def test_category_and_department_floor(router: Router, unanswered: list[dict[str
     wrong = [
         (q["text"], c.category, c.department) for q, c in results if c.category != q["expected_category"]
     ]
-    assert category >= 0.93, wrong
-    assert department >= 0.93
+    assert category >= 0.92, wrong
+    assert department >= 0.92
 
 
 def test_every_emergency_is_recognised_exactly(router: Router, unanswered: list[dict[str, Any]]) -> None:
     emergencies = [q for q in unanswered if q["expected_category"] in EMERGENCY]
-    assert len(emergencies) >= 15
+    assert len(emergencies) >= 25
     missed = [
         (q["text"], router.classify(q["text"]).category)
         for q in emergencies

@@ -1,11 +1,16 @@
-"""The held-out set: a knowledge base and utterances written for the project (tests/knowledge_base/data),
-never used to tune the matcher, the router or the confidence threshold (that is calibrated on the
-shared samples). The floors sit a little below what the system reaches, to catch regressions.
+"""The held-out sets: knowledge bases and utterances written for the project (tests/knowledge_base/data),
+never used to calibrate the confidence threshold (that is calibrated on the shared samples).
+
+Each batch was written, expected answers first, before the system was measured on it: the first (33
+entries, 168 utterances) before any of this round's changes, the second (52 more utterances on the
+same entries) after the first round of fixes, the third (11 new entries, 43 utterances) after the
+second. The floors sit a little below what the system reaches, to catch regressions.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,45 +21,86 @@ from knowledge_base import KnowledgeBase
 from knowledge_base.eval import EMERGENCY, evaluate
 
 DATA = Path(__file__).resolve().parent / "data"
-HELDOUT_KB = DATA / "heldout_kb.jsonl"
-HELDOUT_QUERIES = DATA / "heldout_queries.jsonl"
 
-FLOORS = {
-    "top1": 0.95,
-    "top3": 0.97,
-    "confident_precision": 0.97,
-    "confident_coverage": 0.68,
-    "category_accuracy": 0.93,
-    "department_accuracy": 0.95,
-}
-MAX_FALSE_POSITIVE_RATE = 0.03
+
+@dataclass(frozen=True)
+class HeldOut:
+    name: str
+    kb: str
+    queries: str
+    floors: dict[str, float]
+    max_false_positive_rate: float
+
+
+SETS = [
+    HeldOut(
+        "batch1",
+        "heldout_kb.jsonl",
+        "heldout_queries.jsonl",
+        {
+            "top1": 0.95,
+            "top3": 0.97,
+            "confident_precision": 0.97,
+            "confident_coverage": 0.70,
+            "category_accuracy": 0.94,
+            "department_accuracy": 0.95,
+        },
+        0.03,
+    ),
+    HeldOut(
+        "batch2",
+        "heldout_kb.jsonl",
+        "heldout_queries_2.jsonl",
+        {
+            "top1": 0.92,
+            "top3": 0.96,
+            "confident_precision": 0.95,
+            "confident_coverage": 0.72,
+            "category_accuracy": 0.90,
+            "department_accuracy": 0.90,
+        },
+        0.05,
+    ),
+    HeldOut(
+        "batch3",
+        "heldout3_kb.jsonl",
+        "heldout3_queries.jsonl",
+        {
+            "top1": 0.95,
+            "top3": 0.97,
+            "confident_precision": 0.95,
+            "confident_coverage": 0.68,
+            "category_accuracy": 0.93,
+            "department_accuracy": 0.95,
+        },
+        0.05,
+    ),
+]
+BY_NAME = {s.name: s for s in SETS}
 
 
 def _load(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-@pytest.fixture(scope="module")
-def kb() -> KnowledgeBase:
-    return KnowledgeBase.from_jsonl(HELDOUT_KB)
+@pytest.fixture(scope="module", params=[s.name for s in SETS])
+def held_out(request: pytest.FixtureRequest) -> tuple[HeldOut, KnowledgeBase, list[dict[str, Any]]]:
+    spec = BY_NAME[request.param]
+    return spec, KnowledgeBase.from_jsonl(DATA / spec.kb), _load(DATA / spec.queries)
 
 
 @pytest.fixture(scope="module")
-def queries() -> list[dict[str, Any]]:
-    return _load(HELDOUT_QUERIES)
-
-
-@pytest.fixture(scope="module")
-def summary(kb: KnowledgeBase, queries: list[dict[str, Any]]) -> dict[str, Any]:
+def summary(held_out: tuple[HeldOut, KnowledgeBase, list[dict[str, Any]]]) -> dict[str, Any]:
+    _spec, kb, queries = held_out
     # latency is measured on the knowledge base as it is (no scaling): the figures here are accuracy
     return evaluate(kb, queries, scale=len(kb))["summary"]
 
 
-def test_the_set_keeps_the_rules_of_the_sample_format(
-    kb: KnowledgeBase, queries: list[dict[str, Any]]
+def test_the_sets_keep_the_rules_of_the_sample_format(
+    held_out: tuple[HeldOut, KnowledgeBase, list[dict[str, Any]]],
 ) -> None:
+    _spec, kb, queries = held_out
     departments = set(Router().departments)
-    assert len(kb) >= 30 and len(queries) >= 150
     for e in kb.entries:
         assert e.department in departments and e.topic and 2 <= len(e.alternatives) <= 4, e.id
     for q in queries:
@@ -72,44 +118,51 @@ def test_the_set_keeps_the_rules_of_the_sample_format(
     assert {"paraphrase", "asr_noise", "near_miss", "dispatch", "emergency", "out_of_scope"} <= kinds
 
 
-@pytest.mark.parametrize("measure", sorted(FLOORS))
-def test_heldout_floor(summary: dict[str, Any], measure: str) -> None:
-    assert summary[measure] >= FLOORS[measure], summary
+def test_the_first_batch_is_large() -> None:
+    assert len(_load(DATA / "heldout_kb.jsonl")) >= 30
+    assert len(_load(DATA / "heldout_queries.jsonl")) >= 150
 
 
-def test_heldout_false_positives(summary: dict[str, Any]) -> None:
-    assert summary["false_positive_rate"] <= MAX_FALSE_POSITIVE_RATE, summary
+def test_heldout_floors(
+    held_out: tuple[HeldOut, KnowledgeBase, list[dict[str, Any]]], summary: dict[str, Any]
+) -> None:
+    spec = held_out[0]
+    below = {m: (summary[m], floor) for m, floor in spec.floors.items() if summary[m] < floor}
+    assert not below, (spec.name, summary)
+    assert summary["false_positive_rate"] <= spec.max_false_positive_rate, (spec.name, summary)
 
 
 def test_heldout_emergency_recall_is_total(summary: dict[str, Any]) -> None:
     assert summary["emergency_recall"] == 1.0, summary
 
 
-def test_heldout_near_misses_are_never_confident(kb: KnowledgeBase, queries: list[dict[str, Any]]) -> None:
-    claimed = [
-        q["text"]
-        for q in queries
-        if q["kind"] == "near_miss" and any(h.confident for h in kb.match(q["text"]))
-    ]
-    assert claimed == []
+def test_heldout_near_misses_are_never_confident(
+    held_out: tuple[HeldOut, KnowledgeBase, list[dict[str, Any]]],
+) -> None:
+    _spec, kb, queries = held_out
+    near = [q["text"] for q in queries if q["kind"] == "near_miss"]
+    assert [t for t in near if any(h.confident for h in kb.match(t))] == []
 
 
-def test_heldout_homophones_find_their_entry(kb: KnowledgeBase, queries: list[dict[str, Any]]) -> None:
+def test_heldout_homophones_find_their_entry(
+    held_out: tuple[HeldOut, KnowledgeBase, list[dict[str, Any]]],
+) -> None:
+    _spec, kb, queries = held_out
     noisy = [q for q in queries if q["kind"] == "asr_noise"]
-    found = sum(
-        bool(hits) and hits[0].entry_id == q["expected_kb_id"]
-        for q in noisy
-        for hits in [kb.match(q["text"])]
-    )
-    assert found / len(noisy) >= 0.92
+    missed = [
+        q["text"] for q in noisy if [h.entry_id for h in kb.match(q["text"], k=1)] != [q["expected_kb_id"]]
+    ]
+    assert len(missed) <= 0.08 * len(noisy), missed
 
 
-def test_heldout_emergencies_are_flagged_by_the_router_alone(queries: list[dict[str, Any]]) -> None:
+def test_heldout_emergencies_are_flagged_by_the_router_alone(
+    held_out: tuple[HeldOut, KnowledgeBase, list[dict[str, Any]]],
+) -> None:
     router = Router()
     missed = [
-        (q["text"], router.classify(q["text"]).category)
-        for q in queries
+        (q["text"], category)
+        for q in held_out[2]
         if q["expected_category"] in EMERGENCY
-        and router.classify(q["text"]).category != q["expected_category"]
+        and (category := router.classify(q["text"]).category) != q["expected_category"]
     ]
     assert missed == []
