@@ -148,6 +148,7 @@ _DIGITS |= {"五": "5", "六": "6", "七": "7", "八": "8", "九": "9"}
 _DIGIT_RUN = re.compile(f"[{''.join(_DIGITS)}]{{3,}}")
 _DROP = re.compile(r"[^\w]|_", re.UNICODE)
 _CJK = re.compile(r"[\u4e00-\u9fff]")
+_REGEX_SIGNS = re.compile(r"[()\[\]{}\\*?]")
 # Characters so common in any sentence that sharing one with a route word proves nothing.
 _FUNCTION_CHARS = frozenset("的了是在我你他她它们这那个一不有也就都和与吗呢吧啊么着过还要")
 
@@ -278,7 +279,8 @@ class _Signal:
                 first = pos
         weight = self.weight * (PINYIN_FACTOR if by_sound else 1.0)
         if damp and first >= 0:
-            before = body[max(0, first - window) : first]
+            # a marker may end inside the signal's words: 怕引起|火灾 is read 怕引|起火|灾
+            before = body[max(0, first - window) : first + 2]
             if any(marker in before for marker in damp):
                 weight *= DAMPED_FACTOR
         return weight
@@ -332,6 +334,11 @@ def _add_alternative(alt: str, words: list[str], patterns: list[re.Pattern[str]]
         except re.error as exc:
             raise RoutingConfigError(f"{where}: bad regular expression {alt!r}: {exc}") from None
         return
+    if _REGEX_SIGNS.search(alt):
+        raise RoutingConfigError(
+            f"{where}: {alt!r} looks like a regular expression but has no 're:' (each alternative "
+            "after a '|' at the top level needs its own)"
+        )
     word = normalise(alt)
     if not word:
         raise RoutingConfigError(f"{where}: {alt!r} is empty once normalised")

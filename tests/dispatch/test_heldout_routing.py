@@ -60,3 +60,73 @@ def test_no_false_alarm_on_ordinary_calls(router: Router, unanswered: list[dict[
     ordinary = [q for q in unanswered if q["expected_category"] not in EMERGENCY]
     alarms = [q["text"] for q in ordinary if router.classify(q["text"]).category in EMERGENCY]
     assert alarms == []
+
+
+# Emergencies said calmly, indirectly or in everyday words (written for this test).
+CALM_EMERGENCIES = [
+    ("我想问一下，我妈刚才吃饭的时候筷子突然拿不住了，说话也不太利索，这是怎么回事", "转120"),
+    ("我爸刚才还好好的，现在叫他他就哼哼，眼睛也不睁", "转120"),
+    ("孩子从床上摔下来，后脑勺着地，现在老想睡觉还吐了", "转120"),
+    ("我怀孕的老婆羊水好像破了", "转120"),
+    ("我家老人糖尿病，现在浑身冒冷汗，人都迷糊了", "转120"),
+    ("有个小伙子在篮球场上突然倒下去了", "转120"),
+    ("我对象吃了一整瓶安眠药", "转120"),
+    ("工厂里有个工人手被机器绞进去了", "转120"),
+    ("我爸被蜂蛰了，脸肿得厉害，喘气困难", "转120"),
+    ("隔壁屋里一股烧焦的味道，门关着没人应", "转119"),
+    ("楼道里的电动车好像在冒火星", "转119"),
+    ("我家小孩的头卡在防盗窗里拔不出来了", "转119"),
+    ("有个人坐在楼顶边上，看着要往下跳", "转110"),
+    ("车库里有辆车起火了", "转119"),
+    ("我被锁在阳台上了，孩子一个人在屋里开着煤气灶", "转119"),
+    ("刚才有个人冒充警察给我打电话，让我往安全账户转钱，我已经转了两万", "转110"),
+    ("我邻居家天天传出打孩子的声音，今天孩子哭得特别惨", "转110"),
+    ("我八十岁的老父亲出门买菜，到现在五个小时了还没回来，他有点糊涂", "转110"),
+    ("有几个人在我家门口泼油漆，还写了欠债还钱", "转110"),
+    ("村里有人在河里电鱼，我去劝还被他们推倒了", "转110"),
+    ("我儿子被一帮人围着打，在学校后门", "转110"),
+    ("有个男的开车把人撞了就跑了", "转110"),
+    ("我前夫喝了酒在楼下砸我的车，还说要杀了我", "转110"),
+    ("小区门口的大树被风吹倒了，压住了一辆车和旁边的电线", "应急处突"),
+    ("河堤上有个地方一直往外冒水，越来越大", "应急处突"),
+    ("我们这边的山体滑坡把路埋了，有车被困在里面", "转119"),
+    ("工地的基坑旁边的地面裂开了，旁边的房子在往下沉", "应急处突"),
+    ("几十个业主把售楼部围了，情绪很激动，有人要动手", "应急处突"),
+    ("一辆拉化学品的罐车翻在路边，有刺鼻的味道", "应急处突"),
+    ("楼里的煤气管道好像破了，一股臭鸡蛋味", "应急处突"),
+]
+
+# Ordinary calls that use an emergency's words: the past, a worry, the aftermath, a device's name.
+NOT_EMERGENCIES = [
+    "我去年出了车祸，现在医保能报销吗",
+    "之前着火烧了房子，申请的临时救助什么时候发",
+    "我想问问被狗咬了打疫苗能报销吗",
+    "小区消防通道老是被车堵着，能不能管一下",
+    "我爸中风以后在家躺着，能申请护理补贴吗",
+    "上个月我家被偷了，派出所立案了到现在没消息",
+    "孩子打架被学校处分了，这合理吗",
+    "燃气报警器老是响，是不是坏了",
+    "我被骗了两千块钱买了假货，商家不给退",
+    "楼上装修电钻声吵得我头疼",
+    "听说打了疫苗会发烧，正常吗",
+    "我们村的河道垃圾堆成山了，没人清",
+    "电梯老是坏，物业也不修",
+    "以前在工地摔伤过，现在还能认定工伤吗",
+    "晚上路灯不亮，老人摔倒过好几次",
+    "孩子得了白血病，医保能报多少",
+    "我老公喝多了就睡觉，醒了也不认账欠的钱",
+    "救护车收费太贵了，拉了两公里要三百",
+    "山上有人烧纸祭祖，怕引起火灾",
+]
+
+
+@pytest.mark.parametrize(("text", "category"), CALM_EMERGENCIES)
+def test_calm_and_indirect_emergencies(router: Router, text: str, category: str) -> None:
+    assert router.classify(text).category == category
+
+
+def test_emergency_words_in_ordinary_calls_raise_no_alarm(router: Router) -> None:
+    alarms = [
+        (t, router.classify(t).category) for t in NOT_EMERGENCIES if router.classify(t).category in EMERGENCY
+    ]
+    assert alarms == []
