@@ -522,3 +522,19 @@ CONDITIONS: dict[str, tuple[str, ...]] = {
     "退休": ("养老金", "退休年龄", "到岁数", "到龄"),
     "丢失": ("补办", "挂失", "坏了", "损坏", "破了"),
 }
+
+# What the caller wants done, when said outright. A query naming an action (个体户怎么注册) is not
+# answered confidently by an entry that names only other actions (个体户要报税吗). Canonical text.
+ACTIONS: dict[str, tuple[str, ...]] = {
+    "注销": ("注销", "销户", "销掉"),
+    "注册": ("注册", "开办", "新办", "设立"),
+    "报税": ("报税", "申报", "汇算"),
+    "提取": ("提取",),
+    "转移": ("转移",),
+    "过户": ("过户",),
+    "缴费": ("缴费", "充值"),
+    "查询": ("查询", "怎么查", "在哪查", "哪里查", "去哪查"),
+    "换领": ("换证", "换领", "换新"),
+    "备案": ("备案",),
+    "预约": ("预约",),
+}

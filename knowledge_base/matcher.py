@@ -179,6 +179,7 @@ class KnowledgeBase:
         self._phrasings: list[list[_Prepared]] = []
         self._needs: list[frozenset[str]] = []
         self._conditions: list[frozenset[str]] = []
+        self._actions: list[frozenset[str]] = []
         word_docs, bigram_docs, pinyin_docs, answer_docs = [], [], [], []
         for e in self.entries:
             texts = [e.question, *e.alternatives, "".join(e.keywords)]
@@ -197,6 +198,7 @@ class KnowledgeBase:
             answer_docs.append(_prepare(tx.basic_normalise(e.answer)).words if e.answer else [])
             self._needs.append(tx.needs_of(tx.basic_normalise(" ".join([e.question, *e.alternatives]))))
             self._conditions.append(tx.conditions_of(prepared[0].canon))
+            self._actions.append(frozenset().union(*(tx.actions_of(p.canon) for p in prepared)))
             for p in prepared:
                 vocab.update(w for w in p.words if len(w) >= 2 and tx.is_dictionary_word(w))
         self._words = _Channel(word_docs)
@@ -308,6 +310,7 @@ class KnowledgeBase:
             scored.append((best + W_RANK * acc[i], i))
         scored.sort(reverse=True)
         q_needs = tx.needs_of(normalised)
+        q_actions = tx.actions_of(q.canon)
         hits: list[Hit] = []
         runner_up = scored[1][0] if len(scored) > 1 else 0.0
         for rank, (score, i) in enumerate(scored[:k]):
@@ -316,6 +319,8 @@ class KnowledgeBase:
             unmet = (q_needs - self._needs[i]) | {
                 "condition:" + c for c in self._conditions[i] if not tx.has_condition(q.canon, c)
             }
+            if q_actions and self._actions[i] and not q_actions & self._actions[i]:
+                unmet |= {"action:" + a for a in q_actions}
             confident = (
                 rank == 0 and score >= self.threshold and score - runner_up >= self.margin and not unmet
             )

@@ -12,6 +12,7 @@ import jieba
 from pypinyin import Style, lazy_pinyin
 
 from knowledge_base.lexicon import (
+    ACTIONS,
     CLAUSE_ENDERS,
     CLAUSE_OPENERS,
     CONDITIONS,
@@ -257,3 +258,8 @@ def conditions_of(canonical: str) -> frozenset[str]:
 
 def has_condition(canonical: str, condition: str) -> bool:
     return any(w in canonical for w in (condition, *CONDITIONS[condition]))
+
+
+def actions_of(canonical: str) -> frozenset[str]:
+    """The actions (keys of `ACTIONS`) a canonical text names outright."""
+    return frozenset(a for a, said in ACTIONS.items() if any(w in canonical for w in said))
