@@ -17,8 +17,9 @@ Pipeline, for the entries once and for every query:
    giving a score in 0..1;
 6. `confident` needs the score over the calibrated threshold, a margin over the runner-up, no
    need in the query (a delay, a fault, a complaint, a wrong record, an odd amount, an emergency)
-   that the entry does not itself speak of, and no case the entry's question is limited to (在外地,
-   坐飞机, 新生儿 …) that the caller does not mention: a near miss is worse than no suggestion.
+   that the entry does not itself speak of, no case the entry's question is limited to (在外地,
+   新生儿, 退休, 丢失 …) that the caller does not mention, and no action the caller names (注册,
+   注销, 提取 …) when the entry names only others: a near miss is worse than no suggestion.
 """
 
 from __future__ import annotations
