@@ -65,6 +65,11 @@ class Classification:
     confidence: float
     assisting: tuple[str, ...] = ()  # departments the handler brings in (e.g. the gas company)
     evidence: tuple[str, ...] = ()  # the signals that decided it, for the operator's screen
+    # The caller asks how things are done (the wording of a question, no complaint or report of a
+    # fault), whatever the category: such a call may be answered from the knowledge base.
+    asking: bool = False
+    # The department was named by the words of a topic or problem (not a category's default).
+    topical: bool = False
 
 
 # --------------------------------------------------------------------------------------------
@@ -143,6 +148,9 @@ _DIGITS |= {"五": "5", "六": "6", "七": "7", "八": "8", "九": "9"}
 _DIGIT_RUN = re.compile(f"[{''.join(_DIGITS)}]{{3,}}")
 _DROP = re.compile(r"[^\w]|_", re.UNICODE)
 _CJK = re.compile(r"[\u4e00-\u9fff]")
+_REGEX_SIGNS = re.compile(r"[()\[\]{}\\*?]")
+# Characters so common in any sentence that sharing one with a route word proves nothing.
+_FUNCTION_CHARS = frozenset("的了是在我你他她它们这那个一不有也就都和与吗呢吧啊么着过还要")
 
 
 def normalise(text: str) -> str:
@@ -163,6 +171,19 @@ def _syllable(char: str) -> str:
     first = readings.split(",")[0]
     plain = "".join(c for c in unicodedata.normalize("NFD", first) if not unicodedata.combining(c))
     return plain.replace("ü", "v")
+
+
+@lru_cache(maxsize=8192)
+def _toned(char: str) -> frozenset[str]:
+    """Every reading of a character, with its tone."""
+    from pypinyin import pinyin_dict
+
+    readings = pinyin_dict.pinyin_dict.get(ord(char))
+    return frozenset(readings.split(",")) if readings else frozenset({char})
+
+
+def _same_tones(heard: str, word: str) -> bool:
+    return all(_toned(a) & _toned(b) for a, b in zip(heard, word, strict=False))
 
 
 def pinyin_key(text: str) -> str:
@@ -222,8 +243,13 @@ class _Part:
             while at >= 0:
                 pos = sound.count(" ", 0, at)
                 # a mis-heard word keeps at least one of its characters ("设保" for 社保, "公鸡金"
-                # for 公积金); a chance homophone of unrelated words ("喂听" / 违停) does not
-                if any(a == b for a, b in zip(text[pos : pos + len(word)], word, strict=False)):
+                # for 公积金); a chance homophone of unrelated words ("喂听" / 违停) does not, nor
+                # one that shares only a function character ("的是" / 的士)
+                # a two-character word must also keep its tones: 学几 is not 学籍, 设保 is 社保
+                heard = text[pos : pos + len(word)]
+                if any(a == b and a not in _FUNCTION_CHARS for a, b in zip(heard, word, strict=False)) and (
+                    len(word) > 2 or _same_tones(heard, word)
+                ):
                     return pos, True
                 at = sound.find(key, at + 1)
         return -1, False
@@ -253,7 +279,8 @@ class _Signal:
                 first = pos
         weight = self.weight * (PINYIN_FACTOR if by_sound else 1.0)
         if damp and first >= 0:
-            before = body[max(0, first - window) : first]
+            # a marker may end inside the signal's words: 怕引起|火灾 is read 怕引|起火|灾
+            before = body[max(0, first - window) : first + 2]
             if any(marker in before for marker in damp):
                 weight *= DAMPED_FACTOR
         return weight
@@ -280,14 +307,18 @@ class _Rules:
 
 
 def _split(raw: str, sep: str) -> list[str]:
-    """Split on `sep` outside brackets, so a "re:" alternative may use (a|b) and [x]+."""
+    """Split on `sep` outside brackets, so a "re:" alternative may use (a|b) and [x]+: a "+" right
+    after a closing bracket is the regular expression's quantifier, not a separator."""
     pieces, depth, current = [], 0, []
+    previous = ""
     for ch in raw:
         if ch in "([{":
             depth += 1
         elif ch in ")]}":
             depth = max(0, depth - 1)
-        if ch == sep and depth == 0:
+        quantifier = ch == "+" and previous in (")", "]", "}")
+        previous = ch
+        if ch == sep and depth == 0 and not quantifier:
             pieces.append("".join(current))
             current = []
         else:
@@ -303,6 +334,11 @@ def _add_alternative(alt: str, words: list[str], patterns: list[re.Pattern[str]]
         except re.error as exc:
             raise RoutingConfigError(f"{where}: bad regular expression {alt!r}: {exc}") from None
         return
+    if _REGEX_SIGNS.search(alt):
+        raise RoutingConfigError(
+            f"{where}: {alt!r} looks like a regular expression but has no 're:' (each alternative "
+            "after a '|' at the top level needs its own)"
+        )
     word = normalise(alt)
     if not word:
         raise RoutingConfigError(f"{where}: {alt!r} is empty once normalised")
@@ -535,7 +571,10 @@ class Router:
             score, hits = route.rules.score(t)
             if score > 0:
                 scored.append((score, -order, route, hits))
-        scored.sort(key=lambda item: (item[0], not item[2].shift, item[1]), reverse=True)
+        # (for a caller who asks how things are, rather than reporting, the topic route wins the tie)
+        intent, intent_hits = self._intent_of(t)
+        asking = intent == "政策咨询"
+        scored.sort(key=lambda item: (item[0], item[2].shift == asking, item[1]), reverse=True)
         top = scored[0][0] if scored else 0.0
         oos, oos_hits = self._oos.score(t)
         if oos >= 1.0 and top < 2.0:
@@ -550,13 +589,14 @@ class Router:
 
         if top < self.min_route_score:
             # no topic, but a clear policy question: the category's default department answers
-            intent, intent_hits = self._intent_of(t)
             default = self._tree[intent].default_department if intent else None
             firm = intent is not None and any(h in self._intent_rules[intent].firm for h in intent_hits)
             if intent is not None and default is not None and firm:
                 sub = self._fallback_sub[intent]
-                return Classification(intent, sub, default, None, 0.35, evidence=tuple(intent_hits))
-            return Classification(UNDECIDED, None, None, None, 0.5 if top == 0 else 0.3)
+                return Classification(
+                    intent, sub, default, None, 0.35, evidence=tuple(intent_hits), asking=asking
+                )
+            return Classification(UNDECIDED, None, None, None, 0.5 if top == 0 else 0.3, asking=asking)
 
         # 5. the best route; a route about conduct borrows the department of the best topic
         score, _, route, hits = scored[0]
@@ -574,19 +614,24 @@ class Router:
         if department is None:
             department = route.fallback_department
         if department is None:
-            return Classification(UNDECIDED, None, None, None, 0.3, evidence=tuple(hits))
+            return Classification(UNDECIDED, None, None, None, 0.3, evidence=tuple(hits), asking=asking)
 
         category, subcategory = route.category, route.subcategory
-        if route.shift:
-            intent, intent_hits = self._intent_of(t)
-            if intent is not None and intent != category:
-                category = intent
-                subcategory = self._subcategory_for(category, department)
-                hits = [*hits, *intent_hits]
+        if route.shift and intent is not None and intent != category:
+            category = intent
+            subcategory = self._subcategory_for(category, department)
+            hits = [*hits, *intent_hits]
         second = next((s for s, _o, r, _h in scored[1:] if r.department not in (None, department)), 0.0)
         confidence = min(0.95, 0.35 + 0.3 * min(score, 3.0) / 3.0 + 0.3 * (score - second) / score)
         return Classification(
-            category, subcategory, department, None, round(confidence, 3), evidence=tuple(hits)
+            category,
+            subcategory,
+            department,
+            None,
+            round(confidence, 3),
+            evidence=tuple(hits),
+            asking=asking,
+            topical=department != route.fallback_department,
         )
 
     def _supervised(self, category: str, sub: str, score: float, hits: list[str]) -> Classification:

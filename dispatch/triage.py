@@ -4,9 +4,13 @@ Combines the router (categories, departments, emergencies) with the knowledge ba
 
 1. an emergency (110/119/120 or 应急处突) always wins: a missed emergency is the worst error;
 2. a confident knowledge-base answer makes it 简单咨询, answered from that entry;
-3. a question the router reads as 政策咨询 that the knowledge base probably answers (its first hit
-   scores at least the calibrated `answerable_threshold` and the caller asks for nothing the entry
-   does not cover) is 简单咨询 too: the operator checks the suggestion and answers on the spot;
+3. a question that the knowledge base probably answers is 简单咨询 too: the operator checks the
+   suggestion and answers on the spot. "Probably" means the first hit scores at least the calibrated
+   `answerable_threshold`, the caller asks for nothing the entry does not cover, the entry belongs to
+   the department the router's words point at (a policy question about 敬老院 is not answered by an
+   entry of the education bureau), and the router reads a question: 政策咨询, or a call it files
+   under a complaint, a help request or nothing at all whose wording is a question ("的士夜里怎么收费"
+   names a complaint topic but asks how things are);
 4. otherwise the router's category, sub-category and department.
 """
 
@@ -20,6 +24,8 @@ from dispatch.routing import Classification, Router
 ON_THE_SPOT = "简单咨询"
 EMERGENCY_CATEGORIES = frozenset({"应急处突", "转110", "转119", "转120"})
 QUESTION_CATEGORIES = frozenset({"政策咨询"})
+# Categories a call may be filed under by its topic while its wording asks a question.
+ASKED_CATEGORIES = frozenset({"投诉建议", "生活求助", "无法判定"})
 
 
 class _Hit(Protocol):
@@ -51,15 +57,22 @@ class Triage:
     hits: tuple[_Hit, ...]
 
 
-def is_answerable(hit: _Hit | None, classification: Classification, answerable_threshold: float) -> bool:
+def is_answerable(
+    hit: _Hit | None,
+    classification: Classification,
+    answerable_threshold: float,
+    entry_department: str | None = None,
+) -> bool:
     if hit is None:
         return False
     if hit.confident:
         return True
-    return (
-        classification.category in QUESTION_CATEGORIES
-        and hit.score >= answerable_threshold
-        and not hit.needs_unmet
+    if hit.score < answerable_threshold or hit.needs_unmet:
+        return False
+    if classification.topical and entry_department not in (None, classification.department):
+        return False
+    return classification.category in QUESTION_CATEGORIES or (
+        classification.asking and classification.category in ASKED_CATEGORIES
     )
 
 
@@ -67,11 +80,11 @@ def triage(text: str, kb: _KnowledgeBase, router: Router, answerable_threshold: 
     classification = router.classify(text)
     hits = tuple(kb.match(text, k=3))
     top = hits[0] if hits else None
+    department = kb.by_id[top.entry_id].department if top is not None else None
     if classification.category not in EMERGENCY_CATEGORIES and is_answerable(
-        top, classification, answerable_threshold
+        top, classification, answerable_threshold, department
     ):
         assert top is not None
-        department = kb.by_id[top.entry_id].department
         return Triage(ON_THE_SPOT, None, department, None, top.entry_id, top.confident, classification, hits)
     return Triage(
         classification.category,

@@ -111,8 +111,9 @@ def calibrate_answerable(kb: KnowledgeBase, queries: list[dict[str, Any]], thres
     def accuracy(bar: float) -> int:
         right = 0
         for hit, classification, expected, expected_id in seen:
+            department = kb.by_id[hit.entry_id].department if hit is not None else None
             on_the_spot = classification.category not in EMERGENCY_CATEGORIES and is_answerable(
-                hit, classification, bar
+                hit, classification, bar, department
             )
             if on_the_spot:
                 assert hit is not None

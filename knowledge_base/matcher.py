@@ -15,9 +15,11 @@ Pipeline, for the entries once and for every query:
    query covers, per channel, and rapidfuzz partial similarity; not the answer, whose share of the
    score is at most W_RANK * W_ANSWER = 0.05, so it reorders hits but never makes one confident alone),
    giving a score in 0..1;
-6. `confident` needs the score over the calibrated threshold, a margin over the runner-up, and no
-   need in the query (a delay, a fault, a complaint, a wrong record, an odd amount) that the
-   entry does not itself speak of: a near miss is worse than no suggestion.
+6. `confident` needs the score over the calibrated threshold, a margin over the runner-up, no
+   need in the query (a delay, a fault, a complaint, a wrong record, an odd amount, an emergency)
+   that the entry does not itself speak of, no case the entry's question is limited to (在外地,
+   新生儿, 退休, 丢失 …) that the caller does not mention, and no action the caller names (注册,
+   注销, 提取 …) when the entry names only others: a near miss is worse than no suggestion.
 """
 
 from __future__ import annotations
@@ -177,6 +179,8 @@ class KnowledgeBase:
         tx.add_words(vocab)
         self._phrasings: list[list[_Prepared]] = []
         self._needs: list[frozenset[str]] = []
+        self._conditions: list[frozenset[str]] = []
+        self._actions: list[frozenset[str]] = []
         word_docs, bigram_docs, pinyin_docs, answer_docs = [], [], [], []
         for e in self.entries:
             texts = [e.question, *e.alternatives, "".join(e.keywords)]
@@ -194,6 +198,8 @@ class KnowledgeBase:
             pinyin_docs.append([g for p in prepared for g in p.pinyin])
             answer_docs.append(_prepare(tx.basic_normalise(e.answer)).words if e.answer else [])
             self._needs.append(tx.needs_of(tx.basic_normalise(" ".join([e.question, *e.alternatives]))))
+            self._conditions.append(tx.conditions_of(prepared[0].canon))
+            self._actions.append(frozenset().union(*(tx.actions_of(p.canon) for p in prepared)))
             for p in prepared:
                 vocab.update(w for w in p.words if len(w) >= 2 and tx.is_dictionary_word(w))
         self._words = _Channel(word_docs)
@@ -244,13 +250,20 @@ class KnowledgeBase:
     # --- query side -----------------------------------------------------------------------------
 
     def repair_homophones(self, text: str) -> str:
-        """Replace windows that are not words but sound like a knowledge-base term."""
+        """Replace windows that are not words but sound like a knowledge-base term.
+
+        A window never cuts through a common word the caller said: in 办过护照 the window 过护 sounds
+        like 过户 but would break 护照, in 村里自己 the window 里自 sounds like 离职 but would break both
+        村里 and 自己. Mis-heard terms (公鸡金, 身分正, 是用期) cover the pieces they split into whole."""
         out: list[str] = []
+        inside = tx.inside_word_boundaries(text)
         i, n = 0, len(text)
         while i < n:
             for size in (4, 3, 2):
                 w = text[i : i + size]
                 if len(w) < size or not all(tx._HAN.match(c) for c in w):
+                    continue
+                if i in inside or i + size in inside:
                     continue
                 if w in self._vocab:
                     out.append(w)
@@ -298,10 +311,17 @@ class KnowledgeBase:
             scored.append((best + W_RANK * acc[i], i))
         scored.sort(reverse=True)
         q_needs = tx.needs_of(normalised)
+        q_actions = tx.actions_of(q.canon)
         hits: list[Hit] = []
         runner_up = scored[1][0] if len(scored) > 1 else 0.0
         for rank, (score, i) in enumerate(scored[:k]):
-            unmet = q_needs - self._needs[i]
+            # an entry whose question is about a case (在外地补办身份证) answers a caller who says
+            # nothing of that case (身份证丢了咋整) only maybe: never confidently
+            unmet = (q_needs - self._needs[i]) | {
+                "condition:" + c for c in self._conditions[i] if not tx.has_condition(q.canon, c)
+            }
+            if q_actions and self._actions[i] and not q_actions & self._actions[i]:
+                unmet |= {"action:" + a for a in q_actions}
             confident = (
                 rank == 0 and score >= self.threshold and score - runner_up >= self.margin and not unmet
             )

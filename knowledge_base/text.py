@@ -11,7 +11,17 @@ from functools import lru_cache
 import jieba
 from pypinyin import Style, lazy_pinyin
 
-from knowledge_base.lexicon import CLAUSE_ENDERS, CLAUSE_OPENERS, FILLERS, NEED_PATTERNS, STOP_WORDS, SYNONYMS
+from knowledge_base.lexicon import (
+    ACTIONS,
+    CLAUSE_ENDERS,
+    CLAUSE_OPENERS,
+    CONDITIONS,
+    FILLERS,
+    NEED_PATTERNS,
+    STOP_WORDS,
+    SYNONYMS,
+    WORRY_MARKERS,
+)
 
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 _KEEP = re.compile(r"[^0-9a-z\u4e00-\u9fff]+")
@@ -82,7 +92,12 @@ def basic_normalise(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).lower()
     text = _FILLER_RE.sub("", text)
     text = _ENDER_RE.sub("", _OPENER_RE.sub("", text))
-    return _KEEP.sub("", text)
+    return _DE_DOCUMENT.sub("", _KEEP.sub("", text))
+
+
+# Callers name a document by what it is for with a 的 in between: 居住的证, 结婚的证, 残疾人的证,
+# 老年人的卡. The 的 goes, so the term is whole again (not before 证据, 证人, 卡车, 卡片 …).
+_DE_DOCUMENT = re.compile(r"(?<=[\u4e00-\u9fff])的(?=证(?!据|人|实|明白)|卡(?!车|片|住|顿|拉))")
 
 
 # --- pinyin ---------------------------------------------------------------------------------------
@@ -161,6 +176,21 @@ def is_dictionary_word(word: str) -> bool:
     return bool(tokenizer().FREQ.get(word))
 
 
+# A word this common (jieba's dictionary frequency) is taken to be what the caller said, not a
+# recognition error: a homophone repair may not cut through it.
+COMMON_WORD_FREQ = 100
+
+
+def inside_word_boundaries(text: str) -> frozenset[int]:
+    """Offsets that fall strictly inside a common word of the text (as jieba segments it)."""
+    tk = tokenizer()
+    inside: set[int] = set()
+    for word, start, end in tk.tokenize(text):
+        if end - start >= 2 and (tk.FREQ.get(word) or 0) >= COMMON_WORD_FREQ:
+            inside.update(range(start + 1, end))
+    return frozenset(inside)
+
+
 def segment(text: str) -> list[str]:
     return [w for w in tokenizer().lcut_for_search(text) if w.strip()]
 
@@ -192,11 +222,20 @@ def canonical_terms(text: str) -> list[str]:
 # --- needs ----------------------------------------------------------------------------------------
 
 _NEED_RES = {need: re.compile("|".join(patterns)) for need, patterns in NEED_PATTERNS.items()}
+_WORRY_RE = re.compile("|".join(map(re.escape, WORRY_MARKERS)))
+WORRY_WINDOW = 8
 
 
 def needs_of(text: str) -> frozenset[str]:
-    """Needs beyond "how to" that the text expresses: delay, fault, complaint, wrong record, anomaly."""
-    return frozenset(need for need, rx in _NEED_RES.items() if rx.search(text))
+    """Needs beyond "how to" that the text expresses: delay, fault, complaint, wrong record, anomaly,
+    emergency. A need said as a worry ("怕冰柜里的东西放坏了", "万一漏气") is not one."""
+    found: set[str] = set()
+    for need, rx in _NEED_RES.items():
+        for m in rx.finditer(text):
+            if not _WORRY_RE.search(text, max(0, m.start() - WORRY_WINDOW), m.start()):
+                found.add(need)
+                break
+    return frozenset(found)
 
 
 def char_bigrams(text: str) -> list[str]:
@@ -207,3 +246,20 @@ def char_bigrams(text: str) -> list[str]:
 def pinyin_bigrams(syllables: list[str]) -> list[str]:
     syl = [s for s in syllables if s.isalpha()]
     return [syl[i] + "_" + syl[i + 1] for i in range(len(syl) - 1)]
+
+
+# --- conditions -----------------------------------------------------------------------------------
+
+
+def conditions_of(canonical: str) -> frozenset[str]:
+    """The cases (canonical terms of `CONDITIONS`) a canonical question is limited to."""
+    return frozenset(c for c in CONDITIONS if c in canonical)
+
+
+def has_condition(canonical: str, condition: str) -> bool:
+    return any(w in canonical for w in (condition, *CONDITIONS[condition]))
+
+
+def actions_of(canonical: str) -> frozenset[str]:
+    """The actions (keys of `ACTIONS`) a canonical text names outright."""
+    return frozenset(a for a, said in ACTIONS.items() if any(w in canonical for w in said))

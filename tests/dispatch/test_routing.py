@@ -264,6 +264,7 @@ def _table_with(tmp_path: Path, old: str, new: str) -> Path:
         ('department = "scjgj"\nshift', 'department = "nosuch"\nshift', "unknown department 'nosuch'"),
         ('"停水|断水|', '"停水||断水|', "empty alternative"),
         ('"撬+门|锁|窗|车"', '"撬+@burglar"', "unknown word group '@burglar'"),
+        ('"撬+门|锁|窗|车"', '"re:撬.门|锁(窗|车)"', "looks like a regular expression but has no 're:'"),
     ],
 )
 def test_bad_routing_table_names_the_entry(tmp_path: Path, old: str, new: str, message: str) -> None:
@@ -273,6 +274,13 @@ def test_bad_routing_table_names_the_entry(tmp_path: Path, old: str, new: str, m
     assert str(path) in str(err.value)
     assert message in str(err.value)
     assert "route[" in str(err.value) or "transfer[" in str(err.value)
+
+
+def test_a_plus_after_a_bracket_is_a_quantifier() -> None:
+    from dispatch.routing import _split
+
+    assert _split("投诉+re:[十二]+年(了|都)", "+") == ["投诉", "re:[十二]+年(了|都)"]
+    assert _split("停水|断水+小区", "+") == ["停水|断水", "小区"]
 
 
 def test_routing_table_with_unknown_key_or_bad_toml(tmp_path: Path) -> None:

@@ -25,10 +25,20 @@ def router() -> Router:
 
 
 def test_confident_answer_is_answered_on_the_spot(kb: KnowledgeBase, router: Router) -> None:
-    decided = triage("那个我想问一下就是身份证丢了咋整", kb, router, kb.answerable_threshold)
+    decided = triage("那个我想问一下就是户口簿找不着了咋整", kb, router, kb.answerable_threshold)
     assert decided.category == "简单咨询" and decided.answer_confident
-    assert decided.kb_entry_id is not None
+    assert decided.kb_entry_id == "demo-007"
     assert decided.department == kb.by_id[decided.kb_entry_id].department
+
+
+def test_an_entry_for_a_narrower_case_is_not_read_out(kb: KnowledgeBase, router: Router) -> None:
+    # the demo knowledge base only answers replacing an ID card in another place (demo-009)
+    decided = triage("那个我想问一下就是身份证丢了咋整", kb, router, kb.answerable_threshold)
+    assert not decided.answer_confident and decided.kb_entry_id is None
+    assert decided.category == "政策咨询" and decided.department == "gaj"
+    assert decided.hits and decided.hits[0].entry_id == "demo-009"  # still offered to the operator
+    said_where = triage("我在外地上班，身份证丢了能在这边补吗", kb, router, kb.answerable_threshold)
+    assert said_where.answer_confident and said_where.kb_entry_id == "demo-009"
 
 
 def test_complaint_about_the_same_topic_goes_to_the_department(kb: KnowledgeBase, router: Router) -> None:
