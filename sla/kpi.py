@@ -127,3 +127,13 @@ def _label(session: Session, group_by: GroupBy, rows: dict[Any, KpiRow]) -> list
         r.key, r.name = names.get(k, (None, "未分派"))
         result.append(r)
     return sorted(result, key=lambda r: (-r.closed, r.name))
+
+
+def league_table(rows: list[KpiRow]) -> list[KpiRow]:
+    """The departments ranked by on-time rate, best first; a department with nothing replied yet has
+    no rate and goes last (by name), and rows without a department (未分派) are left out."""
+    ranked = [r for r in rows if r.key]
+    return sorted(
+        ranked,
+        key=lambda r: (r.on_time_rate is None, -(r.on_time_rate or 0.0), -r.closed, r.name),
+    )

@@ -21,7 +21,7 @@ from dispatch.callbacks.service import callbacks_of
 from dispatch.callbacks.stats import callback_figures
 from hotline.context import HotlineContext
 from hotline.web import ContextDep, SessionDep, TicketDesk
-from sla.kpi import compute_kpis
+from sla.kpi import compute_kpis, league_table
 from sla.reports import daily_trend, near_deadline, satisfaction, waiting_decisions
 
 router = APIRouter(include_in_schema=False)
@@ -83,7 +83,9 @@ def dashboard(request: Request, ctx: ContextDep, session: SessionDep, user: Supe
         overdue_total=overdue_total,
         soon=near_deadline(session, now, soon_until),
         waiting=waiting_decisions(session),
-        league=compute_kpis(session, month_start, month_end, now, minutes_per_day, "department"),
+        league=league_table(
+            compute_kpis(session, month_start, month_end, now, minutes_per_day, "department")
+        ),
         charts=_trend_charts(ctx, session, now.date()),
         now=now,
         month=f"{now:%Y年%m月}",

@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,11 +60,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def live(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    path = tmp_path_factory.mktemp("live") / "hotline.db"
-    shutil.copyfile(sqlite_template, path)
-    ctx = demo_context(f"sqlite:///{path}")
+@contextmanager
+def serve(ctx: HotlineContext) -> Iterator[LiveServer]:
+    """The app for `ctx` under uvicorn on a free loopback port, in a thread."""
     port = _free_port()
     config = uvicorn.Config(
         create_app(ctx), host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
@@ -75,10 +74,20 @@ def live(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     while not server.started:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
-    yield LiveServer(ctx, f"http://127.0.0.1:{port}")
-    server.should_exit = True
-    thread.join(timeout=10)
-    ctx.close()
+    try:
+        yield LiveServer(ctx, f"http://127.0.0.1:{port}")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        ctx.close()
+
+
+@pytest.fixture(scope="module")
+def live(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    path = tmp_path_factory.mktemp("live") / "hotline.db"
+    shutil.copyfile(sqlite_template, path)
+    with serve(demo_context(f"sqlite:///{path}")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

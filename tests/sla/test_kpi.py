@@ -11,7 +11,7 @@ from dispatch import schemas
 from dispatch.states import Action
 from hotline.clock import ManualClock
 from hotline.context import HotlineContext
-from sla.kpi import KpiRow, compute_kpis
+from sla.kpi import KpiRow, compute_kpis, league_table
 from tests.conftest import MONDAY_9, PASSWORD, Staff
 from tests.helpers import act, dispatched
 
@@ -96,3 +96,14 @@ def test_warnings_endpoint_and_manual_sweep(ctx: HotlineContext, staff: Staff, c
     assert len(client.get("/api/sla/warnings", auth=("sup", PASSWORD)).json()) == 2
     status = client.get("/api/sla/status", auth=("sup", PASSWORD)).json()
     assert status["last_raised"] == 2 and status["uncovered_years"] == []
+
+
+def test_the_league_ranks_departments_with_no_rate_last() -> None:
+    rows = [
+        KpiRow(key="new", name="乙部门"),  # nothing replied yet: no rate
+        KpiRow(key="half", name="丙部门", closed=2, closed_on_time=1),
+        KpiRow(key=None, name="未分派", closed=5, closed_on_time=5),
+        KpiRow(key="all", name="甲部门", closed=3, closed_on_time=3),
+        KpiRow(key="idle", name="丁部门", due=1),
+    ]
+    assert [r.key for r in league_table(rows)] == ["all", "half", "idle", "new"]
