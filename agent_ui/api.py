@@ -12,15 +12,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from callcenter.runtime import telephony_status
+from core import audit
+from core.accounts.models import Role, User
+from core.accounts.service import AccountError, create_user, list_users, role_label, update_user
 from dispatch import schemas
 from dispatch.catalog import upsert_department
 from dispatch.models import Category, Department, SubCategory
 from dispatch.routing_words import RoutingWordError, add_word, list_words, remove_word, router_for
 from dispatch.states import Action
 from dispatch.triage import triage
-from hotline import audit
-from hotline.accounts.models import Role, User
-from hotline.accounts.service import AccountError, create_user, list_users, role_label, update_user
 from hotline.context import HotlineContext
 from hotline.web import ContextDep, DeskDep, SessionDep, UserDep, WebError, client_ip, commit, via_of
 from knowledge_base.views import cached_matcher

@@ -20,10 +20,10 @@ from agent_ui import intake_api, live
 from agent_ui.deps import LoginRequired, login_url, render
 from agent_ui.pages import admin, auth, console, dashboard, portal, public, survey, tickets
 from callcenter.views import router as callcenter_router
+from core.accounts.sessions import SessionSigner, load_secret
+from core.errors import HotlineError
 from dispatch.callbacks.views import router as callbacks_router
-from dispatch.errors import TicketError
 from dispatch.views import router as dispatch_router
-from hotline.accounts.sessions import SessionSigner, load_secret
 from hotline.context import HotlineContext
 from knowledge_base.views import router as kb_router
 from sla.overrides import apply_overrides
@@ -41,13 +41,14 @@ def _error_page(request: Request, status: int, zh: str) -> Response:
     return render(request, request.app.state.ctx, "error.html", None, status, status=status, message=zh)
 
 
-def _ticket_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, TicketError)
+def _hotline_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HotlineError)
     if _wants_html(request):
         return _error_page(request, exc.status, exc.zh)
     return JSONResponse(
         status_code=exc.status,
         content={"error": type(exc).__name__, "detail": str(exc), "detail_zh": exc.zh},
+        headers=exc.headers,
     )
 
 
@@ -151,7 +152,7 @@ def create_app(ctx: HotlineContext, background: bool = False) -> FastAPI:
     app.state.signer = SessionSigner(secret, auth_settings.session_hours * 3600)
     _load_calendar_overrides(ctx)
 
-    app.add_exception_handler(TicketError, _ticket_error)
+    app.add_exception_handler(HotlineError, _hotline_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(LoginRequired, _login_required)

@@ -14,10 +14,10 @@ from fastapi import Depends, Request, status
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from core.accounts.models import ROLE_LABELS, Role, User
+from core.accounts.sessions import SessionData
 from dispatch.service import mask_phone
 from dispatch.states import STATE_LABELS, TicketState
-from hotline.accounts.models import ROLE_LABELS, Role, User
-from hotline.accounts.sessions import SessionData
 from hotline.context import HotlineContext
 from hotline.web import (
     ContextDep,

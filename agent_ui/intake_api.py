@@ -14,9 +14,10 @@ from fastapi.routing import APIRoute
 from pydantic import StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from dispatch.errors import TicketError
+from core import audit
+from core.accounts.models import Role, User
+from core.errors import HotlineError, RateLimited
 from dispatch.intake import citizen, disclosure, handover
-from dispatch.intake.errors import RateLimited
 from dispatch.intake.models import HandoverDirection
 from dispatch.intake.open311 import (
     Created,
@@ -27,8 +28,6 @@ from dispatch.intake.open311 import (
     ServiceRequestIn,
     ServiceRequestOut,
 )
-from hotline import audit
-from hotline.accounts.models import Role, User
 from hotline.web import ContextDep, SessionDep, UserDep, WebError, client_ip, commit
 
 # ---- Open311 GeoReport v2 ------------------------------------------------------------------------
@@ -48,7 +47,7 @@ class Open311Route(APIRoute):
         async def route(request: Request) -> Response:
             try:
                 return await handler(request)
-            except TicketError as exc:
+            except HotlineError as exc:
                 return open311_error(exc.status, str(exc))
             except RequestValidationError as exc:
                 problems = "; ".join(

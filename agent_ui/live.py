@@ -15,8 +15,8 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
 from callcenter.models import Seat
-from hotline.accounts.models import Role
-from hotline.events import Event
+from core.accounts.models import Role
+from core.events import Event
 from hotline.web import ContextDep, read_session, unauthorized, user_of_session
 
 router = APIRouter(include_in_schema=False)

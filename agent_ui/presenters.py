@@ -13,9 +13,10 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dispatch.errors import TicketError
+from core.accounts.actor import Actor
+from core.errors import HotlineError
 from dispatch.models import Category, Department, Ticket
-from dispatch.state_machine import Actor, check_allowed
+from dispatch.state_machine import check_allowed
 from dispatch.states import ACTION_LABELS, AT_DEPARTMENT, Action, TicketState
 from hotline.context import HotlineContext
 
@@ -130,7 +131,7 @@ def allowed_forms(ticket: Ticket, actor: Actor) -> list[ActionForm]:
     for action, form in FORMS.items():
         try:
             check_allowed(ticket, actor, action)
-        except TicketError:
+        except HotlineError:
             continue
         out.append(form)
     return out

@@ -24,10 +24,10 @@ from callcenter.recording import channel_levels
 from callcenter.service import SeatService
 from callcenter.testing.harness import LiveCallCentre, loopback_settings
 from callcenter.testing.sipkit import SeatPhone, citizen, citizen_numbers, pcap
-from hotline.clock import SystemClock
+from core.clock import SystemClock
+from core.migrate import upgrade
 from hotline.config import parse_settings
 from hotline.context import HotlineContext
-from hotline.migrate import upgrade
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

@@ -25,9 +25,9 @@ from callcenter.models import CallDirection, CallOutcome, SeatState
 from callcenter.protocol import ProtocolError, decode, encode
 from callcenter.service import CallCenterError, CallNotFound, CallRecords, SeatService, mask_phone, seat_view
 from callcenter.settings import CallCenterSettings
+from core.accounts.actor import Actor
+from core.clock import SystemClock
 from dispatch.schemas import TicketCreate
-from dispatch.state_machine import Actor
-from hotline.clock import SystemClock
 from hotline.context import HotlineContext
 
 log = logging.getLogger("callcenter.controller")

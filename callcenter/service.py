@@ -24,13 +24,13 @@ from callcenter.models import (
     SeatState,
     SeatStateChange,
 )
-from dispatch.errors import TicketError
+from core.accounts.models import User
+from core.clock import Clock
+from core.errors import HotlineError
 from dispatch.models import Ticket
-from hotline.accounts.models import User
-from hotline.clock import Clock
 
 
-class CallCenterError(TicketError):
+class CallCenterError(HotlineError):
     """A call-centre request was refused and nothing changed (same error shape as ticket errors)."""
 
     status = 409

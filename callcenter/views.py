@@ -25,9 +25,10 @@ from callcenter.service import (
     waiting_calls,
 )
 from callcenter.stats import QueueFigures, queue_figures
-from dispatch.errors import NotPermitted
-from hotline.accounts.models import Role, User
-from hotline.web import ContextDep, SessionDep, UserDep, actor_of, commit
+from core.accounts.actor import actor_of
+from core.accounts.models import Role, User
+from core.errors import NotPermitted
+from hotline.web import ContextDep, SessionDep, UserDep, commit
 
 router = APIRouter(prefix="/api", tags=["call centre"])
 

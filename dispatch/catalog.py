@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.tomlfile import load_toml_model
 from dispatch.models import Category, Department, SubCategory
-from hotline.tomlfile import load_toml_model
 
 
 class CatalogError(ValueError):

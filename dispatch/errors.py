@@ -1,26 +1,17 @@
-"""Errors of the ticket core. Each carries an English message and a Chinese one for screens."""
+"""Errors of the ticket core, on the one base of `core.errors` (English and Chinese message, HTTP
+status). The refusals every domain shares (not permitted, a rule, a concurrent change) live there."""
 
 from __future__ import annotations
 
-
-class TicketError(Exception):
-    """Base class: the action was refused and nothing was changed."""
-
-    status = 400
-
-    def __init__(self, message: str, zh: str | None = None) -> None:
-        super().__init__(message)
-        self.zh = zh or message
+from core.errors import HotlineError, NotFound
 
 
-class TicketNotFound(TicketError):
+class TicketError(HotlineError):
+    """A ticket action was refused and nothing was changed."""
+
+
+class TicketNotFound(TicketError, NotFound):
     status = 404
-
-
-class NotPermitted(TicketError):
-    """The actor's role or department may not do this."""
-
-    status = 403
 
 
 class IllegalTransition(TicketError):
@@ -34,15 +25,3 @@ class IllegalTransition(TicketError):
             f"工单 {number} 当前状态为「{state_zh}」，不能执行「{action_zh}」",
         )
         self.number, self.state, self.action = number, state, action
-
-
-class RuleViolation(TicketError):
-    """A business rule refuses the action (a return after the window, a too-long extension …)."""
-
-    status = 422
-
-
-class ConcurrentChange(TicketError):
-    """Someone else changed the ticket at the same moment; their change won."""
-
-    status = 409

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.events import EventBus
 from dispatch.models import Ticket
 from dispatch.states import ACTION_LABELS, STATE_LABELS, Action, TicketState
-from hotline.events import EventBus
 
 
 def ticket_payload(ticket: Ticket, action: Action) -> dict[str, Any]:

@@ -22,8 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
+from core.db import Base
 from dispatch.states import TicketState, state_change_allowed
-from hotline.db import Base
 
 
 class Channel(StrEnum):

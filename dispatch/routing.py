@@ -36,8 +36,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.tomlfile import load_toml_model
 from dispatch.catalog import CatalogError, CategoryTreeSpec, load_category_tree
-from hotline.tomlfile import load_toml_model
 
 DEFAULT_PATH = Path(__file__).with_name("routing.toml")
 

@@ -22,9 +22,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
+from core.db import Base
 from dispatch.models import SubCategory
 from dispatch.routing import Router, RouteSpec, RoutingConfigError
-from hotline.db import Base
 
 Level = Literal["strong", "words", "weak"]
 LEVEL_LABELS = {"strong": "强（2分）", "words": "普通（1分）", "weak": "弱（0.5分）"}

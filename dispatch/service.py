@@ -15,8 +15,12 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from core.accounts.actor import Actor
+from core.accounts.models import Role
+from core.clock import Clock
+from core.errors import ConcurrentChange, NotPermitted, RuleViolation
 from dispatch import schemas
-from dispatch.errors import ConcurrentChange, NotPermitted, RuleViolation, TicketNotFound
+from dispatch.errors import TicketNotFound
 from dispatch.models import (
     Category,
     Department,
@@ -25,10 +29,8 @@ from dispatch.models import (
     TicketCounter,
     ticket_assisting_departments,
 )
-from dispatch.state_machine import Actor, apply_transition, check_allowed, start_ticket
+from dispatch.state_machine import apply_transition, check_allowed, start_ticket
 from dispatch.states import AT_DEPARTMENT, OPEN_STATES, STATE_LABELS, Action, TicketState
-from hotline.accounts.models import Role
-from hotline.clock import Clock
 from sla.deadlines import DeadlineRules
 
 

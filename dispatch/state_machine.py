@@ -9,32 +9,18 @@ Effects validate their input before they change anything, so a refused action ch
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Integer, and_, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
-from dispatch.errors import IllegalTransition, NotPermitted
+from core.accounts.actor import Actor
+from core.accounts.models import ROLE_LABELS, Role
+from core.errors import NotPermitted
+from dispatch.errors import IllegalTransition
 from dispatch.models import Ticket, TicketEvent
 from dispatch.states import ACTION_LABELS, STATE_LABELS, TRANSITIONS, Action, TicketState, state_door
-from hotline.accounts.models import ROLE_LABELS, Role
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who acts: a logged-in user or the hotline's own system (user_id None)."""
-
-    user_id: int | None
-    name: str
-    role: Role
-    department_id: int | None = None
-
-    @classmethod
-    def system(cls, name: str = "系统") -> Actor:
-        return cls(None, name, Role.SYSTEM)
-
 
 Effect = Callable[[Ticket], None]
 

@@ -18,7 +18,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
 
-from hotline.accounts.models import Role
+from core.accounts.models import Role
 
 
 class TicketState(StrEnum):

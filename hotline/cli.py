@@ -21,8 +21,8 @@ def cmd_check_config(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_init_db(settings: Settings, _args: argparse.Namespace) -> int:
+    from core.migrate import upgrade
     from dispatch.catalog import load_category_tree, sync_category_tree
-    from hotline.migrate import upgrade
 
     ctx = _context(settings)
     upgrade(ctx.engine)
@@ -50,9 +50,9 @@ def cmd_demo_data(settings: Settings, _args: argparse.Namespace) -> int:
 def cmd_create_user(settings: Settings, args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
+    from core.accounts.models import Role
+    from core.accounts.service import create_user
     from dispatch.models import Department
-    from hotline.accounts.models import Role
-    from hotline.accounts.service import create_user
 
     ctx = _context(settings)
     with ctx.unit_of_work() as session:
@@ -77,8 +77,8 @@ def cmd_create_user(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_issue_token(settings: Settings, args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from hotline.accounts.models import User
-    from hotline.accounts.service import issue_token
+    from core.accounts.models import User
+    from core.accounts.service import issue_token
 
     ctx = _context(settings)
     with ctx.unit_of_work() as session:

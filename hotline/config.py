@@ -46,7 +46,7 @@ class HotlineSection(_Section):
 
 
 class DatabaseSection(_Section):
-    url: str = "sqlite:///var/hotline.db"
+    url: str = "sqlite:///var/core.db"
     echo: bool = False
 
     @field_validator("url")

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.clock import Clock, SystemClock
+from core.db import make_engine, make_session_factory, unit_of_work
+from core.events import EventBus
 from dispatch.service import TicketService
-from hotline.clock import Clock, SystemClock
 from hotline.config import Settings
-from hotline.db import make_engine, make_session_factory, unit_of_work
-from hotline.events import EventBus
 from sla.calendar import WorkCalendar
 from sla.deadlines import DeadlineRules
 

@@ -13,16 +13,16 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.accounts.actor import actor_of
+from core.accounts.models import Role, User
+from core.accounts.service import create_user
+from core.clock import ManualClock
 from dispatch import schemas
 from dispatch.catalog import load_category_tree, sync_category_tree, upsert_department
 from dispatch.models import Department, SubCategory, Ticket
 from dispatch.service import TicketService
 from dispatch.states import Action
-from hotline.accounts.models import Role, User
-from hotline.accounts.service import create_user
-from hotline.clock import ManualClock
 from hotline.context import HotlineContext
-from hotline.web import actor_of
 from knowledge_base.models import KbEntry
 from knowledge_base.service import import_jsonl
 

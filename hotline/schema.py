@@ -2,13 +2,13 @@
 
 from callcenter import models as callcenter_models
 from callcenter.asr import models as asr_models
+from core import audit as audit_models
+from core.accounts import models as account_models
+from core.db import Base
 from dispatch import models as dispatch_models
 from dispatch import routing_words as routing_word_models
 from dispatch.callbacks import models as callback_models
 from dispatch.intake import models as intake_models
-from hotline import audit as audit_models
-from hotline.accounts import models as account_models
-from hotline.db import Base
 from knowledge_base import models as kb_models
 from sla import models as sla_models
 from sla import overrides as calendar_override_models

@@ -21,17 +21,17 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from core import audit
+from core.accounts.actor import Actor, actor_of
+from core.accounts.models import Role, User
+from core.accounts.service import Lockout, LoginResult, authenticate_token, log_in, password_fingerprint
+from core.accounts.sessions import SessionData, SessionSigner
+from core.errors import ConcurrentChange, NotPermitted
 from dispatch import schemas
-from dispatch.errors import ConcurrentChange, NotPermitted
 from dispatch.live import publish_ticket
 from dispatch.models import Ticket
 from dispatch.service import TicketService, ticket_out
-from dispatch.state_machine import Actor
 from dispatch.states import Action
-from hotline import audit
-from hotline.accounts.models import Role, User
-from hotline.accounts.service import Lockout, LoginResult, authenticate_token, log_in, password_fingerprint
-from hotline.accounts.sessions import SessionData, SessionSigner
 from hotline.context import HotlineContext
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -69,10 +69,6 @@ def commit(session: Session) -> None:
             "the change collided with another one at the same moment; reload and try again",
             "与他人的操作冲突，请刷新后重试",
         ) from exc
-
-
-def actor_of(user: User) -> Actor:
-    return Actor(user.id, user.display_name, Role(user.role), user.department_id)
 
 
 class WebError(HTTPException):

@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from hotline.db import Base
+from core.db import Base
 
 
 class KbEntry(Base):

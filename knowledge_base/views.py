@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from dispatch.state_machine import Actor
-from hotline.accounts.models import Role
+from core.accounts.actor import Actor
+from core.accounts.models import Role
 from hotline.web import ActorDep, ContextDep, SessionDep, commit
 from knowledge_base import service
 from knowledge_base.matcher import KnowledgeBase

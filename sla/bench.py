@@ -25,12 +25,12 @@ from typing import Any
 
 from sqlalchemy import func, insert, select, text
 
+from core.migrate import upgrade
 from dispatch.catalog import load_category_tree, sync_category_tree
 from dispatch.models import Department, SubCategory, Ticket
 from hotline.config import load_settings
 from hotline.context import HotlineContext
 from hotline.demo_data import load_departments
-from hotline.migrate import upgrade
 from sla.calendar import WorkCalendar
 from sla.kpi import compute_kpis
 from sla.supervision import run_sweep

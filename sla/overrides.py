@@ -9,7 +9,7 @@ from typing import Literal
 from sqlalchemy import CheckConstraint, Date, DateTime, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from hotline.db import Base
+from core.db import Base
 from sla.calendar import WorkCalendar
 
 Kind = Literal["holiday", "workday"]

@@ -19,10 +19,11 @@ from sqlalchemy import ColumnElement, DateTime, Select, and_, literal, select, t
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.accounts.actor import Actor
+from core.clock import Clock
 from dispatch.models import Category, Ticket
-from dispatch.state_machine import Actor, supervise_in_bulk
+from dispatch.state_machine import supervise_in_bulk
 from dispatch.states import AT_DEPARTMENT, TicketState
-from hotline.clock import Clock
 from sla.calendar import WorkCalendar
 from sla.models import SlaWarning, SweepRun
 from sla.settings import WarningLevel

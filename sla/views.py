@@ -7,8 +7,8 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from core.accounts.models import Role
 from dispatch.models import Department, Ticket
-from hotline.accounts.models import Role
 from hotline.web import ActorDep, ContextDep, SessionDep, commit
 from sla.kpi import GroupBy, compute_kpis
 from sla.models import SlaWarning, SweepRun

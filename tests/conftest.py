@@ -19,17 +19,16 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
+from core.accounts.actor import Actor, actor_of
+from core.accounts.models import Role, User
+from core.accounts.service import create_user
+from core.clock import ManualClock
+from core.migrate import upgrade
 from dispatch.catalog import load_category_tree, sync_category_tree
-from dispatch.state_machine import Actor
-from hotline.accounts.models import Role, User
-from hotline.accounts.service import create_user
-from hotline.clock import ManualClock
 from hotline.config import REPO_ROOT, Settings, parse_settings
 from hotline.context import HotlineContext
 from hotline.demo_data import load_departments
-from hotline.migrate import upgrade
 from hotline.schema import metadata
-from hotline.web import actor_of
 
 PG_ADMIN_URL = os.environ.get("HOTLINE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SHARED = REPO_ROOT.parent / "shared"
@@ -76,7 +75,7 @@ def _fast_password_hashing() -> None:
     """Real argon2, with light parameters: staff are created in nearly every test."""
     from argon2 import PasswordHasher
 
-    from hotline.accounts import service
+    from core.accounts import service
 
     service._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
@@ -84,9 +83,9 @@ def _fast_password_hashing() -> None:
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One SQLite file migrated to head; each test gets a copy (migrating per test is slow)."""
-    from hotline.db import make_engine
+    from core.db import make_engine
 
-    path = tmp_path_factory.mktemp("template") / "hotline.db"
+    path = tmp_path_factory.mktemp("template") / "core.db"
     engine = make_engine(f"sqlite:///{path}")
     upgrade(engine)
     with engine.connect() as conn:
@@ -98,7 +97,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
-        target = tmp_path / "hotline.db"
+        target = tmp_path / "core.db"
         shutil.copyfile(request.getfixturevalue("sqlite_template"), target)
         yield f"sqlite:///{target}"
         return

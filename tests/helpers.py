@@ -7,9 +7,9 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from core.accounts.actor import Actor
 from dispatch import schemas
 from dispatch.models import Ticket, TicketEvent, ticket_assisting_departments
-from dispatch.state_machine import Actor
 from dispatch.states import Action
 from hotline.context import HotlineContext
 from tests.conftest import Staff, subcategory_id

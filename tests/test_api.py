@@ -15,13 +15,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from agent_ui.app import create_app
+from core.accounts.models import ApiToken, User
+from core.accounts.service import issue_token
+from core.clock import ManualClock
 from dispatch import schemas
 from dispatch.models import Category, Ticket, TicketCounter
 from dispatch.state_machine import replay
 from dispatch.states import Action, TicketState
-from hotline.accounts.models import ApiToken, User
-from hotline.accounts.service import issue_token
-from hotline.clock import ManualClock
 from hotline.context import HotlineContext
 from tests.conftest import MONDAY_9, PASSWORD, Staff, subcategory_id
 

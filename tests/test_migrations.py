@@ -12,8 +12,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Integer, MetaData, inspect, text
 from sqlalchemy.engine import Connection
 
-from hotline.db import make_engine
-from hotline.migrate import MIGRATIONS, downgrade, upgrade
+from core.db import make_engine
+from core.migrate import MIGRATIONS, downgrade, upgrade
 from hotline.schema import metadata
 
 

@@ -12,10 +12,10 @@ from sqlalchemy import select
 from agent_ui.deps import AdminDep, SupervisorDep, render
 from agent_ui.presenters import catalogue
 from callcenter.service import seat_board
+from core import audit
+from core.accounts.models import ROLE_LABELS, Role
+from core.accounts.service import list_users
 from dispatch.routing_words import LEVEL_LABELS, list_words
-from hotline import audit
-from hotline.accounts.models import ROLE_LABELS, Role
-from hotline.accounts.service import list_users
 from hotline.web import ContextDep, SessionDep
 from knowledge_base import service as kb_service
 from sla.overrides import KIND_LABELS, list_overrides

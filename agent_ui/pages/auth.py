@@ -8,9 +8,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from agent_ui.deps import PageCsrfDep, home_of, render, set_session_cookie
-from hotline import audit
-from hotline.accounts.service import password_fingerprint
-from hotline.accounts.sessions import SessionData
+from core import audit
+from core.accounts.service import password_fingerprint
+from core.accounts.sessions import SessionData
 from hotline.web import ContextDep, SessionDep, checked_login, client_ip, read_session, user_of_session
 
 router = APIRouter(include_in_schema=False)

@@ -10,9 +10,10 @@ from fastapi.responses import HTMLResponse, Response
 
 from agent_ui.deps import LiaisonDep, render
 from agent_ui.presenters import URGENCY_LABELS, urgency
+from core.accounts.actor import actor_of
 from dispatch import schemas
 from dispatch.states import TicketState
-from hotline.web import ContextDep, SessionDep, TicketDesk, actor_of
+from hotline.web import ContextDep, SessionDep, TicketDesk
 from sla.kpi import compute_kpis
 from sla.views import warnings as sla_warnings
 

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from agent_ui.deps import PageCsrfDep, render
+from core.errors import HotlineError, RateLimited
 from dispatch.intake import citizen, disclosure
-from dispatch.intake.errors import IntakeError, RateLimited
 from dispatch.models import Category
 from hotline.web import ContextDep, SessionDep, client_ip
 
@@ -99,7 +99,7 @@ def lookup(
             errors=_problems(exc, LOOKUP_FIELDS_ZH),
             result=None,
         )
-    except IntakeError as exc:
+    except HotlineError as exc:
         return _page(request, ctx, "public/lookup.html", exc.status, form=form, errors=[exc.zh], result=None)
     return _page(request, ctx, "public/lookup.html", form=form, errors=[], result=result)
 

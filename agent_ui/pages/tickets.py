@@ -13,10 +13,10 @@ from pydantic import ValidationError
 from agent_ui.api import problems_zh
 from agent_ui.deps import PageUserDep, render
 from agent_ui.presenters import URGENCY_LABELS, allowed_forms, catalogue, urgency
+from core import audit
+from core.accounts.models import Role
 from dispatch import schemas
 from dispatch.states import ACTION_LABELS, STATE_LABELS, Action, TicketState
-from hotline import audit
-from hotline.accounts.models import Role
 from hotline.web import ContextDep, SessionDep, TicketDesk
 
 router = APIRouter(include_in_schema=False)

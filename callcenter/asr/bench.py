@@ -200,9 +200,9 @@ def feed(socket_path: Path, count: int) -> int:
 
 
 def scratch_context(folder: Path, model: Path) -> Any:
+    from core.migrate import upgrade
     from hotline.config import parse_settings
     from hotline.context import HotlineContext
-    from hotline.migrate import upgrade
 
     settings = parse_settings(
         {

@@ -33,12 +33,12 @@ from typing import Any
 
 from sqlalchemy import func, insert, select
 
+from core.clock import ManualClock
+from core.migrate import upgrade
 from dispatch.callbacks.service import Claim, callbacks_of
 from dispatch.models import Ticket
-from hotline.clock import ManualClock
 from hotline.config import Settings, load_settings
 from hotline.context import HotlineContext
-from hotline.migrate import upgrade
 
 CHUNK = 10_000
 

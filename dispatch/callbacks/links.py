@@ -14,10 +14,10 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from core.clock import Clock
 from dispatch.callbacks.models import Callback, SmsMessage, SurveyLink
 from dispatch.callbacks.service import CallbackError
 from dispatch.callbacks.sms import SmsBackend, send_sms
-from hotline.clock import Clock
 
 
 class LinkRefused(CallbackError):

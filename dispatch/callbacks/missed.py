@@ -13,8 +13,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from callcenter.models import CallDirection, CallEvent, CallOutcome, CallRecord
+from core.clock import Clock
 from dispatch.callbacks.service import CallbackError, CallbackNotFound
-from hotline.clock import Clock
 
 MISSED = (CallOutcome.ABANDONED.value, CallOutcome.CALLBACK_REQUESTED.value)
 

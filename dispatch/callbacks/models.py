@@ -9,8 +9,8 @@ from enum import StrEnum
 from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from core.db import Base
 from dispatch.models import Ticket
-from hotline.db import Base
 
 
 class CallbackState(StrEnum):

@@ -24,6 +24,9 @@ from sqlalchemy import and_, case, exists, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.accounts.actor import Actor
+from core.clock import Clock
+from core.errors import HotlineError
 from dispatch import schemas
 from dispatch.callbacks.models import (
     AttemptOutcome,
@@ -34,12 +37,10 @@ from dispatch.callbacks.models import (
     PhoneOptOut,
 )
 from dispatch.callbacks.settings import CallbackSettings
-from dispatch.errors import IllegalTransition, TicketError
+from dispatch.errors import IllegalTransition
 from dispatch.models import Category, Ticket, TicketEvent
 from dispatch.service import TicketService
-from dispatch.state_machine import Actor
 from dispatch.states import Action, TicketState
-from hotline.clock import Clock
 
 if TYPE_CHECKING:
     from hotline.context import HotlineContext
@@ -49,7 +50,7 @@ DIGIT_RESULTS: dict[str, Result] = {"1": "satisfied", "2": "basically_satisfied"
 OPEN = (CallbackState.PENDING.value, CallbackState.UNREACHABLE.value)
 
 
-class CallbackError(TicketError):
+class CallbackError(HotlineError):
     """A callback request was refused and nothing changed."""
 
     status = 409

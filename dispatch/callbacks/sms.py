@@ -14,9 +14,9 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session
 
+from core.clock import Clock
 from dispatch.callbacks.models import SmsMessage
 from dispatch.callbacks.settings import SmsSettings
-from hotline.clock import Clock
 
 
 class SmsError(Exception):

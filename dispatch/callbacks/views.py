@@ -16,6 +16,10 @@ from sqlalchemy import select
 from callcenter.controller import Controller
 from callcenter.models import CallEvent, CallRecord, Seat
 from callcenter.service import CallCenterError, mask_phone
+from core import audit
+from core.accounts.actor import actor_of
+from core.accounts.models import Role, User
+from core.errors import NotPermitted
 from dispatch import schemas
 from dispatch.callbacks.links import send_survey_link
 from dispatch.callbacks.missed import (
@@ -43,10 +47,7 @@ from dispatch.callbacks.service import (
 )
 from dispatch.callbacks.sms import backend_for
 from dispatch.callbacks.stats import GroupBy, callback_figures
-from dispatch.errors import NotPermitted
-from hotline import audit
-from hotline.accounts.models import Role, User
-from hotline.web import ContextDep, SessionDep, UserDep, actor_of, client_ip, commit, via_of
+from hotline.web import ContextDep, SessionDep, UserDep, client_ip, commit, via_of
 
 # Ids beyond the database integer are refused as bad input (422), not looked up.
 CallbackId = Annotated[int, Path(ge=1, le=schemas.MAX_ID)]

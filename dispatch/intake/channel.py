@@ -6,15 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from core import audit
+from core.accounts.actor import Actor
+from core.accounts.models import Role
+from core.events import EventBus
 from dispatch import schemas
 from dispatch.live import ticket_payload
 from dispatch.models import Ticket
 from dispatch.service import TicketService
-from dispatch.state_machine import Actor
 from dispatch.states import Action
-from hotline import audit
-from hotline.accounts.models import Role
-from hotline.events import EventBus
 
 TOPIC = f"ticket.{Action.REGISTER.value}"
 

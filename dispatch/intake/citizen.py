@@ -13,9 +13,9 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from sqlalchemy import select
 
+from core.errors import NotFound
 from dispatch import schemas
 from dispatch.intake import channel
-from dispatch.intake.errors import NotFound
 from dispatch.intake.ratelimit import RateLimiter
 from dispatch.models import Channel, Ticket
 from dispatch.states import STATE_LABELS, TicketState

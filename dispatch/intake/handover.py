@@ -25,10 +25,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from callcenter.models import CallEvent, CallRecord
+from core.errors import NotFound, RuleViolation, TooLarge, Unauthenticated
 from dispatch import schemas
-from dispatch.errors import RuleViolation, TicketNotFound
+from dispatch.errors import TicketNotFound
 from dispatch.intake import channel
-from dispatch.intake.errors import IntakeError, NotFound, Replayed, TooLarge, Unauthenticated
+from dispatch.intake.errors import IntakeError, Replayed
 from dispatch.intake.models import HandoverDirection, PoliceHandover, PoliceSignature
 from dispatch.intake.settings import PolicePartner
 from dispatch.models import Channel, Ticket

@@ -10,8 +10,8 @@ from sqlalchemy import CheckConstraint, DateTime, Float, ForeignKey, Index, Inte
 from sqlalchemy import UniqueConstraint as Unique
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from core.db import Base
 from dispatch.models import Ticket
-from hotline.db import Base
 
 
 class HandoverDirection(StrEnum):

@@ -18,9 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
+from core.errors import NotFound, NotPermitted
 from dispatch import schemas
 from dispatch.intake import channel
-from dispatch.intake.errors import IntakeError, NotFound
+from dispatch.intake.errors import IntakeError
 from dispatch.intake.models import Open311Request
 from dispatch.intake.ratelimit import RateLimiter
 from dispatch.intake.scrubber import scrub_text
@@ -32,10 +33,6 @@ SPEC = "http://wiki.open311.org/GeoReport_v2"
 CLOSED_STATES = frozenset({TicketState.REPLIED, TicketState.ARCHIVED, TicketState.CLOSED, TicketState.MERGED})
 PHONE = re.compile(r"^\+?[0-9][0-9-]{2,19}$")
 Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)]
-
-
-class Forbidden(IntakeError):
-    status = 403
 
 
 class ServiceRequestIn(BaseModel):
@@ -182,7 +179,7 @@ class Open311:
         for app, key in self.settings.open311.api_keys.items():
             if api_key and hmac.compare_digest(key, api_key):
                 return app
-        raise Forbidden("api_key was not provided or is invalid", "api_key 缺失或无效")
+        raise NotPermitted("api_key was not provided or is invalid", "api_key 缺失或无效")
 
     def post(self, data: ServiceRequestIn, client: str | None = None) -> Created:
         self.check_jurisdiction(data.jurisdiction_id)

@@ -9,11 +9,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from dispatch.intake.errors import RateLimited
+from core.clock import Clock
+from core.db import unit_of_work
+from core.errors import RateLimited
 from dispatch.intake.models import RateCounter
 from dispatch.intake.settings import RateLimit
-from hotline.clock import Clock
-from hotline.db import unit_of_work
 
 EPOCH = datetime(2000, 1, 1)
 

@@ -19,8 +19,8 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from agent_ui.app import create_app
+from core.clock import ManualClock
 from dispatch.catalog import load_category_tree, sync_category_tree
-from hotline.clock import ManualClock
 from hotline.config import REPO_ROOT
 from hotline.context import HotlineContext
 from hotline.demo_data import DEMO_PASSWORD, load_departments, load_knowledge_base, load_seats, load_staff
@@ -84,7 +84,7 @@ def serve(ctx: HotlineContext) -> Iterator[LiveServer]:
 
 @pytest.fixture(scope="module")
 def live(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    path = tmp_path_factory.mktemp("live") / "hotline.db"
+    path = tmp_path_factory.mktemp("live") / "core.db"
     shutil.copyfile(sqlite_template, path)
     with serve(demo_context(f"sqlite:///{path}")) as server:
         yield server

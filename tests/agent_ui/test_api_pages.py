@@ -15,12 +15,12 @@ from sqlalchemy import func, select
 from agent_ui.app import create_app
 from agent_ui.live import Viewer
 from callcenter.service import SeatService
+from core.accounts.models import Role
+from core.audit import AuditEntry
+from core.events import Event
 from dispatch.models import Ticket
-from hotline.accounts.models import Role
-from hotline.audit import AuditEntry
 from hotline.context import HotlineContext
 from hotline.demo_data import load_knowledge_base
-from hotline.events import Event
 from tests.agent_ui.conftest import SECRET, csrf_of, page_login
 from tests.conftest import PASSWORD, Staff, subcategory_id
 

@@ -8,8 +8,8 @@ from typing import Any
 import httpx2 as httpx
 from sqlalchemy import select
 
+from core.audit import AuditEntry
 from dispatch.models import Ticket
-from hotline.audit import AuditEntry
 from tests.agent_ui.conftest import LiveServer, login, shot
 from tests.conftest import subcategory_id
 

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from core.accounts.actor import actor_of
+from core.accounts.models import User
 from dispatch import schemas
 from dispatch.models import Ticket
 from dispatch.states import Action
-from hotline.accounts.models import User
-from hotline.web import actor_of
 from tests.agent_ui.conftest import LiveServer, shot
 from tests.conftest import subcategory_id
 

@@ -29,8 +29,8 @@ from callcenter.testing.sipkit import (
     running,
     send_raw_udp,
 )
+from core.clock import SystemClock
 from dispatch.models import Ticket
-from hotline.clock import SystemClock
 from hotline.context import HotlineContext
 from tests.conftest import make_settings
 
@@ -49,7 +49,7 @@ TRUNK_PORT = free_udp_port()
 @pytest.fixture(scope="module")
 def centre(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCallCentre]:
     folder = tmp_path_factory.mktemp("callcentre")
-    database = folder / "hotline.db"
+    database = folder / "core.db"
     shutil.copyfile(sqlite_template, database)
     cc = loopback_settings(
         WORKERS, SEATS,
@@ -386,8 +386,8 @@ def test_a_call_is_transcribed_live_and_after_hang_up_and_shows_on_its_ticket(li
         pytest.skip(f"synthetic Vosk model not found at {TINY_MODEL} (the shared folder beside the project)")
     from callcenter.asr.service import transcript_for_call, transcript_for_ticket
     from callcenter.service import CallRecords
+    from core.accounts.actor import Actor
     from dispatch.schemas import TicketCreate
-    from dispatch.state_machine import Actor
 
     seen: list[tuple[str, dict]] = []
 

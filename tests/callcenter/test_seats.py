@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from callcenter.models import CallDirection, CallOutcome, CallRecord, SeatState, SeatStateChange
 from callcenter.service import CallCenterError, CallRecords, SeatNotFound, SeatService, mask_phone
 from callcenter.stats import queue_figures
-from hotline.clock import ManualClock
+from core.clock import ManualClock
 from hotline.context import HotlineContext
 from tests.conftest import MONDAY_9, Staff
 

@@ -19,16 +19,16 @@ from sqlalchemy import select
 from callcenter.models import CallEvent, CallRecord
 from callcenter.testing.harness import LiveCallCentre, loopback_settings
 from callcenter.testing.sipkit import PJSUA_DTMF_PT, SeatPhone, dtmf_pcap, pcap, running
+from core.accounts.actor import Actor
+from core.accounts.models import Role
+from core.clock import ManualClock
 from dispatch import schemas
 from dispatch.callbacks.models import Callback
 from dispatch.callbacks.runner import SurveyRunner
 from dispatch.callbacks.service import callbacks_of
 from dispatch.catalog import load_category_tree, sync_category_tree
 from dispatch.models import Department, Ticket
-from dispatch.state_machine import Actor
 from dispatch.states import Action
-from hotline.accounts.models import Role
-from hotline.clock import ManualClock
 from hotline.config import REPO_ROOT
 from hotline.context import HotlineContext
 from hotline.demo_data import load_departments
@@ -48,7 +48,7 @@ OPERATOR = Actor(None, "话务员", Role.OPERATOR)
 @pytest.fixture(scope="module")
 def centre(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCallCentre]:
     folder = tmp_path_factory.mktemp("survey")
-    database = folder / "hotline.db"
+    database = folder / "core.db"
     shutil.copyfile(sqlite_template, database)
     cc = loopback_settings(
         WORKERS, ["1001", *PHONES],
@@ -304,7 +304,7 @@ def test_an_operator_places_a_callback_from_the_console_and_talks_to_the_citizen
     from agent_ui.app import create_app
     from callcenter.models import SeatState
     from callcenter.service import SeatService
-    from hotline.accounts.service import create_user
+    from core.accounts.service import create_user
 
     ctx = live.ctx
     number = replied_ticket(ctx, "8301", reply="已上门维修")

@@ -17,7 +17,7 @@ from callcenter.models import CallDirection, SeatState
 from callcenter.runtime import start_call_centre
 from callcenter.service import CallRecords, SeatService
 from callcenter.testing.harness import loopback_settings
-from hotline.accounts.service import issue_token
+from core.accounts.service import issue_token
 from hotline.context import HotlineContext
 from tests.conftest import Staff
 

@@ -18,11 +18,11 @@ from sqlalchemy import select
 from agent_ui.app import create_app
 from callcenter.models import CallDirection, CallOutcome
 from callcenter.service import CallRecords, SeatService
+from core.audit import AuditEntry
+from core.clock import ManualClock
 from dispatch.callbacks.models import Callback
 from dispatch.callbacks.service import callbacks_of
 from dispatch.callbacks.sms import FileSms
-from hotline.audit import AuditEntry
-from hotline.clock import ManualClock
 from hotline.context import HotlineContext
 from tests.agent_ui.conftest import SECRET, csrf_of, page_login
 from tests.conftest import PASSWORD, Staff

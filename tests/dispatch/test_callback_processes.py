@@ -14,10 +14,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
+from core.clock import ManualClock
 from dispatch.callbacks.bench import fill_replied_tickets
 from dispatch.callbacks.models import Callback, CallbackAttempt
 from dispatch.callbacks.service import callbacks_of
-from hotline.clock import ManualClock
 from hotline.config import REPO_ROOT
 from hotline.context import HotlineContext
 from tests.conftest import MONDAY_9
@@ -26,7 +26,7 @@ from tests.conftest import MONDAY_9
 # claim as soon as it is committed; `hold` seconds after each claim stand for the call.
 CLAIMER = """
 import json, sys, time
-from hotline.clock import ManualClock
+from core.clock import ManualClock
 from hotline.config import parse_settings
 from hotline.context import HotlineContext
 from tests.conftest import MONDAY_9

@@ -15,6 +15,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from core.accounts.actor import Actor
+from core.accounts.models import Role
+from core.clock import ManualClock
 from dispatch import schemas
 from dispatch.callbacks.links import LinkRefused, create_link, open_link, send_survey_link, spend_link
 from dispatch.callbacks.missed import MissedOutcome, missed_calls, record_missed_outcome
@@ -24,10 +27,7 @@ from dispatch.callbacks.sms import FileSms, HttpSms, send_sms
 from dispatch.callbacks.stats import callback_figures
 from dispatch.errors import IllegalTransition
 from dispatch.models import Department, Ticket
-from dispatch.state_machine import Actor
 from dispatch.states import Action
-from hotline.accounts.models import Role
-from hotline.clock import ManualClock
 from hotline.context import HotlineContext
 from tests.conftest import MONDAY_9, Staff
 from tests.helpers import act, dispatched, load

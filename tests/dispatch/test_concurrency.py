@@ -4,7 +4,7 @@ Each racer first reads the ticket (so both have seen it in its old state), then 
 barrier and act at once; the one that gets there first keeps its transaction open for a moment, so
 the other really collides with it (on PostgreSQL it waits on the row lock of SELECT … FOR UPDATE,
 on SQLite on the database write lock / the version column). Exactly one may win, the loser must get
-a clear TicketError, and the stored ticket and its event log must agree with the winner.
+a clear HotlineError, and the stored ticket and its event log must agree with the winner.
 """
 
 from __future__ import annotations
@@ -19,21 +19,23 @@ import pytest
 from pydantic import BaseModel
 from sqlalchemy import create_engine, func, select, text
 
+from core.accounts.actor import Actor, actor_of
+from core.accounts.models import Role
+from core.accounts.service import create_user
+from core.clock import ManualClock
+from core.db import make_engine
+from core.errors import ConcurrentChange, HotlineError, RuleViolation
+from core.migrate import upgrade
 from dispatch import schemas
 from dispatch.catalog import load_category_tree, sync_category_tree
-from dispatch.errors import ConcurrentChange, IllegalTransition, RuleViolation, TicketError
+from dispatch.errors import IllegalTransition
 from dispatch.models import Department, Ticket, TicketCounter
-from dispatch.state_machine import Actor, replay, supervise_in_bulk
+from dispatch.state_machine import replay, supervise_in_bulk
 from dispatch.states import TRANSITIONS, Action, TicketState
-from hotline.accounts.models import Role
-from hotline.accounts.service import create_user
-from hotline.clock import ManualClock
 from hotline.context import HotlineContext
-from hotline.db import make_engine
 from hotline.demo_data import load_departments
-from hotline.migrate import upgrade
 from hotline.schema import metadata
-from hotline.web import actor_of, commit
+from hotline.web import commit
 from tests.conftest import MONDAY_9, PASSWORD, make_settings, subcategory_id
 
 REPEAT = 20
@@ -179,16 +181,16 @@ def overlapped(moves: list[Move]) -> bool:
 
 
 def judge(
-    ctx: HotlineContext, number: str, moves: list[Move], allowed: tuple[type[TicketError], ...]
+    ctx: HotlineContext, number: str, moves: list[Move], allowed: tuple[type[HotlineError], ...]
 ) -> Move:
-    """Exactly one winner; every loser got a clear TicketError; the database agrees with the winner."""
+    """Exactly one winner; every loser got a clear HotlineError; the database agrees with the winner."""
     unexpected = [m.outcome for m in moves if m.outcome != "ok" and not isinstance(m.outcome, allowed)]
     assert not unexpected, unexpected
     winners = [m for m in moves if m.outcome == "ok"]
     assert len(winners) == 1, [m.outcome for m in moves]
     winner = winners[0]
     for loser in (m for m in moves if m is not winner):
-        assert isinstance(loser.outcome, TicketError)
+        assert isinstance(loser.outcome, HotlineError)
         assert number in str(loser.outcome) or isinstance(loser.outcome, ConcurrentChange)
         assert "try again" in str(loser.outcome) or "not allowed" in str(loser.outcome), loser.outcome
         assert loser.outcome.zh
@@ -275,7 +277,7 @@ def test_waiting_racer_sees_the_new_state_postgres(pg_ctx: HotlineContext) -> No
                 tickets.act(number, people.water2, Action.SIGN, schemas.NoteBody())
                 commit(session)
                 results["second"] = "ok"
-            except TicketError as exc:
+            except HotlineError as exc:
                 results["second"] = exc
             results["second_waited"] = time.monotonic() - started
             results["second_done"] = time.monotonic()

@@ -19,14 +19,14 @@ from sqlalchemy import func, select
 from agent_ui.app import create_app
 from callcenter.models import CallDirection
 from callcenter.service import CallRecords
+from core import audit
+from core.clock import ManualClock
 from dispatch import schemas
 from dispatch.catalog import load_category_tree, sync_category_tree
 from dispatch.intake.handover import sign
 from dispatch.intake.models import PoliceHandover, RateCounter
 from dispatch.models import Ticket
 from dispatch.states import Action
-from hotline import audit
-from hotline.clock import ManualClock
 from hotline.config import REPO_ROOT
 from hotline.context import HotlineContext
 from hotline.demo_data import load_departments

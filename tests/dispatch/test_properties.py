@@ -1,7 +1,7 @@
 """Property test of the ticket life: random sequences of actions by random people at random times.
 
 Each example registers fresh tickets (the database is not reset between examples) and applies up to
-25 steps, each in its own unit of work. A refused step (any TicketError) must leave the ticket exactly
+25 steps, each in its own unit of work. A refused step (any HotlineError) must leave the ticket exactly
 as it was; after every step the stored ticket must agree with its own event log.
 """
 
@@ -16,13 +16,14 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from core.accounts.actor import Actor
+from core.accounts.models import Role
+from core.clock import ManualClock
+from core.errors import HotlineError
 from dispatch import schemas
-from dispatch.errors import TicketError
 from dispatch.models import Department, TicketEvent
-from dispatch.state_machine import Actor, replay
+from dispatch.state_machine import replay
 from dispatch.states import AT_DEPARTMENT, TRANSITIONS, Action, TicketState
-from hotline.accounts.models import Role
-from hotline.clock import ManualClock
 from hotline.context import HotlineContext
 from tests.conftest import MONDAY_9, Staff, subcategory_id
 from tests.helpers import Snapshot, act, register, snapshot
@@ -155,7 +156,7 @@ def test_random_ticket_lives_keep_their_invariants(
             body = schemas.MergeBody(into=number, note="并入")
         try:
             act(ctx, acting_on, actor, action, body)
-        except TicketError:
+        except HotlineError:
             after = snapshot(ctx, number)
             assert after == current, f"refused {action.value} by {actor.name} changed the ticket"
         else:

@@ -14,13 +14,15 @@ import pytest
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from core.accounts.actor import Actor
+from core.accounts.models import Role
+from core.clock import ManualClock
+from core.errors import HotlineError, NotPermitted, RuleViolation
 from dispatch import schemas
-from dispatch.errors import IllegalTransition, NotPermitted, RuleViolation, TicketError, TicketNotFound
+from dispatch.errors import IllegalTransition, TicketNotFound
 from dispatch.models import Ticket, TicketEvent
-from dispatch.state_machine import Actor, apply_transition, replay
+from dispatch.state_machine import apply_transition, replay
 from dispatch.states import OPEN_STATES, TRANSITIONS, Action, TicketState
-from hotline.accounts.models import Role
-from hotline.clock import ManualClock
 from hotline.context import HotlineContext
 from tests.conftest import MONDAY_9, Staff, subcategory_id
 from tests.helpers import act, load, register, snapshot
@@ -48,9 +50,9 @@ def assert_refused(
     actor: Actor,
     action: Action,
     body: BaseModel,
-    error: type[TicketError],
+    error: type[HotlineError],
     also_unchanged: tuple[str, ...] = (),
-) -> TicketError:
+) -> HotlineError:
     """`action` raises `error`, and the ticket (and `also_unchanged`) stay exactly as they were."""
     numbers = (number, *also_unchanged)
     before = [snapshot(ctx, n) for n in numbers]

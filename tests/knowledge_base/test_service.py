@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from agent_ui.app import create_app
-from hotline.accounts.service import issue_token
-from hotline.clock import ManualClock
+from core.accounts.service import issue_token
+from core.clock import ManualClock
 from hotline.context import HotlineContext
 from knowledge_base import service
 from knowledge_base.models import KbEntry

@@ -6,11 +6,11 @@ from datetime import datetime
 
 import pytest
 
+from core.accounts.actor import Actor
+from core.clock import ManualClock
+from core.errors import RuleViolation
 from dispatch import schemas
-from dispatch.errors import RuleViolation
-from dispatch.state_machine import Actor
 from dispatch.states import Action
-from hotline.clock import ManualClock
 from hotline.context import HotlineContext
 from sla.calendar import WorkCalendar
 from sla.deadlines import DeadlineRules

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 from fastapi.testclient import TestClient
 
 from agent_ui.app import create_app
+from core.clock import ManualClock
 from dispatch import schemas
 from dispatch.states import Action
-from hotline.clock import ManualClock
 from hotline.context import HotlineContext
 from sla.kpi import KpiRow, compute_kpis, league_table
 from tests.conftest import MONDAY_9, PASSWORD, Staff

@@ -8,15 +8,15 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
+from core.accounts.actor import Actor, actor_of
+from core.accounts.models import Role
+from core.accounts.service import create_user
+from core.clock import ManualClock
 from dispatch import schemas
 from dispatch.models import Department, Ticket, TicketEvent
-from dispatch.state_machine import Actor, replay
+from dispatch.state_machine import replay
 from dispatch.states import Action
-from hotline.accounts.models import Role
-from hotline.accounts.service import create_user
-from hotline.clock import ManualClock
 from hotline.context import HotlineContext
-from hotline.web import actor_of
 from sla.models import SlaWarning, SweepRun
 from sla.supervision import ADVISORY_LOCK_KEY, run_sweep
 from tests.conftest import MONDAY_9, Staff, make_settings

@@ -1,15 +1,14 @@
-"""Alembic environment: the engine comes from `hotline.migrate` (so from config.toml)."""
+"""Alembic environment: the engine (and, to write a new migration, the models' metadata) come from
+the caller through `core.migrate`, so this floor needs no domain package."""
 
 from alembic import context
-
-from hotline.schema import metadata
 
 engine = context.config.attributes["engine"]
 
 with engine.begin() as connection:
     context.configure(
         connection=connection,
-        target_metadata=metadata,
+        target_metadata=context.config.attributes.get("metadata"),
         render_as_batch=True,  # SQLite can only ALTER tables by copying them
         compare_type=True,
     )

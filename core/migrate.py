@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import MetaData
 from sqlalchemy.engine import Engine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -26,6 +27,9 @@ def downgrade(engine: Engine, revision: str) -> None:
     command.downgrade(alembic_config(engine), revision)
 
 
-def new_revision(engine: Engine, message: str) -> None:
-    """For developers: write a migration for the difference between the models and the database."""
-    command.revision(alembic_config(engine), message=message, autogenerate=True)
+def new_revision(engine: Engine, metadata: MetaData, message: str) -> None:
+    """For developers: write a migration for the difference between the models (`metadata`, all
+    packages' tables: `hotline.schema.metadata`) and the database."""
+    config = alembic_config(engine)
+    config.attributes["metadata"] = metadata
+    command.revision(config, message=message, autogenerate=True)

@@ -13,7 +13,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hotline.accounts.models import ROLE_LABELS, ApiToken, Role, User
+from core.accounts.models import ROLE_LABELS, ApiToken, Role, User
 
 _hasher = PasswordHasher()
 _NEEDS_DEPARTMENT = "a liaison needs a department, and only a liaison has one"

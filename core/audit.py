@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from hotline.db import Base, unit_of_work
+from core.db import Base, unit_of_work
 
 # What an entry says happened (the action column); ticket actions are "ticket.<action>".
 ACTION_LABELS = {
