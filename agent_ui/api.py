@@ -11,19 +11,20 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from agent_ui.context import UiContext
 from callcenter.runtime import telephony_status
 from core import audit
 from core.accounts.models import Role, User
 from core.accounts.service import AccountError, create_user, list_users, role_label, update_user
+from core.web import ContextDep, SessionDep, UserDep, WebError, client_ip, commit, via_of
 from dispatch import schemas
 from dispatch.catalog import upsert_department
+from dispatch.desk import DeskDep
 from dispatch.models import Category, Department, SubCategory
 from dispatch.routing_words import RoutingWordError, add_word, list_words, remove_word, router_for
 from dispatch.states import Action
 from dispatch.triage import triage
-from hotline.context import HotlineContext
-from hotline.web import ContextDep, DeskDep, SessionDep, UserDep, WebError, client_ip, commit, via_of
-from knowledge_base.views import cached_matcher
+from knowledge_base import service as kb_service
 from sla.overrides import OverrideError, apply_overrides, list_overrides, remove_override, set_override
 
 router = APIRouter(prefix="/api", tags=["pages"])
@@ -146,8 +147,8 @@ def _subcategory(session: Session, category: str, name: str | None) -> SubCatego
     )
 
 
-def triage_text(ctx: HotlineContext, session: Session, text: str) -> TriageOut:
-    kb = cached_matcher(session, ctx.clock.now().date())
+def triage_text(ctx: UiContext, session: Session, text: str) -> TriageOut:
+    kb = kb_service.cached_matcher(session, ctx.clock.now().date())
     decided = triage(text, kb, router_for(session), kb.answerable_threshold)
     sub = _subcategory(session, decided.category, decided.subcategory)
     deadline = first_reply = None
@@ -261,7 +262,6 @@ def console_ticket(body: ConsoleTicket, desk: DeskDep) -> schemas.TicketOut:
 
 
 def _count_kb_hit(session: Session, entry_id: str) -> None:
-    from knowledge_base import service as kb_service
 
     try:
         kb_service.record_hit(session, entry_id)
@@ -337,7 +337,7 @@ def _department_id(session: Session, code: str | None) -> int | None:
 
 
 def _admin_audit(
-    ctx: HotlineContext, session: Session, admin: User, request_via: str, action: str, detail: dict[str, Any]
+    ctx: UiContext, session: Session, admin: User, request_via: str, action: str, detail: dict[str, Any]
 ) -> None:
     audit.record(
         session,
@@ -463,7 +463,7 @@ def calendar_overrides(session: SessionDep, _admin: AdminUserDep) -> list[Overri
     ]
 
 
-def _calendar_changed(ctx: HotlineContext, session: Session, admin: User, detail: dict[str, Any]) -> None:
+def _calendar_changed(ctx: UiContext, session: Session, admin: User, detail: dict[str, Any]) -> None:
     _admin_audit(ctx, session, admin, "api", "calendar.change", detail)
     commit(session)
     apply_overrides(session, ctx.calendar)

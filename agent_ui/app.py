@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent_ui import api as ui_api
 from agent_ui import intake_api, live
+from agent_ui.context import UiContext
 from agent_ui.deps import LoginRequired, login_url, render
 from agent_ui.pages import admin, auth, console, dashboard, portal, public, survey, tickets
 from callcenter.views import router as callcenter_router
@@ -24,7 +25,6 @@ from core.accounts.sessions import SessionSigner, load_secret
 from core.errors import HotlineError
 from dispatch.callbacks.views import router as callbacks_router
 from dispatch.views import router as dispatch_router
-from hotline.context import HotlineContext
 from knowledge_base.views import router as kb_router
 from sla.overrides import apply_overrides
 from sla.views import router as sla_router
@@ -100,7 +100,7 @@ def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def _load_calendar_overrides(ctx: HotlineContext) -> None:
+def _load_calendar_overrides(ctx: UiContext) -> None:
     try:
         with ctx.unit_of_work() as session:
             apply_overrides(session, ctx.calendar)
@@ -108,7 +108,7 @@ def _load_calendar_overrides(ctx: HotlineContext) -> None:
         logger.warning("calendar overrides not loaded (run `hotline init-db` to create the tables)")
 
 
-def create_app(ctx: HotlineContext, background: bool = False) -> FastAPI:
+def create_app(ctx: UiContext, background: bool = False) -> FastAPI:
     """The app; `background` starts the SLA sweeps with it (`hotline serve`), tests leave it off."""
 
     @asynccontextmanager

@@ -14,12 +14,10 @@ from fastapi import Depends, Request, status
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from agent_ui.context import UiContext
 from core.accounts.models import ROLE_LABELS, Role, User
 from core.accounts.sessions import SessionData
-from dispatch.service import mask_phone
-from dispatch.states import STATE_LABELS, TicketState
-from hotline.context import HotlineContext
-from hotline.web import (
+from core.web import (
     ContextDep,
     CsrfDep,
     SessionDep,
@@ -29,6 +27,8 @@ from hotline.web import (
     read_session,
     user_of_session,
 )
+from dispatch.service import mask_phone
+from dispatch.states import STATE_LABELS, TicketState
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 
@@ -136,7 +136,7 @@ def _session_for(request: Request) -> tuple[SessionData, bool]:
 
 
 def set_session_cookie(response: Any, request: Request, data: SessionData) -> None:
-    ctx: HotlineContext = request.app.state.ctx
+    ctx: UiContext = request.app.state.ctx
     auth = ctx.settings.auth
     response.set_cookie(
         auth.session_cookie,
@@ -151,7 +151,7 @@ def set_session_cookie(response: Any, request: Request, data: SessionData) -> No
 
 def render(
     request: Request,
-    ctx: HotlineContext,
+    ctx: UiContext,
     template: str,
     user: User | None,
     status_code: int = 200,

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from core import audit
 from core.accounts.models import Role, User
 from core.errors import HotlineError, RateLimited
+from core.web import ContextDep, SessionDep, UserDep, WebError, client_ip, commit
 from dispatch.intake import citizen, disclosure, handover
 from dispatch.intake.models import HandoverDirection
 from dispatch.intake.open311 import (
@@ -28,7 +29,6 @@ from dispatch.intake.open311 import (
     ServiceRequestIn,
     ServiceRequestOut,
 )
-from hotline.web import ContextDep, SessionDep, UserDep, WebError, client_ip, commit
 
 # ---- Open311 GeoReport v2 ------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from callcenter.models import Seat
 from core.accounts.models import Role
 from core.events import Event
-from hotline.web import ContextDep, read_session, unauthorized, user_of_session
+from core.web import ContextDep, read_session, unauthorized, user_of_session
 
 router = APIRouter(include_in_schema=False)
 

@@ -13,18 +13,18 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from agent_ui.context import UiContext
 from core.accounts.actor import Actor
 from core.errors import HotlineError
 from dispatch.models import Category, Department, Ticket
 from dispatch.state_machine import check_allowed
 from dispatch.states import ACTION_LABELS, AT_DEPARTMENT, Action, TicketState
-from hotline.context import HotlineContext
 
 Urgency = Literal["overdue", "soon", "normal", "none"]
 URGENCY_LABELS = {"overdue": "已超期", "soon": "即将到期", "normal": "正常", "none": ""}
 
 
-def due_soon_window(ctx: HotlineContext) -> timedelta:
+def due_soon_window(ctx: UiContext) -> timedelta:
     """Working time before the deadline at which the SLA warns "即将到期" (config sla.warnings)."""
     for level in ctx.settings.sla.warnings:
         if level.kind == "due_within" and level.working_hours:
@@ -32,7 +32,7 @@ def due_soon_window(ctx: HotlineContext) -> timedelta:
     return timedelta(hours=7)
 
 
-def urgency(ticket: Ticket, now: datetime, ctx: HotlineContext) -> Urgency:
+def urgency(ticket: Ticket, now: datetime, ctx: UiContext) -> Urgency:
     if ticket.deadline is None or TicketState(ticket.state) not in AT_DEPARTMENT:
         return "none"
     if ticket.deadline < now:

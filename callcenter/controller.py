@@ -19,16 +19,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from pydantic import ValidationError
-
+from callcenter.context import CallCentreContext
 from callcenter.models import CallDirection, CallOutcome, SeatState
 from callcenter.protocol import ProtocolError, decode, encode
 from callcenter.service import CallCenterError, CallNotFound, CallRecords, SeatService, mask_phone, seat_view
 from callcenter.settings import CallCenterSettings
-from core.accounts.actor import Actor
 from core.clock import SystemClock
-from dispatch.schemas import TicketCreate
-from hotline.context import HotlineContext
 
 log = logging.getLogger("callcenter.controller")
 
@@ -112,7 +108,7 @@ class LiveCall:
 
 class Controller:
     def __init__(
-        self, ctx: HotlineContext, prompts: PromptBook, settings: CallCenterSettings | None = None
+        self, ctx: CallCentreContext, prompts: PromptBook, settings: CallCenterSettings | None = None
     ) -> None:
         self.ctx = ctx
         # Call records keep fractions of a second (speed of answer); tests pass a ManualClock.
@@ -441,7 +437,7 @@ class Controller:
                 if seat is None:
                     return
                 seat = seats.change(seat.extension, SeatState.RINGING, by_queue=True, call_uid=call.uid)
-                earlier = CallRecords(session, self.clock).earlier_tickets(call.caller)
+                earlier = self.ctx.call_tickets.earlier_tickets(session, call.caller)
                 view = seat_view(seat, call.caller)
             call.state, call.seat = "ringing", seat.extension
             self._record_event(call, "ringing", {"seat": seat.extension})
@@ -487,24 +483,14 @@ class Controller:
     def _take_callback_request(self, call: LiveCall) -> None:
         call.state, call.outcome = "ending", CallOutcome.CALLBACK_REQUESTED
         with self.ctx.unit_of_work() as session:
-            ticket = self._callback_ticket(session, call)
+            ticket_id, number = self.ctx.call_tickets.callback_request(session, call.caller)
             record = CallRecords(session, self.clock).get(call.uid)
-            record.ticket_id = ticket.id if ticket else None
-            CallRecords(session, self.clock).event(
-                record, "callback_requested", {"ticket": ticket.number if ticket else None}
-            )
+            record.ticket_id = ticket_id
+            CallRecords(session, self.clock).event(record, "callback_requested", {"ticket": number})
         files = [str(self.prompts.path("callback_registered"))]
         self._send(call, {"type": "play", "files": files, "loop_last": False})
         call.hangup_at = time.monotonic() + _seconds(files) + 0.3
         self._publish_queue()
-
-    def _callback_ticket(self, session: Any, call: LiveCall) -> Any:
-        content = f"市民来电时排队已满或等候过久，留下回电请求，请回拨。来电号码：{call.caller}"
-        try:
-            data = TicketCreate(content=content, caller_phone=call.caller)
-        except ValidationError:  # a caller id that is not a phone number (an anonymous trunk)
-            data = TicketCreate(content=content)
-        return self.ctx.tickets(session).register(Actor.system("排队回电"), data)
 
     # --- the clock --------------------------------------------------------------------------------
     async def _tick_forever(self) -> None:

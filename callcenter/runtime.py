@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from callcenter import asr
+from callcenter.context import CallCentreContext
 from callcenter.controller import Controller
 from callcenter.kamailio import Kamailio
 from callcenter.pool import WorkerPool
 from callcenter.prompts import ensure_prompts
 from callcenter.settings import CallCenterSettings
-from hotline.context import HotlineContext
 
 log = logging.getLogger("callcenter")
 
@@ -38,7 +38,7 @@ def socket_path(runtime_dir: Path) -> Path:
 
 
 class CallCentre:
-    def __init__(self, ctx: HotlineContext, cc: CallCenterSettings | None = None) -> None:
+    def __init__(self, ctx: CallCentreContext, cc: CallCenterSettings | None = None) -> None:
         self.ctx = ctx
         self.cc = cc or ctx.settings.callcenter
         self.runtime_dir = ctx.settings.resolve(self.cc.runtime_dir)
@@ -110,7 +110,7 @@ class CallCentre:
         }
 
 
-async def start_call_centre(ctx: HotlineContext) -> tuple[CallCentre | None, str | None]:
+async def start_call_centre(ctx: CallCentreContext) -> tuple[CallCentre | None, str | None]:
     """For `hotline serve`: the call centre, or None and the reason it could not start.
 
     A missing Kamailio or prompt tool stops the telephony only: the pages and the API keep working and

@@ -27,7 +27,6 @@ from callcenter.models import (
 from core.accounts.models import User
 from core.clock import Clock
 from core.errors import HotlineError
-from dispatch.models import Ticket
 
 
 class CallCenterError(HotlineError):
@@ -262,15 +261,15 @@ class CallRecords:
         self.event(record, "ended", {"cause": cause, "side": side, "outcome": record.outcome})
         return record
 
-    def link_ticket(self, uid: str, ticket: Ticket) -> CallRecord:
+    def link_ticket(self, uid: str, ticket_id: int, number: str) -> CallRecord:
         """The ticket this call became (the console registers it while talking or in wrap-up)."""
         record = self.get(uid)
-        if record.ticket_id not in (None, ticket.id):
+        if record.ticket_id not in (None, ticket_id):
             raise CallCenterError(
                 f"call {uid} already belongs to another ticket", f"通话 {uid} 已关联其他工单"
             )
-        record.ticket_id = ticket.id
-        self.event(record, "ticket", {"number": ticket.number})
+        record.ticket_id = ticket_id
+        self.event(record, "ticket", {"number": number})
         return record
 
     def open_on_worker(self, worker: str) -> list[CallRecord]:
@@ -279,21 +278,6 @@ class CallRecords:
                 select(CallRecord).where(CallRecord.worker == worker, CallRecord.ended_at.is_(None))
             )
         )
-
-    def earlier_tickets(self, phone: str, limit: int = 5) -> list[dict[str, Any]]:
-        """The caller's earlier tickets, newest first, for the screen pop."""
-        rows = self.session.scalars(
-            select(Ticket).where(Ticket.caller_phone == phone).order_by(Ticket.created_at.desc()).limit(limit)
-        )
-        return [
-            {
-                "number": t.number,
-                "state": t.state,
-                "created_at": t.created_at.isoformat(timespec="minutes"),
-                "content": t.content[:80],
-            }
-            for t in rows
-        ]
 
 
 def seat_view(seat: Seat, caller: str | None = None, now: datetime | None = None) -> dict[str, Any]:

@@ -5,18 +5,16 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from core.settings import Section
 
 
 def _default_seats() -> list[str]:
     return [str(1000 + n) for n in range(1, 25)]
 
 
-class TransferTargets(_Section):
+class TransferTargets(Section):
     # Where "transfer to 110/119/120" sends the citizen (SIP URIs of the emergency centres' trunks).
     police: str = Field(default="sip:110@127.0.0.1:5090", alias="110")
     fire: str = Field(default="sip:119@127.0.0.1:5090", alias="119")
@@ -27,7 +25,7 @@ class TransferTargets(_Section):
         return {"110": self.police, "119": self.fire, "120": self.medical}[service]
 
 
-class AsrSettings(_Section):
+class AsrSettings(Section):
     """`[callcenter.asr]`: speech to text with Vosk (callcenter/asr). No model path: transcription off."""
 
     # A Vosk model folder (e.g. vosk-model-small-cn-0.22); relative paths start at config.toml's folder.
@@ -41,7 +39,7 @@ class AsrSettings(_Section):
     vocabulary_correction: bool = True
 
 
-class CallCenterSettings(_Section):
+class CallCenterSettings(Section):
     # Start Kamailio, the media workers and the queue controller with `hotline serve`.
     enabled: bool = False
     kamailio_binary: str = "kamailio"

@@ -25,10 +25,9 @@ from callcenter.service import (
     waiting_calls,
 )
 from callcenter.stats import QueueFigures, queue_figures
-from core.accounts.actor import actor_of
 from core.accounts.models import Role, User
 from core.errors import NotPermitted
-from hotline.web import ContextDep, SessionDep, UserDep, commit
+from core.web import ContextDep, SessionDep, UserDep, commit
 
 router = APIRouter(prefix="/api", tags=["call centre"])
 
@@ -71,7 +70,7 @@ def _running(controller: Controller | None) -> Controller:
     return controller
 
 
-def _staff(user: User) -> None:
+def check_staff(user: User) -> None:
     if user.role_enum not in (Role.OPERATOR, Role.SUPERVISOR, Role.ADMIN):
         raise NotPermitted("only operators and supervisors work with seats and calls", "无权使用呼叫中心功能")
 
@@ -83,7 +82,7 @@ def _supervisor(user: User) -> None:
 
 @router.get("/seats")
 def list_seats(user: UserDep, session: SessionDep, ctx: ContextDep) -> list[dict[str, Any]]:
-    _staff(user)
+    check_staff(user)
     return seat_board(session, ctx.clock.now())
 
 
@@ -97,7 +96,7 @@ def change_seat_state(
     controller: ControllerDep,
 ) -> dict[str, Any]:
     """An operator signs in, takes a break or signs out at their seat; a supervisor may do it for anyone."""
-    _staff(user)
+    check_staff(user)
     seats = SeatService(session, ctx.clock)
     seat = seats.get(extension, lock=True)
     if user.role_enum == Role.OPERATOR and seat.operator_id not in (None, user.id):
@@ -122,14 +121,14 @@ def change_seat_state(
 @router.get("/callcenter/status")
 def status(request: Request, user: UserDep, ctx: ContextDep) -> dict[str, Any]:
     """Is the telephony running, and if not, why (e.g. Kamailio is not installed); speech to text too."""
-    _staff(user)
+    check_staff(user)
     state = request.app.state
     return telephony_status(state.callcentre, state.callcentre_error, ctx.settings.callcenter)
 
 
 @router.get("/callcenter/queue")
 def queue(user: UserDep, session: SessionDep, ctx: ContextDep, controller: ControllerDep) -> dict[str, Any]:
-    _staff(user)
+    check_staff(user)
     if controller is None:
         return {"enabled": False, **waiting_calls(session, ctx.clock.now())}
     return {"enabled": True, **controller.queue_view()}
@@ -143,7 +142,7 @@ def stats(
     start: Annotated[datetime | None, Query(description="default: today 00:00")] = None,
     end: Annotated[datetime | None, Query(description="default: start + 1 day")] = None,
 ) -> QueueFigures:
-    _staff(user)
+    check_staff(user)
     # Stored times are the hotline's naive local time; a time with an offset is converted to it.
     zone = ZoneInfo(ctx.settings.hotline.timezone)
     start, end = (t.astimezone(zone).replace(tzinfo=None) if t and t.tzinfo else t for t in (start, end))
@@ -154,7 +153,7 @@ def stats(
     return queue_figures(session, start, end)
 
 
-def _record_out(record: CallRecord, masked: bool) -> dict[str, Any]:
+def record_out(record: CallRecord, masked: bool) -> dict[str, Any]:
     return {
         "uid": record.uid, "direction": record.direction,
         "caller": mask_phone(record.caller) if masked else record.caller, "callee": record.callee,
@@ -174,20 +173,20 @@ def list_calls(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     outcome: Annotated[str | None, Query(pattern=r"^[a-z_]{1,24}$")] = None,
 ) -> list[dict[str, Any]]:
-    _staff(user)
+    check_staff(user)
     query = select(CallRecord).order_by(CallRecord.offered_at.desc(), CallRecord.id.desc()).limit(limit)
     if outcome:
         query = query.where(CallRecord.outcome == outcome)
-    return [_record_out(r, masked=False) for r in session.scalars(query)]
+    return [record_out(r, masked=False) for r in session.scalars(query)]
 
 
 @router.get("/calls/{uid}")
 def get_call(uid: CallUid, user: UserDep, session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
-    _staff(user)
+    check_staff(user)
     record = CallRecords(session, ctx.clock).get(uid)
     events = session.scalars(select(CallEvent).where(CallEvent.call_id == record.id).order_by(CallEvent.id))
     return {
-        **_record_out(record, masked=False),
+        **record_out(record, masked=False),
         "events": [{"at": e.at, "kind": e.kind, "detail": e.detail} for e in events],
     }
 
@@ -201,7 +200,7 @@ def recording(uid: CallUid, user: UserDep, session: SessionDep, ctx: ContextDep)
     return FileResponse(record.recording_path, media_type="audio/wav", filename=f"{uid}.wav")
 
 
-def _own_call(uid: str, user: User, session: SessionDep, ctx: ContextDep) -> None:
+def check_own_call(uid: str, user: User, session: SessionDep, ctx: ContextDep) -> None:
     """Operators act on the call at their own seat; supervisors on any."""
     if user.role_enum != Role.OPERATOR:
         return
@@ -210,30 +209,13 @@ def _own_call(uid: str, user: User, session: SessionDep, ctx: ContextDep) -> Non
         raise NotPermitted(f"call {uid} is not at your seat", "该通话不在您的坐席上")
 
 
-class TicketLinkBody(_Body):
-    number: str = Field(pattern=r"^[0-9]{8}-[0-9]{3,8}$", description="the ticket this call became")
-
-
-@router.post("/calls/{uid}/ticket")
-def link_ticket(
-    uid: CallUid, body: TicketLinkBody, user: UserDep, session: SessionDep, ctx: ContextDep
-) -> dict[str, Any]:
-    """Record which ticket a call became (the seat console does it when it registers the ticket)."""
-    _staff(user)
-    _own_call(uid, user, session, ctx)
-    ticket = ctx.tickets(session).get(body.number, actor_of(user))
-    record = CallRecords(session, ctx.clock).link_ticket(uid, ticket)
-    commit(session)
-    return _record_out(record, masked=False)
-
-
 def own_live_call(
     uid: CallUid, user: UserDep, session: SessionDep, ctx: ContextDep, controller: ControllerDep
 ) -> Controller | None:
     """The controller, once the user may act on this call (their own seat's, or a supervisor);
     whether it runs is checked after the body, so bad input is reported as such first."""
-    _staff(user)
-    _own_call(uid, user, session, ctx)
+    check_staff(user)
+    check_own_call(uid, user, session, ctx)
     return controller
 
 

@@ -68,18 +68,14 @@ class AuditEntry(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
-def action_label(action: str) -> str:
-    if action in ACTION_LABELS:
-        return ACTION_LABELS[action]
-    if action.startswith("ticket."):
-        from dispatch.states import ACTION_LABELS as TICKET_ACTIONS
-        from dispatch.states import Action
+def register_labels(labels: dict[str, str]) -> None:
+    """Domains name their own audited actions on screen (e.g. dispatch: "ticket.sign" → 签收)."""
+    for action, label in labels.items():
+        ACTION_LABELS.setdefault(action, label)
 
-        try:
-            return TICKET_ACTIONS[Action(action.removeprefix("ticket."))]
-        except ValueError:
-            return action
-    return action
+
+def action_label(action: str) -> str:
+    return ACTION_LABELS.get(action, action)
 
 
 def record(

@@ -20,6 +20,7 @@ from core.accounts.models import Role
 from core.clock import Clock
 from core.errors import ConcurrentChange, NotPermitted, RuleViolation
 from dispatch import schemas
+from dispatch.context import DeadlinePolicy
 from dispatch.errors import TicketNotFound
 from dispatch.models import (
     Category,
@@ -31,7 +32,6 @@ from dispatch.models import (
 )
 from dispatch.state_machine import apply_transition, check_allowed, start_ticket
 from dispatch.states import AT_DEPARTMENT, OPEN_STATES, STATE_LABELS, Action, TicketState
-from sla.deadlines import DeadlineRules
 
 
 def _is_lock_conflict(exc: OperationalError) -> bool:
@@ -91,7 +91,7 @@ def ticket_out(ticket: Ticket, now: datetime, mask: bool = False) -> schemas.Tic
 
 
 class TicketService:
-    def __init__(self, session: Session, rules: DeadlineRules, clock: Clock, number_digits: int = 4) -> None:
+    def __init__(self, session: Session, rules: DeadlinePolicy, clock: Clock, number_digits: int = 4) -> None:
         self.session = session
         self.rules = rules
         self.clock = clock
@@ -349,7 +349,7 @@ class TicketService:
         def effect(ticket: Ticket) -> None:
             ticket.reply_text, ticket.replied_at = body.result, now
             if ticket.dispatched_at is not None:
-                worked = self.rules.calendar.working_time_between(ticket.dispatched_at, now)
+                worked = self.rules.working_time_between(ticket.dispatched_at, now)
                 ticket.handling_minutes = int(worked.total_seconds() // 60)
             ticket.extension_requested_days = ticket.extension_reason = None
 

@@ -18,6 +18,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
 
+from core import audit
 from core.accounts.models import Role
 
 
@@ -156,3 +157,7 @@ def state_door() -> Iterator[None]:
         yield
     finally:
         _state_door_open.reset(token)
+
+
+# The audit log shows a ticket action by its Chinese name.
+audit.register_labels({f"ticket.{action.value}": label for action, label in ACTION_LABELS.items()})

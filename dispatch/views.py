@@ -4,13 +4,17 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, status
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
+from callcenter.views import CallUid, check_own_call, check_staff, record_out
+from core.accounts.actor import actor_of
+from core.web import ActorDep, SessionDep, UserDep, commit
 from dispatch import schemas
+from dispatch.desk import DeskDep, DispatchContextDep
+from dispatch.flows import link_call
 from dispatch.models import Category, Department
 from dispatch.states import ACTION_LABELS, Action
-from hotline.web import ActorDep, DeskDep, SessionDep, UserDep
 
 router = APIRouter(prefix="/api", tags=["tickets"])
 
@@ -132,3 +136,21 @@ for _action, _body in schemas.ACTION_BODIES.items():
         summary=f"{ACTION_LABELS[_action]} ({_action.value})",
         response_model=schemas.TicketOut,
     )
+
+
+class TicketLinkBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    number: str = Field(pattern=r"^[0-9]{8}-[0-9]{3,8}$", description="the ticket this call became")
+
+
+@router.post("/calls/{uid}/ticket", tags=["call centre"])
+def link_ticket(
+    uid: CallUid, body: TicketLinkBody, user: UserDep, session: SessionDep, ctx: DispatchContextDep
+) -> dict[str, Any]:
+    """Record which ticket a call became (the seat console does it when it registers the ticket)."""
+    check_staff(user)
+    check_own_call(uid, user, session, ctx)
+    ticket = ctx.tickets(session).get(body.number, actor_of(user))
+    record = link_call(session, ctx.clock, uid, ticket)
+    commit(session)
+    return record_out(record, masked=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -12,8 +13,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.clock import Clock, SystemClock
 from core.db import make_engine, make_session_factory, unit_of_work
 from core.events import EventBus
+from dispatch.flows import CallTickets
 from dispatch.service import TicketService
 from hotline.config import Settings
+from knowledge_base.flows import Understanding
 from sla.calendar import WorkCalendar
 from sla.deadlines import DeadlineRules
 
@@ -47,6 +50,16 @@ class HotlineContext:
             rules=rules,
             clock=clock or SystemClock(settings.hotline.timezone),
         )
+
+    @cached_property
+    def understanding(self) -> Understanding:
+        """What the speech service asks of the knowledge base and the router."""
+        return Understanding(self.clock)
+
+    @property
+    def call_tickets(self) -> CallTickets:
+        """What the call centre asks of the tickets (screen pop, callback requests)."""
+        return CallTickets(self.rules, self.clock, self.settings.dispatch.ticket_number_digits)
 
     def tickets(self, session: Session) -> TicketService:
         return TicketService(session, self.rules, self.clock, self.settings.dispatch.ticket_number_digits)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from knowledge_base.matcher import KnowledgeBase
@@ -355,3 +356,24 @@ def knowledge_base(session: Session, today: date | None = None) -> KnowledgeBase
         or ((e.valid_from is None or e.valid_from <= today) and (e.valid_to is None or e.valid_to >= today))
     ]
     return KnowledgeBase(rows)
+
+
+# The matcher is built from the database once and rebuilt only when entries change.
+_cache: dict[int, tuple[tuple[Any, ...], KnowledgeBase]] = {}
+_cache_lock = threading.Lock()
+
+
+def cached_matcher(session: Session, today: date) -> KnowledgeBase:
+    """The matcher over today's active entries, rebuilt only when entries change."""
+    signature = tuple(
+        session.execute(select(func.count(), func.max(KbEntry.updated_at), func.sum(KbEntry.version))).one()
+    )
+    key = id(session.get_bind())
+    with _cache_lock:
+        cached = _cache.get(key)
+        if cached and cached[0] == (*signature, today):
+            return cached[1]
+    kb = knowledge_base(session, today)
+    with _cache_lock:
+        _cache[key] = ((*signature, today), kb)
+    return kb

@@ -3,21 +3,19 @@ supervisors and admins change entries or import."""
 
 from __future__ import annotations
 
-import threading
 from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, UploadFile, status
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.accounts.actor import Actor
 from core.accounts.models import Role
-from hotline.web import ActorDep, ContextDep, SessionDep, commit
+from core.web import ActorDep, ContextDep, SessionDep, commit
 from knowledge_base import service
-from knowledge_base.matcher import KnowledgeBase
 from knowledge_base.models import KbEntry
 
 router = APIRouter(prefix="/api/kb", tags=["knowledge base"])
@@ -121,31 +119,6 @@ def _problems(exc: service.KbImportError) -> JSONResponse:
     )
 
 
-# The matcher is built from the database once and rebuilt only when entries change.
-_cache: dict[int, tuple[tuple[Any, ...], KnowledgeBase]] = {}
-_cache_lock = threading.Lock()
-
-
-def _matcher(session: Session, today: date) -> KnowledgeBase:
-    signature = tuple(
-        session.execute(select(func.count(), func.max(KbEntry.updated_at), func.sum(KbEntry.version))).one()
-    )
-    key = id(session.get_bind())
-    with _cache_lock:
-        cached = _cache.get(key)
-        if cached and cached[0] == (*signature, today):
-            return cached[1]
-    kb = service.knowledge_base(session, today)
-    with _cache_lock:
-        _cache[key] = ((*signature, today), kb)
-    return kb
-
-
-def cached_matcher(session: Session, today: date) -> KnowledgeBase:
-    """The matcher over today's active entries, rebuilt only when entries change (for other views)."""
-    return _matcher(session, today)
-
-
 @router.get("/match")
 def match(
     session: SessionDep,
@@ -155,7 +128,7 @@ def match(
     k: Annotated[int, Query(ge=1, le=20)] = 3,
 ) -> list[MatchOut]:
     _require(actor, READERS)
-    kb = _matcher(session, ctx.clock.now().date())
+    kb = service.cached_matcher(session, ctx.clock.now().date())
     out = []
     for hit in kb.match(q, k=k):
         entry = kb.by_id[hit.entry_id]

@@ -34,6 +34,9 @@ class DeadlineRules:
     def return_allowed(self, dispatched_at: datetime, now: datetime) -> bool:
         return now <= self.return_deadline(dispatched_at)
 
+    def working_time_between(self, a: datetime, b: datetime) -> timedelta:
+        return self.calendar.working_time_between(a, b)
+
     def extended(self, deadline: datetime, days: int) -> datetime:
         return self.calendar.add_working_days(deadline, days)
 

@@ -12,11 +12,11 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from hotline.context import HotlineContext
+from sla.context import SlaContext
 from sla.supervision import run_sweep
 
 
-def start_sweeps(ctx: HotlineContext) -> BackgroundScheduler:
+def start_sweeps(ctx: SlaContext) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone=ctx.settings.hotline.timezone)
     scheduler.add_job(
         run_sweep,

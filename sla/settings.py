@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from core.settings import Section
+
 # Strict "HH:MM-HH:MM": a typo in office hours silently shifts every deadline, so reject rather than guess.
 _PERIOD_RE = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 
@@ -110,3 +112,25 @@ DEFAULT_WARNINGS = [
         handlings=["emergency"],
     ),
 ]
+
+
+class SlaSection(Section):
+    calendar: CalendarSettings = CalendarSettings()
+    # National guidance: a department may return (退单) only within this many working days of dispatch.
+    return_window_working_days: int = Field(default=2, ge=0, le=30)
+    # National guidance: one extension adds at most this many working days.
+    max_extension_working_days: int = Field(default=10, ge=1, le=60)
+    # 应急处突: the first progress reply is due this many minutes after dispatch, in clock time.
+    emergency_first_reply_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    # Run the supervision sweeps inside `hotline serve` (one process at a time sweeps anyway).
+    sweeps_enabled: bool = True
+    sweep_interval_seconds: int = Field(default=60, ge=5, le=3600)
+    warnings: list[WarningLevel] = Field(default_factory=lambda: list(DEFAULT_WARNINGS))
+
+    @field_validator("warnings")
+    @classmethod
+    def _unique_names(cls, value: list[WarningLevel]) -> list[WarningLevel]:
+        names = [level.name for level in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"warning names must be unique, got {names}")
+        return value

@@ -8,8 +8,8 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from core.accounts.models import Role
+from core.web import ActorDep, ContextDep, SessionDep, commit
 from dispatch.models import Department, Ticket
-from hotline.web import ActorDep, ContextDep, SessionDep, commit
 from sla.kpi import GroupBy, compute_kpis
 from sla.models import SlaWarning, SweepRun
 from sla.supervision import sweep

@@ -15,8 +15,8 @@ from callcenter.service import seat_board
 from core import audit
 from core.accounts.models import ROLE_LABELS, Role
 from core.accounts.service import list_users
+from core.web import ContextDep, SessionDep
 from dispatch.routing_words import LEVEL_LABELS, list_words
-from hotline.web import ContextDep, SessionDep
 from knowledge_base import service as kb_service
 from sla.overrides import KIND_LABELS, list_overrides
 
@@ -136,7 +136,7 @@ def kb_entry_page(
     try:
         entry = kb_service.get_entry(session, external_id)
     except kb_service.EntryNotFound:
-        from hotline.web import WebError
+        from core.web import WebError
 
         raise WebError(404, "no such entry", f"知识库条目 {external_id} 不存在") from None
     return _page(

@@ -11,7 +11,7 @@ from agent_ui.deps import PageCsrfDep, home_of, render, set_session_cookie
 from core import audit
 from core.accounts.service import password_fingerprint
 from core.accounts.sessions import SessionData
-from hotline.web import ContextDep, SessionDep, checked_login, client_ip, read_session, user_of_session
+from core.web import ContextDep, SessionDep, checked_login, client_ip, read_session, user_of_session
 
 router = APIRouter(include_in_schema=False)
 

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 from agent_ui.deps import OperatorDep, render
 from agent_ui.presenters import catalogue
 from callcenter.models import SEAT_STATE_LABELS, CallRecord, Seat, SeatState
-from callcenter.service import CallRecords, mask_phone, waiting_calls
-from hotline.web import ContextDep, SessionDep
+from callcenter.service import mask_phone, waiting_calls
+from core.web import ContextDep, SessionDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -40,7 +40,7 @@ def _current_call(session: Session, ctx: Any, seat: Seat | None) -> dict[str, An
         "call_uid": record.uid,
         "caller": record.caller,
         "caller_masked": mask_phone(record.caller),
-        "earlier_tickets": CallRecords(session, ctx.clock).earlier_tickets(record.caller),
+        "earlier_tickets": ctx.call_tickets.earlier_tickets(session, record.caller),
     }
 
 

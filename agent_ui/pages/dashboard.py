@@ -11,16 +11,17 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from agent_ui.charts import Series, line_chart
+from agent_ui.context import UiContext
 from agent_ui.deps import SupervisorDep, render
 from agent_ui.presenters import due_soon_window
 from callcenter.runtime import telephony_status
 from callcenter.service import seat_board, waiting_calls
 from callcenter.stats import queue_figures
+from core.web import ContextDep, SessionDep
 from dispatch import schemas
 from dispatch.callbacks.service import callbacks_of
 from dispatch.callbacks.stats import callback_figures
-from hotline.context import HotlineContext
-from hotline.web import ContextDep, SessionDep, TicketDesk
+from dispatch.desk import TicketDesk
 from sla.kpi import compute_kpis, league_table
 from sla.reports import daily_trend, near_deadline, satisfaction, waiting_decisions
 
@@ -34,7 +35,7 @@ def _month(now: datetime) -> tuple[datetime, datetime]:
     return start, (start + timedelta(days=32)).replace(day=1)
 
 
-def _trend_charts(ctx: HotlineContext, session: Session, today: date) -> dict[str, Any]:
+def _trend_charts(ctx: UiContext, session: Session, today: date) -> dict[str, Any]:
     first = today - timedelta(days=TREND_DAYS - 1)
     days = daily_trend(session, first, TREND_DAYS)
     labels = [f"{d.day:%m-%d}" for d in days]

@@ -11,9 +11,10 @@ from fastapi.responses import HTMLResponse, Response
 from agent_ui.deps import LiaisonDep, render
 from agent_ui.presenters import URGENCY_LABELS, urgency
 from core.accounts.actor import actor_of
+from core.web import ContextDep, SessionDep
 from dispatch import schemas
+from dispatch.desk import TicketDesk
 from dispatch.states import TicketState
-from hotline.web import ContextDep, SessionDep, TicketDesk
 from sla.kpi import compute_kpis
 from sla.views import warnings as sla_warnings
 

@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from agent_ui.deps import PageCsrfDep, render
 from core.errors import HotlineError, RateLimited
+from core.web import ContextDep, SessionDep, client_ip
 from dispatch.intake import citizen, disclosure
 from dispatch.models import Category
-from hotline.web import ContextDep, SessionDep, client_ip
 
 router = APIRouter(include_in_schema=False)
 

@@ -11,18 +11,18 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
+from agent_ui.context import UiContext
 from agent_ui.deps import PageCsrfDep, render
+from core.web import ContextDep, SessionDep, commit
 from dispatch.callbacks.links import LinkRefused, open_link, spend_link
 from dispatch.callbacks.models import RESULT_LABELS
 from dispatch.callbacks.service import callbacks_of
-from hotline.context import HotlineContext
-from hotline.web import ContextDep, SessionDep, commit
 
 router = APIRouter(include_in_schema=False)
 Token = Annotated[str, "the token of the link"]
 
 
-def _page(request: Request, ctx: HotlineContext, status: int = 200, **context: object) -> Response:
+def _page(request: Request, ctx: UiContext, status: int = 200, **context: object) -> Response:
     return render(request, ctx, "survey.html", None, status, results=RESULT_LABELS, **context)
 
 

@@ -31,8 +31,8 @@ from typing import Any
 
 from callcenter.asr.client import live_socket_path
 from callcenter.asr.service import TranscriptionService, suggestions
+from callcenter.context import CallCentreContext
 from callcenter.settings import AsrSettings
-from hotline.context import HotlineContext
 
 log = logging.getLogger("callcenter.asr")
 
@@ -43,7 +43,7 @@ AFTER_CALL_ONLY = "实时转写已满，仅通话后转写 (after-call transcrip
 class LiveBridge:
     """Reads the live recogniser's event lines and republishes them for the pages."""
 
-    def __init__(self, ctx: HotlineContext, socket_path: Path, kb_for_text: Any = None) -> None:
+    def __init__(self, ctx: CallCentreContext, socket_path: Path, kb_for_text: Any = None) -> None:
         self.ctx = ctx
         self.socket_path = socket_path
         self.kb_for_text = kb_for_text  # text -> suggestions; None: no suggestions while talking
@@ -87,7 +87,7 @@ class LiveBridge:
 
 
 class SpeechRuntime:
-    def __init__(self, ctx: HotlineContext, settings: AsrSettings | None = None) -> None:
+    def __init__(self, ctx: CallCentreContext, settings: AsrSettings | None = None) -> None:
         self.ctx = ctx
         self.settings = settings or ctx.settings.callcenter.asr
         self.transcription = TranscriptionService(ctx, self.settings)
@@ -202,7 +202,7 @@ def reason_zh(reason: str | None) -> str | None:
     return "语音模型不可用"
 
 
-async def start(ctx: HotlineContext, settings: AsrSettings | None = None) -> SpeechRuntime:
+async def start(ctx: CallCentreContext, settings: AsrSettings | None = None) -> SpeechRuntime:
     """Start speech to text for this process (idempotent: a second call returns the running one)."""
     global _current
     if _current is None:

@@ -39,9 +39,9 @@ from callcenter.asr import workers
 from callcenter.asr.models import CallTranscript, TranscriptStatus
 from callcenter.asr.transcriber import ModelError, Transcript, check_model_folder
 from callcenter.asr.vocabulary import Vocabulary
+from callcenter.context import CallCentreContext
 from callcenter.models import CallRecord, Seat
 from callcenter.settings import AsrSettings
-from hotline.context import HotlineContext
 
 log = logging.getLogger("callcenter.asr")
 
@@ -91,7 +91,7 @@ def claim_is_dead(claimed_by: str | None, me: str) -> bool:
 class TranscriptionService:
     def __init__(
         self,
-        ctx: HotlineContext,
+        ctx: CallCentreContext,
         settings: AsrSettings | None = None,
         *,
         poll_seconds: float = POLL_SECONDS,
@@ -113,7 +113,6 @@ class TranscriptionService:
         self._model_checked_at = -MODEL_RETRY_SECONDS
         self._model_signature: tuple[float, ...] | None = None
         self._full_scan_done = False
-        self._router: Any = None
         self._vocabulary: tuple[int, Vocabulary] | None = None
         self.pending = 0
         self.stored = 0
@@ -443,9 +442,7 @@ class TranscriptionService:
 
     def knowledge_base(self, session: Session) -> Any:
         # The same cached matcher the knowledge-base pages use (rebuilt only when entries change).
-        from knowledge_base.views import _matcher
-
-        return _matcher(session, self.ctx.clock.now().date())
+        return self.ctx.understanding.knowledge_base(session)
 
     def _vocabulary_for(self, kb: Any) -> Vocabulary:
         if self._vocabulary is None or self._vocabulary[0] != id(kb):
@@ -453,21 +450,7 @@ class TranscriptionService:
         return self._vocabulary[1]
 
     def _classify(self, text: str) -> dict[str, Any] | None:
-        if not text:
-            return None
-        if self._router is None:
-            from dispatch.routing import Router
-
-            self._router = Router()
-        c = self._router.classify(text)
-        return {
-            "category": c.category,
-            "subcategory": c.subcategory,
-            "department": c.department,
-            "transfer": c.transfer,
-            "confidence": round(c.confidence, 4),
-            "evidence": list(c.evidence),
-        }
+        return self.ctx.understanding.classify(text) if text else None
 
 
 def suggestions(kb: Any, text: str, k: int = 3) -> list[dict[str, Any]]:

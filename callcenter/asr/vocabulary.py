@@ -31,6 +31,7 @@ from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from itertools import product
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from rapidfuzz.distance import Levenshtein
@@ -265,11 +266,25 @@ def _read_sentences(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def hotline_vocabulary(kb_path: Path | None = None) -> Vocabulary:
-    from knowledge_base import KnowledgeBase
+def read_kb_entries(path: Path) -> list[SimpleNamespace]:
+    """Knowledge-base entries of a .jsonl export, with the fields the vocabulary reads."""
+    entries = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            record = json.loads(line)
+            entries.append(
+                SimpleNamespace(
+                    question=record["question"],
+                    alternatives=record.get("alternatives") or [],
+                    keywords=record.get("keywords") or [],
+                    topic=record.get("topic"),
+                )
+            )
+    return entries
 
-    kb = KnowledgeBase.from_jsonl(kb_path or REPO / "knowledge_base" / "demo_kb.jsonl")
-    return Vocabulary.from_hotline(kb.entries)
+
+def hotline_vocabulary(kb_path: Path | None = None) -> Vocabulary:
+    return Vocabulary.from_hotline(read_kb_entries(kb_path or REPO / "knowledge_base" / "demo_kb.jsonl"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,10 +17,10 @@ from typing import Any, TypeVar
 
 from sqlalchemy import select
 
+from callcenter.context import CallCentreContext
 from callcenter.models import CallRecord, Seat
 from callcenter.runtime import CallCentre
 from callcenter.settings import CallCenterSettings
-from hotline.context import HotlineContext
 
 T = TypeVar("T")
 
@@ -64,7 +64,7 @@ def loopback_settings(workers: int, seats: list[str], **overrides: Any) -> CallC
 class LiveCallCentre:
     """`with LiveCallCentre(ctx, cc) as centre:` — everything stopped on the way out, also on failure."""
 
-    def __init__(self, ctx: HotlineContext, cc: CallCenterSettings) -> None:
+    def __init__(self, ctx: CallCentreContext, cc: CallCenterSettings) -> None:
         self.ctx = ctx
         self.cc = cc
         self.loop = asyncio.new_event_loop()

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
     from callcenter.controller import Controller
-    from hotline.context import HotlineContext
+    from dispatch.context import DispatchContext
 
 log = logging.getLogger("dispatch.callbacks")
 BUSY_STATUSES = {486, 600, 603}
@@ -53,7 +53,7 @@ def attempt_outcome(result: dict[str, Any]) -> tuple[AttemptOutcome, str | None]
 
 
 class SurveyRunner:
-    def __init__(self, ctx: HotlineContext, controller: Controller | None, prompts_dir: Path | None) -> None:
+    def __init__(self, ctx: DispatchContext, controller: Controller | None, prompts_dir: Path | None) -> None:
         self.ctx = ctx
         self.controller = controller
         self.settings = ctx.settings.callbacks
@@ -193,7 +193,7 @@ class SurveyRunner:
             return path if path.exists() else say(spoken, path)
 
 
-def start_callbacks(ctx: HotlineContext, centre: Any) -> tuple[SurveyRunner, AsyncIOScheduler]:
+def start_callbacks(ctx: DispatchContext, centre: Any) -> tuple[SurveyRunner, AsyncIOScheduler]:
     """For `hotline serve`: the runner on a timer in the running event loop (the controller's)."""
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 

@@ -43,7 +43,7 @@ from dispatch.service import TicketService
 from dispatch.states import Action, TicketState
 
 if TYPE_CHECKING:
-    from hotline.context import HotlineContext
+    from dispatch.context import DispatchContext
 
 Result = str  # "satisfied" | "basically_satisfied" | "dissatisfied"
 DIGIT_RESULTS: dict[str, Result] = {"1": "satisfied", "2": "basically_satisfied", "3": "dissatisfied"}
@@ -411,6 +411,6 @@ class CallbackService:
         )
 
 
-def callbacks_of(ctx: HotlineContext, session: Session) -> CallbackService:
+def callbacks_of(ctx: DispatchContext, session: Session) -> CallbackService:
     """The callback service of a running hotline, on `session`."""
     return CallbackService(session, ctx.settings.callbacks, ctx.clock, ctx.tickets(session))

@@ -6,14 +6,12 @@ from datetime import time
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from core.settings import Section
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SmsSettings(_Section):
+class SmsSettings(Section):
     """`[callbacks.sms]`: how survey links reach the citizen's phone."""
 
     # "file": append each message as a JSON line to `file` (development, tests); "http": POST it as JSON
@@ -32,7 +30,7 @@ class SmsSettings(_Section):
         return self
 
 
-class CallbackSettings(_Section):
+class CallbackSettings(Section):
     # Run the callback scheduler in `hotline serve` (enqueue replied tickets, place due survey calls).
     enabled: bool = True
     scheduler_interval_seconds: int = Field(default=30, ge=1, le=3600)

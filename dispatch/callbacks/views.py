@@ -20,6 +20,7 @@ from core import audit
 from core.accounts.actor import actor_of
 from core.accounts.models import Role, User
 from core.errors import NotPermitted
+from core.web import ContextDep, SessionDep, UserDep, client_ip, commit, via_of
 from dispatch import schemas
 from dispatch.callbacks.links import send_survey_link
 from dispatch.callbacks.missed import (
@@ -47,7 +48,6 @@ from dispatch.callbacks.service import (
 )
 from dispatch.callbacks.sms import backend_for
 from dispatch.callbacks.stats import GroupBy, callback_figures
-from hotline.web import ContextDep, SessionDep, UserDep, client_ip, commit, via_of
 
 # Ids beyond the database integer are refused as bad input (422), not looked up.
 CallbackId = Annotated[int, Path(ge=1, le=schemas.MAX_ID)]

@@ -15,11 +15,11 @@ from sqlalchemy import select
 
 from core.errors import NotFound
 from dispatch import schemas
+from dispatch.context import DispatchContext
 from dispatch.intake import channel
 from dispatch.intake.ratelimit import RateLimiter
 from dispatch.models import Channel, Ticket
 from dispatch.states import STATE_LABELS, TicketState
-from hotline.context import HotlineContext
 
 Mobile = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^1[3-9][0-9]{9}$")]
 LastFour = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{4}$")]
@@ -70,7 +70,7 @@ class PublicStatus(BaseModel):
     replied_at: datetime | None
 
 
-def submit_letter(ctx: HotlineContext, letter: Letter, client: str) -> str:
+def submit_letter(ctx: DispatchContext, letter: Letter, client: str) -> str:
     """Register the letter as a ticket (channel web) and return its number; rate-limited first."""
     limits = ctx.settings.intake
     limiter = RateLimiter(ctx.sessions, ctx.clock)
@@ -97,7 +97,7 @@ def submit_letter(ctx: HotlineContext, letter: Letter, client: str) -> str:
     return registered.number
 
 
-def look_up(ctx: HotlineContext, query: LookUp, client: str) -> PublicStatus:
+def look_up(ctx: DispatchContext, query: LookUp, client: str) -> PublicStatus:
     """The state, deadline and public reply of a ticket, for whoever knows its phone's last digits."""
     limits = ctx.settings.intake
     limiter = RateLimiter(ctx.sessions, ctx.clock)

@@ -27,13 +27,13 @@ from sqlalchemy.orm import Session
 from callcenter.models import CallEvent, CallRecord
 from core.errors import NotFound, RuleViolation, TooLarge, Unauthenticated
 from dispatch import schemas
+from dispatch.context import DispatchContext
 from dispatch.errors import TicketNotFound
 from dispatch.intake import channel
 from dispatch.intake.errors import IntakeError, Replayed
 from dispatch.intake.models import HandoverDirection, PoliceHandover, PoliceSignature
 from dispatch.intake.settings import PolicePartner
 from dispatch.models import Channel, Ticket
-from hotline.context import HotlineContext
 
 ExternalId = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 MAX_BODY = 64 * 1024
@@ -98,7 +98,7 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 
 def verify(
-    ctx: HotlineContext, key: str | None, timestamp: str | None, signature: str | None, body: bytes
+    ctx: DispatchContext, key: str | None, timestamp: str | None, signature: str | None, body: bytes
 ) -> Signed:
     settings = ctx.settings.intake.police110
     if not key or not timestamp or not signature:
@@ -156,7 +156,7 @@ def _seen(session: Session, signed: Signed) -> bool:
 
 
 def hand_over(
-    ctx: HotlineContext, signed: Signed, data: HandoverIn, body: bytes, client: str | None = None
+    ctx: DispatchContext, signed: Signed, data: HandoverIn, body: bytes, client: str | None = None
 ) -> HandoverOut:
     """Make the ticket for a handed-over matter, once per external id; refuse a replayed request."""
     window = timedelta(seconds=ctx.settings.intake.police110.replay_window_seconds)
@@ -194,7 +194,7 @@ def hand_over(
 
 
 def _register(
-    ctx: HotlineContext, session: Session, signed: Signed, data: HandoverIn, body: bytes, client: str | None
+    ctx: DispatchContext, session: Session, signed: Signed, data: HandoverIn, body: bytes, client: str | None
 ) -> channel.Registered:
     create = schemas.TicketCreate(
         content=data.content,
@@ -226,7 +226,7 @@ def _register(
 
 
 def record_transfer(
-    ctx: HotlineContext, session: Session, call_uid: str, data: TransferIn, by: str
+    ctx: DispatchContext, session: Session, call_uid: str, data: TransferIn, by: str
 ) -> PoliceHandover:
     """Record what was handed to 110 with the call's transfer (the call centre's "transfer" event)."""
     call = session.scalar(select(CallRecord).where(CallRecord.uid == call_uid))

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import NotFound, NotPermitted
 from dispatch import schemas
+from dispatch.context import DispatchContext
 from dispatch.intake import channel
 from dispatch.intake.errors import IntakeError
 from dispatch.intake.models import Open311Request
@@ -27,7 +28,6 @@ from dispatch.intake.ratelimit import RateLimiter
 from dispatch.intake.scrubber import scrub_text
 from dispatch.models import Channel, SubCategory, Ticket
 from dispatch.states import TicketState
-from hotline.context import HotlineContext
 
 SPEC = "http://wiki.open311.org/GeoReport_v2"
 CLOSED_STATES = frozenset({TicketState.REPLIED, TicketState.ARCHIVED, TicketState.CLOSED, TicketState.MERGED})
@@ -110,7 +110,7 @@ class ServiceRequestOut(BaseModel):
 
 
 class Open311:
-    def __init__(self, ctx: HotlineContext) -> None:
+    def __init__(self, ctx: DispatchContext) -> None:
         self.ctx = ctx
         self.settings = ctx.settings.intake
         self.zone = ZoneInfo(ctx.settings.hotline.timezone)

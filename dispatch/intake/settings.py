@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from core.settings import Section
 
 KEY_PATTERN = r"^[A-Za-z0-9_.-]{8,128}$"
 NAME_PATTERN = r"^[a-z0-9_]{1,32}$"
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class RateLimit(_Section):
+class RateLimit(Section):
     """At most `limit` requests per `seconds` (a fixed window, counted in the database)."""
 
     limit: int = Field(ge=1, le=1_000_000)
     seconds: int = Field(ge=1, le=31 * 86400)
 
 
-class Open311Settings(_Section):
+class Open311Settings(Section):
     # Apps allowed to post service requests: app name = API key (the `api_key` form field).
     api_keys: dict[str, str] = Field(default_factory=dict)
     # GET requests.json without dates covers this many days back (the specification says 90).
@@ -42,7 +40,7 @@ class Open311Settings(_Section):
         return value
 
 
-class PolicePartner(_Section):
+class PolicePartner(Section):
     """A police platform (110 指挥中心) allowed to hand matters over."""
 
     name: str = Field(min_length=1, max_length=64)
@@ -52,7 +50,7 @@ class PolicePartner(_Section):
     secret: str = Field(min_length=16, max_length=256)
 
 
-class Police110Settings(_Section):
+class Police110Settings(Section):
     partners: dict[str, PolicePartner] = Field(default_factory=dict)
     # A request's timestamp may differ from our clock by at most this much; a signature seen within
     # the window is a replay and is refused.
@@ -69,7 +67,7 @@ class Police110Settings(_Section):
         return self
 
 
-class IntakeSettings(_Section):
+class IntakeSettings(Section):
     # Our jurisdiction in Open311 (the discovery document and the jurisdiction_id parameter).
     jurisdiction_id: str = Field(default="demo.12345.gov.cn", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     open311: Open311Settings = Open311Settings()

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing
 
 def test_bench_holds_calls_records_them_and_measures_the_setup_rate() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "callcenter.bench", "--workers", "4", "--seats", "2", "--hold", "3",
+        [sys.executable, "-m", "hotline.benches.callcenter", "--workers", "4", "--seats", "2", "--hold", "3",
          "--rates", "2", "--rate-seconds", "2"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=240,
     )  # fmt: skip

@@ -413,7 +413,7 @@ def test_a_call_is_transcribed_live_and_after_hang_up_and_shows_on_its_ticket(li
     assert partials and any(p["text"] for p in partials), "no live text reached the event stream"
     with live.ctx.unit_of_work() as session:
         ticket = live.ctx.tickets(session).register(Actor.system(), TicketCreate(content="来电咨询"))
-        CallRecords(session, live.ctx.clock).link_ticket(record.uid, ticket)
+        CallRecords(session, live.ctx.clock).link_ticket(record.uid, ticket.id, ticket.number)
         ticket_id = ticket.id
     with live.ctx.sessions() as session:
         transcript = transcript_for_call(session, record.uid)

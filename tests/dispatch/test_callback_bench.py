@@ -20,7 +20,7 @@ missing = [tool for tool in NEEDED if not (shutil.which(tool) or shutil.which(to
 def test_benchmark_prints_claim_times_and_survey_calls_per_hour() -> None:
     env = {k: v for k, v in os.environ.items() if k != "HOTLINE_DATABASE_URL"}
     env["PYTHONPATH"] = str(REPO_ROOT)
-    command = [sys.executable, "-m", "dispatch.callbacks.bench", "--due", "300", "--claims", "20"]
+    command = [sys.executable, "-m", "hotline.benches.callbacks", "--due", "300", "--claims", "20"]
     command += ["--calls", "2", "--workers", "2", "--max-seconds", "120"]
     done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -34,6 +34,6 @@ def test_benchmark_prints_claim_times_and_survey_calls_per_hour() -> None:
 
 
 def test_benchmark_refuses_bad_arguments() -> None:
-    command = [sys.executable, "-m", "dispatch.callbacks.bench", "--due", "10", "--claims", "20"]
+    command = [sys.executable, "-m", "hotline.benches.callbacks", "--due", "10", "--claims", "20"]
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "due >= claims" in done.stderr

@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 
 from core.clock import ManualClock
-from dispatch.callbacks.bench import fill_replied_tickets
 from dispatch.callbacks.models import Callback, CallbackAttempt
 from dispatch.callbacks.service import callbacks_of
+from hotline.benches.callbacks import fill_replied_tickets
 from hotline.config import REPO_ROOT
 from hotline.context import HotlineContext
 from tests.conftest import MONDAY_9

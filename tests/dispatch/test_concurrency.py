@@ -26,6 +26,7 @@ from core.clock import ManualClock
 from core.db import make_engine
 from core.errors import ConcurrentChange, HotlineError, RuleViolation
 from core.migrate import upgrade
+from core.web import commit
 from dispatch import schemas
 from dispatch.catalog import load_category_tree, sync_category_tree
 from dispatch.errors import IllegalTransition
@@ -35,7 +36,6 @@ from dispatch.states import TRANSITIONS, Action, TicketState
 from hotline.context import HotlineContext
 from hotline.demo_data import load_departments
 from hotline.schema import metadata
-from hotline.web import commit
 from tests.conftest import MONDAY_9, PASSWORD, make_settings, subcategory_id
 
 REPEAT = 20

@@ -13,7 +13,7 @@ from tests.conftest import REPO_ROOT
 def test_bench_prints_figures_as_last_line(tmp_path: Path) -> None:
     env = {"HOTLINE_DATABASE_URL": f"sqlite:///{tmp_path / 'bench.db'}", "PATH": "/usr/bin:/bin"}
     done = subprocess.run(
-        [sys.executable, "-m", "sla.bench", "--tickets", "3000"],
+        [sys.executable, "-m", "hotline.benches.sla", "--tickets", "3000"],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip
     figures = json.loads(done.stdout.strip().splitlines()[-1])
@@ -21,7 +21,7 @@ def test_bench_prints_figures_as_last_line(tmp_path: Path) -> None:
     assert figures["insert_rows_per_s"] > 0 and figures["sweep_s"] > 0 and figures["kpi_month_s"] > 0
     # A second run refuses to pile synthetic tickets onto a database that has some.
     again = subprocess.run(
-        [sys.executable, "-m", "sla.bench", "--tickets", "10"],
+        [sys.executable, "-m", "hotline.benches.sla", "--tickets", "10"],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert again.returncode != 0 and "already holds tickets" in again.stderr

@@ -15,7 +15,7 @@ from tests.conftest import REPO_ROOT
 
 def _bench(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "callcenter.asr.bench", *args],
+        [sys.executable, "-m", "hotline.benches.asr", *args],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
 

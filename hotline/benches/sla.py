@@ -1,4 +1,4 @@
-"""Benchmark of the SLA engine: `python -m sla.bench [--tickets N]`.
+"""Benchmark of the SLA engine: `python -m hotline.benches.sla [--tickets N]`.
 
 Fills the configured database (point HOTLINE_DATABASE_URL at a scratch database: the benchmark
 refuses one that already holds tickets) with N synthetic tickets spread over the past year, about
@@ -154,7 +154,7 @@ def _load(ctx: HotlineContext, generator: Generator, count: int, batch: int = 20
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sla.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m hotline.benches.sla", description=__doc__.split("\n")[0])
     parser.add_argument("--tickets", type=int, default=1_000_000)
     args = parser.parse_args(argv)
     settings = load_settings()

@@ -1,4 +1,4 @@
-"""Speech benchmark: `python -m callcenter.asr.bench --model PATH [--refs DIR] [--live-calls 24]`.
+"""Speech benchmark: `python -m hotline.benches.asr --model PATH [--refs DIR] [--live-calls 24]`.
 
 Prints, for the given model on this machine:
 
@@ -173,7 +173,7 @@ class FeederProcess:
             [
                 sys.executable,
                 "-m",
-                "callcenter.asr.bench",
+                "hotline.benches.asr",
                 "--feed",
                 str(socket_path),
                 "--live-calls",

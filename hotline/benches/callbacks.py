@@ -1,4 +1,4 @@
-"""Benchmark of the callback surveys: `python -m dispatch.callbacks.bench`.
+"""Benchmark of the callback surveys: `python -m hotline.benches.callbacks`.
 
 1. The claim: a scratch SQLite database (and the PostgreSQL database HOTLINE_DATABASE_URL points at,
    when it does; it must hold no tickets) is filled with `--due` replied tickets, enqueued as due

@@ -1,4 +1,6 @@
 """FastAPI dependencies shared by every package's views: the context, a session, the acting user.
+Login is enforced here, in one place: a view (or a whole router) that depends on `UserDep` or
+`ActorDep` refuses anyone not logged in.
 
 Who is acting comes from an `Authorization` header (bearer token, or HTTP Basic when enabled) for API
 clients, or from the pages' signed session cookie. A request authenticated by the cookie must carry
@@ -12,38 +14,31 @@ import base64
 import binascii
 import hmac
 from collections.abc import Iterator
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
-from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from core import audit
 from core.accounts.actor import Actor, actor_of
-from core.accounts.models import Role, User
+from core.accounts.models import User
 from core.accounts.service import Lockout, LoginResult, authenticate_token, log_in, password_fingerprint
 from core.accounts.sessions import SessionData, SessionSigner
-from core.errors import ConcurrentChange, NotPermitted
-from dispatch import schemas
-from dispatch.live import publish_ticket
-from dispatch.models import Ticket
-from dispatch.service import TicketService, ticket_out
-from dispatch.states import Action
-from hotline.context import HotlineContext
+from core.context import Context
+from core.errors import ConcurrentChange
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 
 
-def get_context(request: Request) -> HotlineContext:
+def get_context(request: Request) -> Context:
     return request.app.state.ctx
 
 
-ContextDep = Annotated[HotlineContext, Depends(get_context)]
+ContextDep = Annotated[Context, Depends(get_context)]
 
 
 def get_session(ctx: ContextDep) -> Iterator[Session]:
@@ -106,7 +101,7 @@ def get_signer(request: Request) -> SessionSigner:
 
 
 def read_session(request: Request) -> SessionData | None:
-    ctx: HotlineContext = request.app.state.ctx
+    ctx: Context = request.app.state.ctx
     return get_signer(request).loads(request.cookies.get(ctx.settings.auth.session_cookie))
 
 
@@ -145,7 +140,7 @@ def check_csrf(request: Request, data: SessionData | None, submitted: str | None
 # ---- API clients: bearer tokens and HTTP Basic ------------------------------------------------------
 
 
-def lockout_of(ctx: HotlineContext) -> Lockout:
+def lockout_of(ctx: Context) -> Lockout:
     return Lockout(ctx.settings.auth.lockout_attempts, ctx.settings.auth.lockout_minutes)
 
 
@@ -157,7 +152,7 @@ def via_of(request: Request) -> str:
     return "api" if request.url.path.startswith("/api") else "page"
 
 
-def checked_login(ctx: HotlineContext, request: Request, username: str, password: str) -> LoginResult:
+def checked_login(ctx: Context, request: Request, username: str, password: str) -> LoginResult:
     """A password check that counts failures (committed at once) and audits refusals."""
     with ctx.unit_of_work() as session:
         result = log_in(session, username, password, ctx.clock.now(), lockout_of(ctx))
@@ -173,7 +168,7 @@ def checked_login(ctx: HotlineContext, request: Request, username: str, password
     return result
 
 
-def _user_from_header(request: Request, header: str, session: Session, ctx: HotlineContext) -> User:
+def _user_from_header(request: Request, header: str, session: Session, ctx: Context) -> User:
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() == "bearer" and credentials:
         user = authenticate_token(session, credentials.strip())
@@ -217,112 +212,3 @@ def get_actor(user: UserDep) -> Actor:
 
 
 ActorDep = Annotated[Actor, Depends(get_actor)]
-
-
-def get_tickets(session: SessionDep, ctx: ContextDep) -> TicketService:
-    return ctx.tickets(session)
-
-
-TicketsDep = Annotated[TicketService, Depends(get_tickets)]
-
-
-# ---- the ticket desk: the ticket service as a person on the web uses it -------------------------
-
-
-class TicketDesk:
-    """TicketService for one logged-in user: liaisons see masked phone numbers, every view of a
-    ticket's personal data and every action is audited, changes are committed and published live."""
-
-    def __init__(self, ctx: HotlineContext, session: Session, user: User, request: Request) -> None:
-        self.ctx, self.session, self.user = ctx, session, user
-        self.actor = actor_of(user)
-        self.tickets = ctx.tickets(session)
-        self.via, self.ip = via_of(request), client_ip(request)
-
-    @property
-    def mask(self) -> bool:
-        return self.actor.role == Role.LIAISON
-
-    def now(self) -> datetime:
-        return self.ctx.clock.now()
-
-    def _audit(self, action: str, number: str | None = None, **fields: Any) -> None:
-        audit.record(
-            self.session,
-            at=self.now(),
-            action=action,
-            username=self.user.username,
-            user_id=self.user.id,
-            role=self.user.role,
-            ticket_number=number,
-            via=self.via,
-            ip=self.ip,
-            **fields,
-        )
-
-    def out(self, ticket: Ticket) -> schemas.TicketOut:
-        return ticket_out(ticket, self.now(), self.mask)
-
-    def get(self, number: str) -> Ticket:
-        """A ticket the user may see; the view is audited, and so is a refused one."""
-        try:
-            ticket = self.tickets.get(number, self.actor)
-        except NotPermitted:
-            audit.record_now(
-                self.ctx.sessions,
-                at=self.now(),
-                action="ticket.view.denied",
-                username=self.user.username,
-                user_id=self.user.id,
-                role=self.user.role,
-                ticket_number=number,
-                via=self.via,
-                ip=self.ip,
-            )
-            raise
-        self._audit("ticket.view", number)
-        commit(self.session)
-        return ticket
-
-    def list(self, flt: schemas.TicketFilter) -> tuple[list[Ticket], int]:
-        rows, total = self.tickets.list(self.actor, flt)
-        if rows:
-            query = flt.model_dump(mode="json", exclude_defaults=True)
-            self._audit("ticket.list", count=len(rows), detail={"numbers": [t.number for t in rows], **query})
-            commit(self.session)
-        return rows, total
-
-    def register(self, body: schemas.TicketCreate, then: tuple[Action, BaseModel] | None = None) -> Ticket:
-        """Register a ticket; `then` takes its first action (answer on the spot, dispatch) in the
-        same transaction, so a refused action leaves no half-done ticket behind."""
-        ticket = self.tickets.register(self.actor, body)
-        self._audit("ticket.register", ticket.number, detail={"channel": body.channel.value})
-        if then is not None:
-            action, action_body = then
-            ticket = self.tickets.act(ticket.number, self.actor, action, action_body)
-            self._audit(f"ticket.{action.value}", ticket.number, detail=_auditable(action_body))
-        commit(self.session)
-        publish_ticket(self.ctx.events, ticket, then[0] if then else Action.REGISTER)
-        return ticket
-
-    def act(self, number: str, action: Action, body: BaseModel) -> Ticket:
-        ticket = self.tickets.act(number, self.actor, action, body)
-        self._audit(f"ticket.{action.value}", number, detail=_auditable(body))
-        commit(self.session)
-        publish_ticket(self.ctx.events, ticket, action)
-        return ticket
-
-
-def _auditable(body: BaseModel) -> dict[str, Any]:
-    """What of an action's body goes into the audit log: its fields, texts shortened."""
-    out: dict[str, Any] = {}
-    for key, value in body.model_dump(mode="json").items():
-        out[key] = value[:200] if isinstance(value, str) else value
-    return out
-
-
-def get_desk(ctx: ContextDep, session: SessionDep, user: UserDep, request: Request) -> TicketDesk:
-    return TicketDesk(ctx, session, user, request)
-
-
-DeskDep = Annotated[TicketDesk, Depends(get_desk)]

@@ -1,6 +1,7 @@
 """Call-centre benchmark: Kamailio, the media workers and the controller on loopback, driven by SIPp.
 
-    python -m callcenter.bench [--workers 72] [--seats 24] [--hold 60] [--rates 20,30,40] [--database-url URL]
+    python -m hotline.benches.callcenter [--workers 72] [--seats 24] [--hold 60] [--rates 20,30,40]
+        [--database-url URL]
 
 Phase 1 holds every seat talking and the rest of the callers queued for `--hold` seconds, with audio
 both ways and every call recorded. Phase 2 places short calls at each set-up rate for `--rate-seconds`

@@ -1,0 +1,57 @@
+"""Work that crosses from the call centre into tickets: what the call centre asks through its
+`callcenter.context.CallTickets` interface (the screen pop's earlier tickets, a ticket for a callback
+request) and linking a call to the ticket it became."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from callcenter.models import CallRecord
+from callcenter.service import CallRecords
+from core.accounts.actor import Actor
+from core.clock import Clock
+from dispatch.context import DeadlinePolicy
+from dispatch.models import Ticket
+from dispatch.schemas import TicketCreate
+from dispatch.service import TicketService
+
+
+class CallTickets:
+    """The tickets a call touches; the call centre's controller uses it through its interface."""
+
+    def __init__(self, rules: DeadlinePolicy, clock: Clock, number_digits: int) -> None:
+        self.rules, self.clock, self.number_digits = rules, clock, number_digits
+
+    def earlier_tickets(self, session: Session, phone: str, limit: int = 5) -> list[dict[str, Any]]:
+        """The caller's earlier tickets, newest first, for the screen pop."""
+        rows = session.scalars(
+            select(Ticket).where(Ticket.caller_phone == phone).order_by(Ticket.created_at.desc()).limit(limit)
+        )
+        return [
+            {
+                "number": t.number,
+                "state": t.state,
+                "created_at": t.created_at.isoformat(timespec="minutes"),
+                "content": t.content[:80],
+            }
+            for t in rows
+        ]
+
+    def callback_request(self, session: Session, caller: str) -> tuple[int, str]:
+        content = f"市民来电时排队已满或等候过久，留下回电请求，请回拨。来电号码：{caller}"
+        try:
+            data = TicketCreate(content=content, caller_phone=caller)
+        except ValidationError:  # a caller id that is not a phone number (an anonymous trunk)
+            data = TicketCreate(content=content)
+        service = TicketService(session, self.rules, self.clock, self.number_digits)
+        ticket = service.register(Actor.system("排队回电"), data)
+        return ticket.id, ticket.number
+
+
+def link_call(session: Session, clock: Clock, uid: str, ticket: Ticket) -> CallRecord:
+    """Record which ticket a call became."""
+    return CallRecords(session, clock).link_ticket(uid, ticket.id, ticket.number)

@@ -1,0 +1,16 @@
+"""Configuration of the ticket core (`[dispatch]` in config.toml)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from core.settings import Section
+
+
+class DispatchSection(Section):
+    category_tree: Path = Path("dispatch/category_tree.toml")
+    # Digits of the daily serial in a ticket number (20261121-0001); more digits appear by themselves
+    # when a day passes 9999 tickets.
+    ticket_number_digits: int = Field(default=4, ge=3, le=8)
