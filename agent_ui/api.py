@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agent_ui.context import UiContext
@@ -16,14 +15,14 @@ from callcenter.runtime import telephony_status
 from core import audit
 from core.accounts.models import Role, User
 from core.accounts.service import AccountError, create_user, list_users, role_label, update_user
+from core.db import ping
 from core.web import ContextDep, SessionDep, UserDep, WebError, client_ip, commit, via_of
-from dispatch import schemas
+from dispatch import catalog, schemas
 from dispatch.catalog import upsert_department
 from dispatch.desk import DeskDep
-from dispatch.models import Category, Department, SubCategory
-from dispatch.routing_words import RoutingWordError, add_word, list_words, remove_word, router_for
+from dispatch.routing_words import RoutingWordError, add_word, list_words, remove_word
 from dispatch.states import Action
-from dispatch.triage import triage
+from dispatch.triage_service import TriageOut, triage_text
 from knowledge_base import service as kb_service
 from sla.overrides import OverrideError, apply_overrides, list_overrides, remove_override, set_override
 
@@ -34,7 +33,7 @@ admin_router = APIRouter(prefix="/api/admin", tags=["admin"])
 @router.get("/health", tags=["system"])
 def health(request: Request, session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
     """For monitoring, no login: the database answers; the telephony and speech to text say how they are."""
-    session.execute(select(1))
+    ping(session)
     state = request.app.state
     telephony = telephony_status(state.callcentre, state.callcentre_error, ctx.settings.callcenter)
     speech = telephony.get("speech", {})
@@ -110,89 +109,6 @@ def _require(user: User, *allowed: Role) -> None:
 # ---- triage: what the router and the knowledge base make of a text ------------------------------
 
 
-class Suggestion(BaseModel):
-    id: str
-    question: str
-    answer: str
-    department: str | None
-    score: float
-    confident: bool
-
-
-class TriageOut(BaseModel):
-    category: str
-    subcategory: str | None
-    subcategory_id: int | None
-    department: str | None
-    department_name: str | None
-    assisting: list[str]
-    transfer: str | None
-    emergency: bool
-    confidence: float
-    evidence: list[str]
-    on_the_spot: bool  # 简单咨询: answer from `kb_entry_id`
-    kb_entry_id: str | None
-    answer_confident: bool
-    deadline_days: int | None
-    deadline: datetime | None  # if dispatched now
-    first_reply_due: datetime | None
-    suggestions: list[Suggestion]
-
-
-def _subcategory(session: Session, category: str, name: str | None) -> SubCategory | None:
-    if name is None:
-        return None
-    return session.scalar(
-        select(SubCategory).join(Category).where(Category.name == category, SubCategory.name == name)
-    )
-
-
-def triage_text(ctx: UiContext, session: Session, text: str) -> TriageOut:
-    kb = kb_service.cached_matcher(session, ctx.clock.now().date())
-    decided = triage(text, kb, router_for(session), kb.answerable_threshold)
-    sub = _subcategory(session, decided.category, decided.subcategory)
-    deadline = first_reply = None
-    if sub is not None and sub.category.handling != "on_the_spot":
-        deadline, first_reply = ctx.rules.at_dispatch(
-            sub.deadline_days, sub.category.handling == "emergency", ctx.clock.now()
-        )
-    department = (
-        session.scalar(select(Department).where(Department.code == decided.department))
-        if decided.department
-        else None
-    )
-    suggestions = [
-        Suggestion(
-            id=hit.entry_id,
-            question=kb.by_id[hit.entry_id].question,
-            answer=kb.by_id[hit.entry_id].answer,
-            department=kb.by_id[hit.entry_id].department,
-            score=round(hit.score, 3),
-            confident=hit.confident,
-        )
-        for hit in decided.hits
-    ]
-    return TriageOut(
-        category=decided.category,
-        subcategory=decided.subcategory,
-        subcategory_id=sub.id if sub else None,
-        department=decided.department,
-        department_name=department.name if department else None,
-        assisting=list(decided.classification.assisting),
-        transfer=decided.transfer,
-        emergency=decided.transfer is not None or decided.category == "应急处突",
-        confidence=decided.classification.confidence,
-        evidence=list(decided.classification.evidence),
-        on_the_spot=decided.kb_entry_id is not None,
-        kb_entry_id=decided.kb_entry_id,
-        answer_confident=decided.answer_confident,
-        deadline_days=sub.deadline_days if sub else None,
-        deadline=deadline,
-        first_reply_due=first_reply,
-        suggestions=suggestions,
-    )
-
-
 @router.get("/triage")
 def triage_endpoint(
     ctx: ContextDep,
@@ -202,7 +118,7 @@ def triage_endpoint(
 ) -> TriageOut:
     """Category, sub-category, department, deadline if dispatched now, and knowledge-base answers."""
     _require(user, Role.OPERATOR, Role.SUPERVISOR, Role.ADMIN)
-    return triage_text(ctx, session, text)
+    return triage_text(session, text, ctx.rules, ctx.clock.now())
 
 
 class DeadlinePreview(BaseModel):
@@ -221,7 +137,7 @@ def deadline_preview(
 ) -> DeadlinePreview:
     """The deadline a ticket of this sub-category gets if dispatched now (working days and a date)."""
     _require(user, Role.OPERATOR, Role.SUPERVISOR, Role.ADMIN)
-    sub = session.get(SubCategory, subcategory_id)
+    sub = catalog.subcategory(session, subcategory_id)
     if sub is None:
         raise WebError(status.HTTP_404_NOT_FOUND, "no such sub-category", "所选小类不存在")
     deadline = first = None
@@ -330,7 +246,7 @@ def user_out(user: User) -> UserOut:
 def _department_id(session: Session, code: str | None) -> int | None:
     if not code:
         return None
-    found = session.scalar(select(Department.id).where(Department.code == code))
+    found = catalog.department_id(session, code)
     if found is None:
         raise WebError(422, f"department {code!r} does not exist", f"部门 {code} 不存在")
     return found
@@ -425,8 +341,7 @@ class DepartmentRow(DepartmentIn):
 
 @admin_router.get("/departments")
 def departments(session: SessionDep, _admin: AdminUserDep) -> list[DepartmentRow]:
-    rows = session.scalars(select(Department).order_by(Department.id))
-    return [DepartmentRow.model_validate(d) for d in rows]
+    return [DepartmentRow.model_validate(d) for d in catalog.departments(session)]
 
 
 @admin_router.post("/departments")

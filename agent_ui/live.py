@@ -12,9 +12,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import select
 
-from callcenter.models import Seat
+from callcenter.service import SeatService
 from core.accounts.models import Role
 from core.events import Event
 from core.web import ContextDep, read_session, unauthorized, user_of_session
@@ -69,8 +68,8 @@ def viewer(request: Request, ctx: ContextDep) -> Viewer:
         user = user_of_session(session, read_session(request))
         if user is None:
             raise unauthorized()
-        extension = session.scalar(select(Seat.extension).where(Seat.operator_id == user.id, Seat.active))
-        return Viewer(Role(user.role), user.department_id, extension)
+        seat = SeatService(session, ctx.clock).of_operator(user.id)
+        return Viewer(Role(user.role), user.department_id, seat.extension if seat else None)
 
 
 def _frame(event: Event) -> str:

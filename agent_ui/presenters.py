@@ -1,45 +1,32 @@
 """How tickets are shown: urgency colours, the action forms a user may fill in, select options.
 
-Presentation only: whether an action is allowed is asked of the state machine (`check_allowed`), the
-"due soon" threshold is the SLA's own warning level.
+Presentation only: whether an action is allowed is asked of the state machine (`check_allowed`), how
+urgent a ticket is of the SLA (`sla.urgency`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agent_ui.context import UiContext
 from core.accounts.actor import Actor
+from core.departments import Department
 from core.errors import HotlineError
-from dispatch.models import Category, Department, Ticket
+from dispatch import catalog
+from dispatch.models import Category, Ticket
 from dispatch.state_machine import check_allowed
-from dispatch.states import ACTION_LABELS, AT_DEPARTMENT, Action, TicketState
-
-Urgency = Literal["overdue", "soon", "normal", "none"]
-URGENCY_LABELS = {"overdue": "已超期", "soon": "即将到期", "normal": "正常", "none": ""}
-
-
-def due_soon_window(ctx: UiContext) -> timedelta:
-    """Working time before the deadline at which the SLA warns "即将到期" (config sla.warnings)."""
-    for level in ctx.settings.sla.warnings:
-        if level.kind == "due_within" and level.working_hours:
-            return timedelta(hours=level.working_hours)
-    return timedelta(hours=7)
+from dispatch.states import ACTION_LABELS, Action
+from sla.urgency import Urgency
+from sla.urgency import urgency as sla_urgency
 
 
 def urgency(ticket: Ticket, now: datetime, ctx: UiContext) -> Urgency:
-    if ticket.deadline is None or TicketState(ticket.state) not in AT_DEPARTMENT:
-        return "none"
-    if ticket.deadline < now:
-        return "overdue"
-    if ctx.calendar.working_time_between(now, ticket.deadline) <= due_soon_window(ctx):
-        return "soon"
-    return "normal"
+    """The SLA's urgency of a ticket, for its colour on screen."""
+    return sla_urgency(ticket, now, ctx.calendar, ctx.settings.sla.warnings)
 
 
 @dataclass(frozen=True)
@@ -146,6 +133,4 @@ class Catalogue:
 
 
 def catalogue(session: Session) -> Catalogue:
-    departments = list(session.scalars(select(Department).where(Department.active).order_by(Department.id)))
-    categories = list(session.scalars(select(Category).order_by(Category.sort_order)).unique())
-    return Catalogue(departments, categories)
+    return Catalogue(catalog.departments(session, active_only=True), catalog.categories(session))

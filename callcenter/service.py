@@ -106,6 +106,9 @@ class SeatService:
             raise SeatNotFound(f"seat {extension} does not exist", f"坐席 {extension} 不存在")
         return seat
 
+    def active(self) -> list[Seat]:
+        return list(self.session.scalars(select(Seat).where(Seat.active).order_by(Seat.extension)))
+
     def of_operator(self, operator_id: int) -> Seat | None:
         return self.session.scalar(select(Seat).where(Seat.operator_id == operator_id, Seat.active.is_(True)))
 
@@ -185,8 +188,11 @@ class CallRecords:
         self.session = session
         self.clock = clock
 
+    def find(self, uid: str) -> CallRecord | None:
+        return self.session.scalar(select(CallRecord).where(CallRecord.uid == uid))
+
     def get(self, uid: str) -> CallRecord:
-        record = self.session.scalar(select(CallRecord).where(CallRecord.uid == uid))
+        record = self.find(uid)
         if record is None:
             raise CallNotFound(f"call {uid} does not exist", f"通话 {uid} 不存在")
         return record

@@ -9,8 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.departments import Department
 from core.tomlfile import load_toml_model
-from dispatch.models import Category, Department, SubCategory
+from dispatch.models import Category, SubCategory
 
 
 class CatalogError(ValueError):
@@ -101,3 +102,24 @@ def upsert_department(session: Session, code: str, name: str, kind: str = "depar
         department.name, department.kind = name, kind
     session.flush()
     return department
+
+
+# ---- reading the catalogue (for the pages' lists and select boxes) -------------------------------
+
+
+def departments(session: Session, active_only: bool = False) -> list[Department]:
+    query = select(Department).order_by(Department.id)
+    return list(session.scalars(query.where(Department.active) if active_only else query))
+
+
+def department_id(session: Session, code: str) -> int | None:
+    return session.scalar(select(Department.id).where(Department.code == code))
+
+
+def categories(session: Session) -> list[Category]:
+    """The category tree, in its configured order (sub-categories come with each)."""
+    return list(session.scalars(select(Category).order_by(Category.sort_order)).unique())
+
+
+def subcategory(session: Session, subcategory_id: int) -> SubCategory | None:
+    return session.get(SubCategory, subcategory_id)

@@ -1,9 +1,11 @@
-"""Work that crosses from the call centre into tickets: what the call centre asks through its
-`callcenter.context.CallTickets` interface (the screen pop's earlier tickets, a ticket for a callback
-request) and linking a call to the ticket it became."""
+"""Work that crosses domains: what the call centre asks through its interfaces in
+`callcenter.context` (`CallTickets`: the screen pop's earlier tickets, a ticket for a callback request;
+`Understanding`: knowledge-base suggestions and the router's reading of a transcript), and linking a
+call to the ticket it became."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from pydantic import ValidationError
@@ -16,8 +18,10 @@ from core.accounts.actor import Actor
 from core.clock import Clock
 from dispatch.context import DeadlinePolicy
 from dispatch.models import Ticket
+from dispatch.routing import Router
 from dispatch.schemas import TicketCreate
 from dispatch.service import TicketService
+from knowledge_base.service import KnowledgeBase, cached_matcher
 
 
 class CallTickets:
@@ -55,3 +59,32 @@ class CallTickets:
 def link_call(session: Session, clock: Clock, uid: str, ticket: Ticket) -> CallRecord:
     """Record which ticket a call became."""
     return CallRecords(session, clock).link_ticket(uid, ticket.id, ticket.number)
+
+
+class Understanding:
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self._router: Router | None = None
+        self._lock = threading.Lock()
+
+    def knowledge_base(self, session: Session) -> KnowledgeBase:
+        return cached_matcher(session, self.clock.now().date())
+
+    def _the_router(self) -> Router:
+        with self._lock:  # the routing table is loaded once, on first use
+            if self._router is None:
+                self._router = Router()
+            return self._router
+
+    def classify(self, text: str) -> dict[str, Any] | None:
+        if not text:
+            return None
+        c = self._the_router().classify(text)
+        return {
+            "category": c.category,
+            "subcategory": c.subcategory,
+            "department": c.department,
+            "transfer": c.transfer,
+            "confidence": round(c.confidence, 4),
+            "evidence": list(c.evidence),
+        }

@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from core.db import Base
+from core.departments import Department
 from dispatch.states import TicketState, state_change_allowed
 
 
@@ -41,18 +42,6 @@ CHANNEL_LABELS = {
     Channel.POLICE_110: "110联动",
     Channel.OPEN311: "Open311",
 }
-
-
-class Department(Base):
-    __tablename__ = "departments"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    code: Mapped[str] = mapped_column(String(32), unique=True)
-    name: Mapped[str] = mapped_column(String(128))
-    # "department" (职能部门), "supervision" (处置督办中心), "enterprise" (水电气), "township" (街镇)
-    kind: Mapped[str] = mapped_column(String(16), default="department")
-    phone: Mapped[str | None] = mapped_column(String(32))
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
 class Category(Base):

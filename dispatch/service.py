@@ -18,18 +18,12 @@ from sqlalchemy.orm.exc import StaleDataError
 from core.accounts.actor import Actor
 from core.accounts.models import Role
 from core.clock import Clock
+from core.departments import Department
 from core.errors import ConcurrentChange, NotPermitted, RuleViolation
 from dispatch import schemas
 from dispatch.context import DeadlinePolicy
 from dispatch.errors import TicketNotFound
-from dispatch.models import (
-    Category,
-    Department,
-    SubCategory,
-    Ticket,
-    TicketCounter,
-    ticket_assisting_departments,
-)
+from dispatch.models import Category, SubCategory, Ticket, TicketCounter, ticket_assisting_departments
 from dispatch.state_machine import apply_transition, check_allowed, start_ticket
 from dispatch.states import AT_DEPARTMENT, OPEN_STATES, STATE_LABELS, Action, TicketState
 

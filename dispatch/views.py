@@ -9,11 +9,12 @@ from sqlalchemy import select
 
 from callcenter.views import CallUid, check_own_call, check_staff, record_out
 from core.accounts.actor import actor_of
+from core.departments import Department
 from core.web import ActorDep, SessionDep, UserDep, commit
 from dispatch import schemas
 from dispatch.desk import DeskDep, DispatchContextDep
 from dispatch.flows import link_call
-from dispatch.models import Category, Department
+from dispatch.models import Category
 from dispatch.states import ACTION_LABELS, Action
 
 router = APIRouter(prefix="/api", tags=["tickets"])

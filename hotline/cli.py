@@ -52,7 +52,7 @@ def cmd_create_user(settings: Settings, args: argparse.Namespace) -> int:
 
     from core.accounts.models import Role
     from core.accounts.service import create_user
-    from dispatch.models import Department
+    from core.departments import Department
 
     ctx = _context(settings)
     with ctx.unit_of_work() as session:

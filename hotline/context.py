@@ -13,10 +13,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.clock import Clock, SystemClock
 from core.db import make_engine, make_session_factory, unit_of_work
 from core.events import EventBus
-from dispatch.flows import CallTickets
+from dispatch.flows import CallTickets, Understanding
 from dispatch.service import TicketService
 from hotline.config import Settings
-from knowledge_base.flows import Understanding
 from sla.calendar import WorkCalendar
 from sla.deadlines import DeadlineRules
 

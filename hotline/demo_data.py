@@ -17,9 +17,10 @@ from core.accounts.actor import actor_of
 from core.accounts.models import Role, User
 from core.accounts.service import create_user
 from core.clock import ManualClock
+from core.departments import Department
 from dispatch import schemas
 from dispatch.catalog import load_category_tree, sync_category_tree, upsert_department
-from dispatch.models import Department, SubCategory, Ticket
+from dispatch.models import SubCategory, Ticket
 from dispatch.service import TicketService
 from dispatch.states import Action
 from hotline.context import HotlineContext

@@ -3,6 +3,7 @@
 from callcenter import models as callcenter_models
 from callcenter.asr import models as asr_models
 from core import audit as audit_models
+from core import departments as department_models
 from core.accounts import models as account_models
 from core.db import Base
 from dispatch import models as dispatch_models
@@ -21,6 +22,7 @@ __all__ = [
     "calendar_override_models",
     "callback_models",
     "callcenter_models",
+    "department_models",
     "dispatch_models",
     "intake_models",
     "kb_models",

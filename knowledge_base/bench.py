@@ -1,4 +1,5 @@
-"""Shared pieces of `knowledge_base.eval` and `knowledge_base.calibrate`: loading, splitting, scaling."""
+"""Shared pieces of the understanding benchmarks (`dispatch.eval`, `dispatch.calibrate`): loading,
+splitting, scaling."""
 
 from __future__ import annotations
 

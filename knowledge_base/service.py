@@ -201,7 +201,7 @@ def records_to_xlsx(records: list[dict[str, Any]]) -> bytes:
 
 
 def known_department_codes(session: Session) -> set[str]:
-    from dispatch.models import Department
+    from core.departments import Department
 
     return set(session.scalars(select(Department.code)))
 

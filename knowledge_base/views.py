@@ -17,6 +17,7 @@ from core.accounts.models import Role
 from core.web import ActorDep, ContextDep, SessionDep, commit
 from knowledge_base import service
 from knowledge_base.models import KbEntry
+from knowledge_base.schemas import MatchOut, match_out
 
 router = APIRouter(prefix="/api/kb", tags=["knowledge base"])
 
@@ -64,15 +65,6 @@ class VersionOut(BaseModel):
     changed_by: str | None
     changed_at: datetime
     note: str | None
-
-
-class MatchOut(BaseModel):
-    id: str
-    question: str
-    answer: str
-    department: str | None
-    score: float
-    confident: bool
 
 
 def _require(actor: Actor, roles: set[Role]) -> None:
@@ -129,20 +121,7 @@ def match(
 ) -> list[MatchOut]:
     _require(actor, READERS)
     kb = service.cached_matcher(session, ctx.clock.now().date())
-    out = []
-    for hit in kb.match(q, k=k):
-        entry = kb.by_id[hit.entry_id]
-        out.append(
-            MatchOut(
-                id=entry.id,
-                question=entry.question,
-                answer=entry.answer,
-                department=entry.department,
-                score=hit.score,
-                confident=hit.confident,
-            )
-        )
-    return out
+    return [match_out(kb, hit) for hit in kb.match(q, k=k)]
 
 
 @router.get("/entries")

@@ -14,7 +14,8 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, Select, and_, case, func, literal, select
 from sqlalchemy.orm import Session
 
-from dispatch.models import Category, Department, Ticket, TicketEvent
+from core.departments import Department
+from dispatch.models import Category, Ticket, TicketEvent
 from dispatch.states import AT_DEPARTMENT, Action
 
 GroupBy = Literal["department", "category", "all"]

@@ -8,8 +8,9 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from core.accounts.models import Role
+from core.departments import Department
 from core.web import ActorDep, ContextDep, SessionDep, commit
-from dispatch.models import Department, Ticket
+from dispatch.models import Ticket
 from sla.kpi import GroupBy, compute_kpis
 from sla.models import SlaWarning, SweepRun
 from sla.supervision import sweep

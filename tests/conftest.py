@@ -148,7 +148,7 @@ class Staff:
 def staff(ctx: HotlineContext) -> Staff:
     from sqlalchemy import select
 
-    from dispatch.models import Department
+    from core.departments import Department
 
     people = [
         ("op1", Role.OPERATOR, None),

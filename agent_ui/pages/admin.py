@@ -7,7 +7,6 @@ from datetime import timedelta
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
 
 from agent_ui.deps import AdminDep, SupervisorDep, render
 from agent_ui.presenters import catalogue
@@ -16,6 +15,7 @@ from core import audit
 from core.accounts.models import ROLE_LABELS, Role
 from core.accounts.service import list_users
 from core.web import ContextDep, SessionDep
+from dispatch import catalog
 from dispatch.routing_words import LEVEL_LABELS, list_words
 from knowledge_base import service as kb_service
 from sla.overrides import KIND_LABELS, list_overrides
@@ -67,9 +67,7 @@ def seats_page(request: Request, ctx: ContextDep, session: SessionDep, user: Adm
 
 @router.get("/admin/departments", response_class=HTMLResponse)
 def departments_page(request: Request, ctx: ContextDep, session: SessionDep, user: AdminDep) -> Response:
-    from dispatch.models import Department
-
-    rows = list(session.scalars(select(Department).order_by(Department.id)))
+    rows = catalog.departments(session)
     return _page(request, ctx, user, "departments.html", departments=rows)
 
 

@@ -7,13 +7,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agent_ui.deps import OperatorDep, render
 from agent_ui.presenters import catalogue
-from callcenter.models import SEAT_STATE_LABELS, CallRecord, Seat, SeatState
-from callcenter.service import mask_phone, waiting_calls
+from callcenter.models import SEAT_STATE_LABELS, Seat, SeatState
+from callcenter.service import CallRecords, SeatService, mask_phone, waiting_calls
 from core.web import ContextDep, SessionDep
 
 router = APIRouter(include_in_schema=False)
@@ -33,7 +32,7 @@ def _current_call(session: Session, ctx: Any, seat: Seat | None) -> dict[str, An
     """The call on the operator's seat, for a screen pop that survives a page reload."""
     if seat is None or not seat.current_call_uid:
         return None
-    record = session.scalar(select(CallRecord).where(CallRecord.uid == seat.current_call_uid))
+    record = CallRecords(session, ctx.clock).find(seat.current_call_uid)
     if record is None:
         return None
     return {
@@ -46,7 +45,7 @@ def _current_call(session: Session, ctx: Any, seat: Seat | None) -> dict[str, An
 
 @router.get("/console", response_class=HTMLResponse)
 def console(request: Request, ctx: ContextDep, session: SessionDep, user: OperatorDep) -> Response:
-    seats = list(session.scalars(select(Seat).where(Seat.active).order_by(Seat.extension)))
+    seats = SeatService(session, ctx.clock).active()
     mine = next((s for s in seats if s.operator_id == user.id), None)
     now = ctx.clock.now()
     return render(

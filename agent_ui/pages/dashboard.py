@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 from agent_ui.charts import Series, line_chart
 from agent_ui.context import UiContext
 from agent_ui.deps import SupervisorDep, render
-from agent_ui.presenters import due_soon_window
 from callcenter.runtime import telephony_status
 from callcenter.service import seat_board, waiting_calls
 from callcenter.stats import queue_figures
@@ -24,6 +23,7 @@ from dispatch.callbacks.stats import callback_figures
 from dispatch.desk import TicketDesk
 from sla.kpi import compute_kpis, league_table
 from sla.reports import daily_trend, near_deadline, satisfaction, waiting_decisions
+from sla.urgency import due_soon_window
 
 router = APIRouter(include_in_schema=False)
 
@@ -66,7 +66,8 @@ def dashboard(request: Request, ctx: ContextDep, session: SessionDep, user: Supe
     minutes_per_day = ctx.calendar.working_day_length.total_seconds() / 60
     month_kpi = compute_kpis(session, month_start, month_end, now, minutes_per_day, "all")
     overdue, overdue_total = desk.list(schemas.TicketFilter(overdue=True, limit=30))
-    soon_until = ctx.calendar.add_working_time(now, due_soon_window(ctx))
+    window = due_soon_window(ctx.settings.sla.warnings)
+    soon_until = ctx.calendar.add_working_time(now, window) if window else now
     state = request.app.state
     telephony = telephony_status(state.callcentre, state.callcentre_error, ctx.settings.callcenter)
     return render(

@@ -9,13 +9,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from agent_ui.deps import LiaisonDep, render
-from agent_ui.presenters import URGENCY_LABELS, urgency
+from agent_ui.presenters import urgency
 from core.accounts.actor import actor_of
 from core.web import ContextDep, SessionDep
 from dispatch import schemas
 from dispatch.desk import TicketDesk
 from dispatch.states import TicketState
 from sla.kpi import compute_kpis
+from sla.urgency import URGENCY_LABELS
 from sla.views import warnings as sla_warnings
 
 router = APIRouter(include_in_schema=False)

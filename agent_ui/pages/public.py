@@ -8,13 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
-from sqlalchemy import select
 
 from agent_ui.deps import PageCsrfDep, render
 from core.errors import HotlineError, RateLimited
 from core.web import ContextDep, SessionDep, client_ip
+from dispatch import catalog
 from dispatch.intake import citizen, disclosure
-from dispatch.models import Category
 
 router = APIRouter(include_in_schema=False)
 
@@ -117,7 +116,7 @@ def disclosure_list(
 ) -> Response:
     size = ctx.settings.intake.disclosure_page_size
     result = disclosure.disclosure_page(session, page, size, category or None)
-    categories = session.scalars(select(Category).order_by(Category.sort_order)).unique().all()
+    categories = catalog.categories(session)
     return _page(
         request,
         ctx,

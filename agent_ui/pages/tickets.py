@@ -12,13 +12,14 @@ from pydantic import ValidationError
 
 from agent_ui.api import problems_zh
 from agent_ui.deps import PageUserDep, render
-from agent_ui.presenters import URGENCY_LABELS, allowed_forms, catalogue, urgency
+from agent_ui.presenters import allowed_forms, catalogue, urgency
 from core import audit
 from core.accounts.models import Role
 from core.web import ContextDep, SessionDep
 from dispatch import schemas
 from dispatch.desk import TicketDesk
 from dispatch.states import ACTION_LABELS, STATE_LABELS, Action, TicketState
+from sla.urgency import URGENCY_LABELS
 
 router = APIRouter(include_in_schema=False)
 

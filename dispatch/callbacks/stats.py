@@ -15,8 +15,9 @@ from typing import Any, Literal
 from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
+from core.departments import Department
 from dispatch.callbacks.models import Callback, CallbackState
-from dispatch.models import Category, Department, Ticket, TicketEvent
+from dispatch.models import Category, Ticket, TicketEvent
 from dispatch.states import Action
 
 GroupBy = Literal["department", "category", "all"]

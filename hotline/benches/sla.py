@@ -25,9 +25,10 @@ from typing import Any
 
 from sqlalchemy import func, insert, select, text
 
+from core.departments import Department
 from core.migrate import upgrade
 from dispatch.catalog import load_category_tree, sync_category_tree
-from dispatch.models import Department, SubCategory, Ticket
+from dispatch.models import SubCategory, Ticket
 from hotline.config import load_settings
 from hotline.context import HotlineContext
 from hotline.demo_data import load_departments

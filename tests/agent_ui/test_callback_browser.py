@@ -13,11 +13,12 @@ from callcenter.models import CallDirection, CallOutcome, CallRecord
 from callcenter.service import CallRecords
 from core.accounts.actor import Actor
 from core.accounts.models import Role
+from core.departments import Department
 from dispatch import schemas
 from dispatch.callbacks.links import create_link
 from dispatch.callbacks.models import Callback
 from dispatch.callbacks.service import callbacks_of
-from dispatch.models import Department, Ticket
+from dispatch.models import Ticket
 from dispatch.states import Action
 from tests.agent_ui.conftest import LiveServer, login, shot
 from tests.conftest import MONDAY_9, subcategory_id

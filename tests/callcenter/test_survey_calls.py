@@ -22,12 +22,13 @@ from callcenter.testing.sipkit import PJSUA_DTMF_PT, SeatPhone, dtmf_pcap, pcap,
 from core.accounts.actor import Actor
 from core.accounts.models import Role
 from core.clock import ManualClock
+from core.departments import Department
 from dispatch import schemas
 from dispatch.callbacks.models import Callback
 from dispatch.callbacks.runner import SurveyRunner
 from dispatch.callbacks.service import callbacks_of
 from dispatch.catalog import load_category_tree, sync_category_tree
-from dispatch.models import Department, Ticket
+from dispatch.models import Ticket
 from dispatch.states import Action
 from hotline.config import REPO_ROOT
 from hotline.context import HotlineContext

@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from core.accounts.actor import Actor
 from core.accounts.models import Role
 from core.clock import ManualClock
+from core.departments import Department
 from dispatch import schemas
 from dispatch.callbacks.links import LinkRefused, create_link, open_link, send_survey_link, spend_link
 from dispatch.callbacks.missed import MissedOutcome, missed_calls, record_missed_outcome
@@ -26,7 +27,7 @@ from dispatch.callbacks.service import CallbackError, Claim, OutsideCallingHours
 from dispatch.callbacks.sms import FileSms, HttpSms, send_sms
 from dispatch.callbacks.stats import callback_figures
 from dispatch.errors import IllegalTransition
-from dispatch.models import Department, Ticket
+from dispatch.models import Ticket
 from dispatch.states import Action
 from hotline.context import HotlineContext
 from tests.conftest import MONDAY_9, Staff

@@ -24,13 +24,14 @@ from core.accounts.models import Role
 from core.accounts.service import create_user
 from core.clock import ManualClock
 from core.db import make_engine
+from core.departments import Department
 from core.errors import ConcurrentChange, HotlineError, RuleViolation
 from core.migrate import upgrade
 from core.web import commit
 from dispatch import schemas
 from dispatch.catalog import load_category_tree, sync_category_tree
 from dispatch.errors import IllegalTransition
-from dispatch.models import Department, Ticket, TicketCounter
+from dispatch.models import Ticket, TicketCounter
 from dispatch.state_machine import replay, supervise_in_bulk
 from dispatch.states import TRANSITIONS, Action, TicketState
 from hotline.context import HotlineContext

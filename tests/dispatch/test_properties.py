@@ -19,9 +19,10 @@ from sqlalchemy import select
 from core.accounts.actor import Actor
 from core.accounts.models import Role
 from core.clock import ManualClock
+from core.departments import Department
 from core.errors import HotlineError
 from dispatch import schemas
-from dispatch.models import Department, TicketEvent
+from dispatch.models import TicketEvent
 from dispatch.state_machine import replay
 from dispatch.states import AT_DEPARTMENT, TRANSITIONS, Action, TicketState
 from hotline.context import HotlineContext

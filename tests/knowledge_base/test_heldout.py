@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
+from dispatch.eval import EMERGENCY, evaluate
 from dispatch.routing import Router
 from knowledge_base import KnowledgeBase
-from knowledge_base.eval import EMERGENCY, evaluate
 
 DATA = Path(__file__).resolve().parent / "data"
 

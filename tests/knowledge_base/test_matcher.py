@@ -178,7 +178,7 @@ def test_samples_near_misses_not_confident(sample_kb: KnowledgeBase) -> None:
 
 @needs_samples
 def test_eval_command_prints_json_last(capsys: pytest.CaptureFixture[str]) -> None:
-    from knowledge_base import eval as kb_eval
+    from dispatch import eval as kb_eval
 
     code = kb_eval.main(
         [
@@ -211,8 +211,8 @@ def test_eval_command_prints_json_last(capsys: pytest.CaptureFixture[str]) -> No
 
 def test_eval_and_calibrate_on_demo_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Runs without the shared samples: the demo KB with a few handwritten queries."""
-    from knowledge_base import calibrate
-    from knowledge_base import eval as kb_eval
+    from dispatch import calibrate
+    from dispatch import eval as kb_eval
 
     queries = tmp_path / "q.jsonl"
     lines = [
@@ -241,7 +241,7 @@ class _FixedKb:
 
 
 def test_answerable_bar_is_not_lowered_for_a_wrong_entry() -> None:
-    from knowledge_base.calibrate import calibrate_answerable
+    from dispatch.calibrate import calibrate_answerable
 
     queries = [
         {"text": "离婚冷静期是多少天", "expected_kb_id": "divorce", "expected_category": "简单咨询"},

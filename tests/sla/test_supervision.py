@@ -12,8 +12,9 @@ from core.accounts.actor import Actor, actor_of
 from core.accounts.models import Role
 from core.accounts.service import create_user
 from core.clock import ManualClock
+from core.departments import Department
 from dispatch import schemas
-from dispatch.models import Department, Ticket, TicketEvent
+from dispatch.models import Ticket, TicketEvent
 from dispatch.state_machine import replay
 from dispatch.states import Action
 from hotline.context import HotlineContext

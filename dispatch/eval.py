@@ -1,4 +1,4 @@
-"""Benchmark: `python -m knowledge_base.eval --kb FILE --queries FILE [--subset all|a|b]`.
+"""Benchmark: `python -m dispatch.eval --kb FILE --queries FILE [--subset all|a|b]`.
 
 Prints top-1/top-3 per kind, the failing lines with their notes, and as the last line one JSON object
 with top1, top3, false_positive_rate, confident_precision, confident_coverage, category_accuracy,
@@ -105,7 +105,7 @@ def evaluate(kb: KnowledgeBase, queries: list[dict[str, Any]], scale: int = 10_0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m knowledge_base.eval", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m dispatch.eval", description=__doc__)
     parser.add_argument("--kb", required=True, help="knowledge base, JSON Lines")
     parser.add_argument("--queries", required=True, help="utterances with expected results, JSON Lines")
     parser.add_argument("--subset", choices=["all", "a", "b"], default="all", help="a/b: halves of a split")

@@ -1,4 +1,4 @@
-"""Calibrate the confidence threshold: `python -m knowledge_base.calibrate --kb FILE --queries FILE`.
+"""Calibrate the confidence threshold: `python -m dispatch.calibrate --kb FILE --queries FILE`.
 
 Chooses the score threshold (and the margin over the runner-up) that answers the most queries
 confidently and rightly, subject to a false-positive rate <= 0.03 on queries without an answer and a
@@ -134,7 +134,7 @@ def _fits(measure: tuple[float, float, float]) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m knowledge_base.calibrate", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m dispatch.calibrate", description=__doc__)
     parser.add_argument("--kb", required=True)
     parser.add_argument("--queries", required=True)
     parser.add_argument("--subset", choices=["all", "a", "b"], default="all")
