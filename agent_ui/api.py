@@ -27,10 +27,11 @@ from knowledge_base import service as kb_service
 from sla.overrides import OverrideError, apply_overrides, list_overrides, remove_override, set_override
 
 router = APIRouter(prefix="/api", tags=["pages"])
+system_router = APIRouter(prefix="/api", tags=["system"])  # for monitoring, no login
 admin_router = APIRouter(prefix="/api/admin", tags=["admin"])
 
 
-@router.get("/health", tags=["system"])
+@system_router.get("/health")
 def health(request: Request, session: SessionDep, ctx: ContextDep) -> dict[str, Any]:
     """For monitoring, no login: the database answers; the telephony and speech to text say how they are."""
     ping(session)

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -16,16 +16,21 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent_ui import api as ui_api
-from agent_ui import intake_api, live
+from agent_ui import live
 from agent_ui.context import UiContext
-from agent_ui.deps import LoginRequired, login_url, render
+from agent_ui.deps import LoginRequired, login_url, page_user, render
 from agent_ui.pages import admin, auth, console, dashboard, portal, public, survey, tickets
 from callcenter.views import router as callcenter_router
 from core.accounts.sessions import SessionSigner, load_secret
 from core.errors import HotlineError
+from core.scheduler import Jobs
+from core.web import get_user
+from dispatch.callbacks import scheduled as callbacks_scheduled
 from dispatch.callbacks.views import router as callbacks_router
+from dispatch.intake import views as intake_views
 from dispatch.views import router as dispatch_router
 from knowledge_base.views import router as kb_router
+from sla import scheduled as sla_scheduled
 from sla.overrides import apply_overrides
 from sla.views import router as sla_router
 
@@ -113,27 +118,19 @@ def create_app(ctx: UiContext, background: bool = False) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        scheduler = None
-        if background and ctx.settings.sla.sweeps_enabled:
-            from sla.scheduler import start_sweeps
+        jobs = Jobs(ctx.settings.hotline.timezone)  # the one scheduler of the process
+        if background:
+            if ctx.settings.callcenter.enabled:
+                from callcenter.runtime import start_call_centre
 
-            scheduler = start_sweeps(ctx)
-        if background and ctx.settings.callcenter.enabled:
-            from callcenter.runtime import start_call_centre
-
-            _app.state.callcentre, _app.state.callcentre_error = await start_call_centre(ctx)
-        callbacks = None
-        if background and ctx.settings.callbacks.enabled:
-            from dispatch.callbacks.runner import start_callbacks
-
-            _app.state.survey_runner, callbacks = start_callbacks(ctx, _app.state.callcentre)
+                _app.state.callcentre, _app.state.callcentre_error = await start_call_centre(ctx)
+            sla_scheduled.register(jobs, ctx)
+            _app.state.survey_runner = callbacks_scheduled.register(jobs, ctx, _app.state.callcentre)
+            jobs.start()
         yield
-        if callbacks is not None:
-            callbacks.shutdown(wait=False)
+        jobs.shutdown()
         if _app.state.callcentre is not None:
             await _app.state.callcentre.stop()
-        if scheduler is not None:
-            scheduler.shutdown(wait=True)
 
     app = FastAPI(
         lifespan=lifespan,
@@ -156,7 +153,9 @@ def create_app(ctx: UiContext, background: bool = False) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(LoginRequired, _login_required)
-    for router in (
+    # Who may reach what, in one place: every staff router requires a login at router level (the
+    # API answers 401, a page redirects to the login page); each view then checks the role it needs.
+    staff_api = (
         dispatch_router,
         sla_router,
         kb_router,
@@ -164,12 +163,23 @@ def create_app(ctx: UiContext, background: bool = False) -> FastAPI:
         callbacks_router,
         ui_api.router,
         ui_api.admin_router,
-        intake_api.open311_router,
-        intake_api.police_router,
-        intake_api.public_router,
-    ):
+        intake_views.police_staff_router,
+    )
+    for router in staff_api:
+        app.include_router(router, dependencies=[Depends(get_user)])
+    for page in (console, portal, tickets, dashboard, admin):
+        app.include_router(page.router, dependencies=[Depends(page_user)])
+    # Open to citizens and partner systems, each with its own check (an app's api_key, a signed
+    # hand-over, a rate limit, a single-use survey link); the live stream checks its viewer itself.
+    public_api = (
+        ui_api.system_router,
+        intake_views.open311_router,
+        intake_views.police_router,
+        intake_views.public_router,
+    )
+    for router in public_api:
         app.include_router(router)
-    for page in (auth, console, portal, tickets, dashboard, admin, public, survey):
+    for page in (auth, public, survey):
         app.include_router(page.router)
     app.include_router(live.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

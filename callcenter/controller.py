@@ -584,6 +584,13 @@ class Controller:
         """A seat became ready through the API: try the queue at once instead of at the next tick."""
         self._dispatch()
 
+    def _free_workers(self) -> list[str]:
+        busy = {c.worker for c in self.calls.values()}
+        return [name for name in self.workers if name not in busy]
+
+    def idle_workers(self) -> int:
+        return len(self._free_workers())
+
     async def dial(
         self,
         number: str,
@@ -595,8 +602,7 @@ class Controller:
     ) -> LiveCall:
         """Place an outbound call on a free worker through Kamailio and play `files` once it answers;
         with a `menu`, its prompts play when the citizen answers and the key pressed ends the call."""
-        busy = {c.worker for c in self.calls.values()}
-        free = [name for name in self.workers if name not in busy]
+        free = self._free_workers()
         if not free:
             raise CallCenterError("no free media worker for an outbound call", "没有空闲的外呼通道")
         uid = f"out-{int(time.time() * 1000)}-{next(self._outbound)}"

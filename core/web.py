@@ -14,7 +14,7 @@ import base64
 import binascii
 import hmac
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -152,19 +152,27 @@ def via_of(request: Request) -> str:
     return "api" if request.url.path.startswith("/api") else "page"
 
 
+def audit_fields(request: Request, user: User | None = None, username: str = "-") -> dict[str, Any]:
+    """Who did something through `request`, for `audit.record`: when, the user (or the name typed at
+    a refused login), and how (page or API) and from where."""
+    ctx: Context = request.app.state.ctx
+    return {
+        "at": ctx.clock.now(),
+        "username": user.username if user else (username or "-"),
+        "user_id": user.id if user else None,
+        "role": user.role if user else None,
+        "via": via_of(request),
+        "ip": client_ip(request),
+    }
+
+
 def checked_login(ctx: Context, request: Request, username: str, password: str) -> LoginResult:
     """A password check that counts failures (committed at once) and audits refusals."""
     with ctx.unit_of_work() as session:
         result = log_in(session, username, password, ctx.clock.now(), lockout_of(ctx))
         if result.user is None:
-            audit.record(
-                session,
-                at=ctx.clock.now(),
-                action="login.locked" if result.locked_until else "login.failed",
-                username=username or "-",
-                via=via_of(request),
-                ip=client_ip(request),
-            )
+            action = "login.locked" if result.locked_until else "login.failed"
+            audit.record(session, action=action, **audit_fields(request, username=username))
     return result
 
 

@@ -14,7 +14,7 @@ from core import audit
 from core.accounts.actor import actor_of
 from core.accounts.models import Role, User
 from core.errors import NotPermitted
-from core.web import SessionDep, UserDep, client_ip, commit, get_context, via_of
+from core.web import SessionDep, UserDep, audit_fields, commit, get_context
 from dispatch import schemas
 from dispatch.context import DispatchContext
 from dispatch.live import publish_ticket
@@ -40,7 +40,7 @@ class TicketDesk:
         self.ctx, self.session, self.user = ctx, session, user
         self.actor = actor_of(user)
         self.tickets = ctx.tickets(session)
-        self.via, self.ip = via_of(request), client_ip(request)
+        self.request = request
 
     @property
     def mask(self) -> bool:
@@ -50,18 +50,8 @@ class TicketDesk:
         return self.ctx.clock.now()
 
     def _audit(self, action: str, number: str | None = None, **fields: Any) -> None:
-        audit.record(
-            self.session,
-            at=self.now(),
-            action=action,
-            username=self.user.username,
-            user_id=self.user.id,
-            role=self.user.role,
-            ticket_number=number,
-            via=self.via,
-            ip=self.ip,
-            **fields,
-        )
+        who = audit_fields(self.request, self.user)
+        audit.record(self.session, action=action, ticket_number=number, **who, **fields)
 
     def out(self, ticket: Ticket) -> schemas.TicketOut:
         return ticket_out(ticket, self.now(), self.mask)
@@ -71,17 +61,8 @@ class TicketDesk:
         try:
             ticket = self.tickets.get(number, self.actor)
         except NotPermitted:
-            audit.record_now(
-                self.ctx.sessions,
-                at=self.now(),
-                action="ticket.view.denied",
-                username=self.user.username,
-                user_id=self.user.id,
-                role=self.user.role,
-                ticket_number=number,
-                via=self.via,
-                ip=self.ip,
-            )
+            who = audit_fields(self.request, self.user)
+            audit.record_now(self.ctx.sessions, action="ticket.view.denied", ticket_number=number, **who)
             raise
         self._audit("ticket.view", number)
         commit(self.session)

@@ -11,7 +11,14 @@ from agent_ui.deps import PageCsrfDep, home_of, render, set_session_cookie
 from core import audit
 from core.accounts.service import password_fingerprint
 from core.accounts.sessions import SessionData
-from core.web import ContextDep, SessionDep, checked_login, client_ip, read_session, user_of_session
+from core.web import (
+    ContextDep,
+    SessionDep,
+    audit_fields,
+    checked_login,
+    read_session,
+    user_of_session,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -57,16 +64,7 @@ def login(
         )
     user = result.user
     with ctx.unit_of_work() as session:
-        audit.record(
-            session,
-            at=ctx.clock.now(),
-            action="login",
-            username=user.username,
-            user_id=user.id,
-            role=user.role,
-            via="page",
-            ip=client_ip(request),
-        )
+        audit.record(session, action="login", **audit_fields(request, user))
     response = RedirectResponse(_safe_next(next) or home_of(user), status_code=303)
     set_session_cookie(response, request, SessionData.logged_in(user.id, password_fingerprint(user)))
     return response
@@ -76,16 +74,7 @@ def login(
 def logout(request: Request, ctx: ContextDep, session: SessionDep) -> Response:
     user = user_of_session(session, read_session(request))
     if user is not None:
-        audit.record(
-            session,
-            at=ctx.clock.now(),
-            action="logout",
-            username=user.username,
-            user_id=user.id,
-            role=user.role,
-            via="page",
-            ip=client_ip(request),
-        )
+        audit.record(session, action="logout", **audit_fields(request, user))
         session.commit()
     response = RedirectResponse("/login", status_code=303)
     set_session_cookie(response, request, SessionData.anonymous())

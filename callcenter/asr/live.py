@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from callcenter.asr.transcriber import ModelError, Segment, Transcriber
+from callcenter.asr.transcriber import ModelError, Segment, SpeechToText, Transcriber
 
 log = logging.getLogger("callcenter.asr.live")
 
@@ -59,7 +59,7 @@ def calibration_audio(rate: int = 8000, seconds: float = 4.0, seed: int = 7) -> 
     return (voiced * envelope * 6000).astype(np.int16)
 
 
-def measure_cpu_per_stream(transcriber: Transcriber, rate: int = 8000) -> float:
+def measure_cpu_per_stream(transcriber: SpeechToText, rate: int = 8000) -> float:
     """CPU seconds one live stream costs per second of audio (resampling and decoding), on this machine."""
     audio = calibration_audio(rate)
     stream = transcriber.stream(rate)
@@ -109,7 +109,7 @@ class Listeners:
 
 
 class LiveServer:
-    def __init__(self, transcriber: Transcriber, socket_path: Path, max_streams: int) -> None:
+    def __init__(self, transcriber: SpeechToText, socket_path: Path, max_streams: int) -> None:
         self.transcriber = transcriber
         self.socket_path = socket_path
         self.cpu_per_stream = measure_cpu_per_stream(transcriber)

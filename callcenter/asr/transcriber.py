@@ -14,7 +14,7 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -119,6 +119,27 @@ def quiet_vosk() -> None:
 
     # -1: Kaldi's warnings and info off (it logs every recogniser it creates); errors still print.
     vosk.SetLogLevel(-1)
+
+
+class LiveStream(Protocol):
+    """What a speech-to-text engine gives for live audio (the Vosk adapter: `Stream`)."""
+
+    def accept(self, pcm: bytes) -> str | Segment: ...
+    def accept_samples(self, samples: np.ndarray) -> str | Segment: ...
+    def finish(self) -> Segment: ...
+    @property
+    def seconds(self) -> float: ...
+
+
+class SpeechToText(Protocol):
+    """A speech-to-text engine, loaded once and shared by threads. `Transcriber` is the Vosk adapter
+    (the tests run it for real on the synthetic model); another engine plugs in by this interface."""
+
+    model_path: Path
+    model_rate: int
+
+    def stream(self, rate: int) -> LiveStream: ...
+    def transcribe_file(self, path: Path | str, channel: int | None = None) -> Transcript: ...
 
 
 class Stream:

@@ -9,9 +9,9 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from typing import Any
 
-from callcenter.asr.transcriber import ModelError, ModelMissing, Transcriber
+from callcenter.asr.transcriber import ModelError, ModelMissing, SpeechToText, Transcriber
 
-_transcriber: Transcriber | None = None
+_transcriber: SpeechToText | None = None
 _load_error: dict[str, str] | None = None
 
 

@@ -11,10 +11,8 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 from callcenter.controller import Menu
 from callcenter.prompts import say
@@ -25,9 +23,7 @@ from dispatch.callbacks.service import DIGIT_RESULTS, Claim, callbacks_of, proce
 from dispatch.callbacks.sms import backend_for
 
 if TYPE_CHECKING:
-    from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
-    from callcenter.controller import Controller
+    from callcenter.dialer import Dialer
     from dispatch.context import DispatchContext
 
 log = logging.getLogger("dispatch.callbacks")
@@ -53,7 +49,7 @@ def attempt_outcome(result: dict[str, Any]) -> tuple[AttemptOutcome, str | None]
 
 
 class SurveyRunner:
-    def __init__(self, ctx: DispatchContext, controller: Controller | None, prompts_dir: Path | None) -> None:
+    def __init__(self, ctx: DispatchContext, controller: Dialer | None, prompts_dir: Path | None) -> None:
         self.ctx = ctx
         self.controller = controller
         self.settings = ctx.settings.callbacks
@@ -91,8 +87,7 @@ class SurveyRunner:
 
     def _free_workers(self) -> int:
         assert self.controller is not None
-        busy = {c.worker for c in self.controller.calls.values()}
-        return len([name for name in self.controller.workers if name not in busy])
+        return self.controller.idle_workers()
 
     async def wait_idle(self) -> None:
         while self.calls:
@@ -191,24 +186,3 @@ class SurveyRunner:
         path = self.summaries / f"{hashlib.sha256(spoken.encode()).hexdigest()[:20]}.wav"
         with self._speaking:
             return path if path.exists() else say(spoken, path)
-
-
-def start_callbacks(ctx: DispatchContext, centre: Any) -> tuple[SurveyRunner, AsyncIOScheduler]:
-    """For `hotline serve`: the runner on a timer in the running event loop (the controller's)."""
-    from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
-    controller = centre.controller if centre is not None else None
-    prompts_dir = centre.prompts_dir if centre is not None else None
-    runner = SurveyRunner(ctx, controller, prompts_dir)
-    scheduler = AsyncIOScheduler(timezone=ctx.settings.hotline.timezone)
-    scheduler.add_job(
-        runner.run_once,
-        "interval",
-        seconds=ctx.settings.callbacks.scheduler_interval_seconds,
-        id="callbacks",
-        max_instances=1,
-        coalesce=True,
-        next_run_time=datetime.now(ZoneInfo(ctx.settings.hotline.timezone)),  # what fell due while down
-    )
-    scheduler.start()
-    return runner, scheduler

@@ -13,14 +13,14 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import select
 
-from callcenter.controller import Controller
+from callcenter.dialer import Dialer
 from callcenter.models import CallEvent, CallRecord, Seat
 from callcenter.service import CallCenterError, mask_phone
 from core import audit
 from core.accounts.actor import actor_of
 from core.accounts.models import Role, User
 from core.errors import NotPermitted
-from core.web import ContextDep, SessionDep, UserDep, client_ip, commit, via_of
+from core.web import ContextDep, SessionDep, UserDep, audit_fields, commit
 from dispatch import schemas
 from dispatch.callbacks.links import send_survey_link
 from dispatch.callbacks.missed import (
@@ -133,12 +133,12 @@ def missed_out(record: CallRecord) -> dict[str, Any]:
     }
 
 
-def _controller(request: Request) -> Controller | None:
+def _controller(request: Request) -> Dialer | None:
     centre = getattr(request.app.state, "callcentre", None)
     return centre.controller if centre is not None else None
 
 
-async def _on_controller(controller: Controller, coroutine: Coroutine[Any, Any, T]) -> T:
+async def _on_controller(controller: Dialer, coroutine: Coroutine[Any, Any, T]) -> T:
     """Run on the controller's own loop (the controller is not thread-safe)."""
     loop = controller.loop
     if loop is None or loop is asyncio.get_running_loop():
@@ -172,20 +172,9 @@ def _audit(
     session: Any, request: Request, user: User, action: str, number: str | None = None, **detail: Any
 ) -> None:
     """Every view of citizens' numbers and every action goes to the audit log, in the same transaction."""
-    ctx = request.app.state.ctx
-    audit.record(
-        session,
-        at=ctx.clock.now(),
-        action=action,
-        username=user.username,
-        user_id=user.id,
-        role=user.role,
-        ticket_number=number,
-        via=via_of(request),
-        ip=client_ip(request),
-        count=detail.pop("count", None),
-        detail=detail,
-    )
+    count = detail.pop("count", None)
+    who = audit_fields(request, user)
+    audit.record(session, action=action, ticket_number=number, count=count, detail=detail, **who)
 
 
 def _claimer(user: User) -> str:

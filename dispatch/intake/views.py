@@ -1,6 +1,5 @@
 """Endpoints of the other channels: Open311 GeoReport v2 under /open311, the 110 hand-over and its
-reverse under /api/police and /api/calls, and the citizens' public JSON (status look-up, disclosure).
-Each only composes `dispatch.intake`."""
+reverse under /api/police and /api/calls, and the citizens' public JSON (status look-up, disclosure)."""
 
 from __future__ import annotations
 
@@ -16,8 +15,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core import audit
 from core.accounts.models import Role, User
-from core.errors import HotlineError, RateLimited
-from core.web import ContextDep, SessionDep, UserDep, WebError, client_ip, commit
+from core.errors import HotlineError
+from core.web import SessionDep, UserDep, WebError, audit_fields, client_ip, commit
+from dispatch.desk import DispatchContextDep as ContextDep
 from dispatch.intake import citizen, disclosure, handover
 from dispatch.intake.models import HandoverDirection
 from dispatch.intake.open311 import (
@@ -120,7 +120,9 @@ def get_request(
 
 # ---- 110 hand-over ---------------------------------------------------------------------------------
 
+# The police platform's signed hand-over (no login: a partner key and signature) and the staff's side.
 police_router = APIRouter(prefix="/api", tags=["110"])
+police_staff_router = APIRouter(prefix="/api", tags=["110"])
 SIGNED_BODY = {
     "requestBody": {
         "required": True,
@@ -156,7 +158,7 @@ def _role(user: User, *allowed: Role) -> None:
         raise WebError(status.HTTP_403_FORBIDDEN, "your role may not do this", "您的角色无权执行此操作")
 
 
-@police_router.post("/calls/{uid}/police-handover")
+@police_staff_router.post("/calls/{uid}/police-handover")
 def record_transfer_to_110(
     uid: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,40}$")],
     body: handover.TransferIn,
@@ -168,24 +170,15 @@ def record_transfer_to_110(
     """What the operator handed to 110 with a call's transfer (recorded against the transfer event)."""
     _role(user, Role.OPERATOR, Role.SUPERVISOR, Role.ADMIN)
     record = handover.record_transfer(ctx, session, uid, body, user.display_name)
-    audit.record(
-        session,
-        at=ctx.clock.now(),
-        action="police.transfer",
-        username=user.username,
-        user_id=user.id,
-        role=user.role,
-        ticket_number=body.ticket_number,
-        via="api",
-        ip=client_ip(request),
-        detail={"call": uid, "external_id": body.external_id},
-    )
+    detail = {"call": uid, "external_id": body.external_id}
+    who = audit_fields(request, user)
+    audit.record(session, action="police.transfer", ticket_number=body.ticket_number, detail=detail, **who)
     out = handover.handover_out(session, record)
     commit(session)
     return out
 
 
-@police_router.get("/police/handovers")
+@police_staff_router.get("/police/handovers")
 def list_police_handovers(
     user: UserDep,
     session: SessionDep,
@@ -201,19 +194,10 @@ def list_police_handovers(
 public_router = APIRouter(prefix="/api/public", tags=["public"])
 
 
-def too_many(exc: RateLimited) -> WebError:
-    return WebError(
-        status.HTTP_429_TOO_MANY_REQUESTS, str(exc), exc.zh, headers={"Retry-After": str(exc.retry_after)}
-    )
-
-
 @public_router.post("/status")
 def public_status(query: citizen.LookUp, ctx: ContextDep, request: Request) -> citizen.PublicStatus:
     """Ticket number + last four digits of the phone: state, deadline and public reply. Rate-limited."""
-    try:
-        return citizen.look_up(ctx, query, client_ip(request) or "-")
-    except RateLimited as exc:
-        raise too_many(exc) from None
+    return citizen.look_up(ctx, query, client_ip(request) or "-")  # RateLimited: 429 + Retry-After
 
 
 @public_router.get("/disclosure")
