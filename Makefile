@@ -27,6 +27,7 @@ run: install system-packages
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 test: install system-packages lint
 	@bash scripts/start-postgres.sh || echo "PostgreSQL is not available: its tests will be skipped"

@@ -30,7 +30,7 @@ class HotlineSection(Section):
 
 
 class DatabaseSection(Section):
-    url: str = "sqlite:///var/core.db"
+    url: str = "sqlite:///var/hotline.db"
     echo: bool = False
 
     @field_validator("url")

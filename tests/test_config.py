@@ -48,7 +48,7 @@ def test_shipped_config_loads() -> None:
     assert settings.dispatch.ticket_number_digits == 4
     assert settings.auth.api_basic_auth is True
     # The relative SQLite path is made absolute against the repository (the file's folder).
-    assert settings.database_url == f"sqlite:///{REPO_ROOT / 'var' / 'core.db'}"
+    assert settings.database_url == f"sqlite:///{REPO_ROOT / 'var' / 'hotline.db'}"
     assert settings.resolve(settings.dispatch.category_tree).is_file()
 
 
@@ -59,7 +59,7 @@ def test_shipped_config_is_the_default() -> None:
 def test_empty_file_gives_defaults(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, ""))
     assert settings.server.port == 8000
-    assert settings.database_url == f"sqlite:///{tmp_path / 'var' / 'core.db'}"
+    assert settings.database_url == f"sqlite:///{tmp_path / 'var' / 'hotline.db'}"
 
 
 # ---- mistakes name the key ---------------------------------------------------------------------
@@ -203,7 +203,7 @@ def test_bad_database_url_override_is_refused(monkeypatch: pytest.MonkeyPatch) -
 
 def test_empty_database_url_override_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOTLINE_DATABASE_URL", "")
-    assert load_settings(DEFAULT_CONFIG).database_url.endswith("/var/core.db")
+    assert load_settings(DEFAULT_CONFIG).database_url.endswith("/var/hotline.db")
 
 
 # ---- relative paths ----------------------------------------------------------------------------
@@ -214,10 +214,10 @@ def test_relative_sqlite_path_is_resolved_against_config_folder(
 ) -> None:
     folder = tmp_path / "etc" / "hotline"
     folder.mkdir(parents=True)
-    path = write(folder, '[database]\nurl = "sqlite:///data/core.db"\n')
+    path = write(folder, '[database]\nurl = "sqlite:///data/hotline.db"\n')
     monkeypatch.chdir(tmp_path)  # the working directory must not matter
     settings = load_settings(path)
-    assert settings.database_url == f"sqlite:///{folder / 'data' / 'core.db'}"
+    assert settings.database_url == f"sqlite:///{folder / 'data' / 'hotline.db'}"
 
 
 def test_relative_config_path_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -317,7 +317,7 @@ def _db_counts(path: Path) -> dict[str, object]:
 
 
 def test_cli_init_db_and_demo_data(tmp_path: Path) -> None:
-    db = tmp_path / "data" / "core.db"
+    db = tmp_path / "data" / "hotline.db"
     env = {"HOTLINE_DATABASE_URL": f"sqlite:///{db}"}
 
     first = run_cli("init-db", env=env, cwd=tmp_path)
@@ -371,7 +371,7 @@ def test_cli_demo_data_events_replay(tmp_path: Path) -> None:
     from hotline.config import parse_settings
     from hotline.context import HotlineContext
 
-    db = tmp_path / "core.db"
+    db = tmp_path / "hotline.db"
     env = {"HOTLINE_DATABASE_URL": f"sqlite:///{db}"}
     assert run_cli("init-db", env=env).returncode == 0
     assert run_cli("demo-data", env=env).returncode == 0

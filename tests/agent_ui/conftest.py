@@ -84,7 +84,7 @@ def serve(ctx: HotlineContext) -> Iterator[LiveServer]:
 
 @pytest.fixture(scope="module")
 def live(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    path = tmp_path_factory.mktemp("live") / "core.db"
+    path = tmp_path_factory.mktemp("live") / "hotline.db"
     shutil.copyfile(sqlite_template, path)
     with serve(demo_context(f"sqlite:///{path}")) as server:
         yield server

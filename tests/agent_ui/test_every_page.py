@@ -37,7 +37,7 @@ def _hotline(*args: str, env: dict[str, str]) -> str:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """`hotline init-db` + `hotline demo-data` on a new SQLite file, then the app on loopback."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('demo') / 'core.db'}"
+    url = f"sqlite:///{tmp_path_factory.mktemp('demo') / 'hotline.db'}"
     env = {**os.environ, "HOTLINE_DATABASE_URL": url}
     env.pop("HOTLINE_CONFIG", None)
     _hotline("init-db", env=env)

@@ -30,7 +30,7 @@ EXAMPLES = 15
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def api_schema(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     if request.param == "sqlite":
-        path = tmp_path_factory.mktemp("fuzz") / "core.db"
+        path = tmp_path_factory.mktemp("fuzz") / "hotline.db"
         shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
         url = f"sqlite:///{path}"
     else:

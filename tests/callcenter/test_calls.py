@@ -49,7 +49,7 @@ TRUNK_PORT = free_udp_port()
 @pytest.fixture(scope="module")
 def centre(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCallCentre]:
     folder = tmp_path_factory.mktemp("callcentre")
-    database = folder / "core.db"
+    database = folder / "hotline.db"
     shutil.copyfile(sqlite_template, database)
     cc = loopback_settings(
         WORKERS, SEATS,

@@ -49,7 +49,7 @@ OPERATOR = Actor(None, "话务员", Role.OPERATOR)
 @pytest.fixture(scope="module")
 def centre(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCallCentre]:
     folder = tmp_path_factory.mktemp("survey")
-    database = folder / "core.db"
+    database = folder / "hotline.db"
     shutil.copyfile(sqlite_template, database)
     cc = loopback_settings(
         WORKERS, ["1001", *PHONES],
