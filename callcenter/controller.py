@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from callcenter.context import CallCentreContext
+from callcenter.dialer import Menu
 from callcenter.models import CallDirection, CallOutcome, SeatState
 from callcenter.protocol import ProtocolError, decode, encode
 from callcenter.service import CallCenterError, CallNotFound, CallRecords, SeatService, mask_phone, seat_view
@@ -34,33 +35,6 @@ OFFER_ANSWER_SECONDS = 8.0  # how long a caller has to press the callback digit 
 
 class PromptBook(Protocol):
     def path(self, name: str) -> Path: ...
-
-
-@dataclass
-class Menu:
-    """Prompts and keys to press on an outbound call (the callback survey): `opening` and `question`
-    play when the citizen answers; no key or a wrong one within `wait_seconds` plays `retry` and the
-    question again (`repeats` times), then `goodbye`. A valid key asks the `follow_up` question, if
-    any, the same way (without an answer to it the first one still stands), then plays `thanks`.
-    Then the call is hung up."""
-
-    opening: list[Path]
-    question: list[Path]
-    retry: list[Path]
-    thanks: list[Path]
-    goodbye: list[Path]
-    valid: str = "123"
-    wait_seconds: float = 6.0
-    repeats: int = 1
-    follow_up: list[Path] = field(default_factory=list)
-    follow_valid: str = "12"
-    stage: int = 1
-    tries: int = 0
-    wrong_key: bool = False
-    choice: str | None = None
-    follow_choice: str | None = None
-    outcome: str | None = None  # chosen, no_input, invalid_input; None while asking (or hung up)
-    deadline: float | None = None
 
 
 @dataclass

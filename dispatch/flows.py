@@ -16,7 +16,7 @@ from callcenter.models import CallRecord
 from callcenter.service import CallRecords
 from core.accounts.actor import Actor
 from core.clock import Clock
-from dispatch.context import DeadlinePolicy
+from dispatch.deadlines import DeadlinePolicy
 from dispatch.models import Ticket
 from dispatch.routing import Router
 from dispatch.schemas import TicketCreate

@@ -21,7 +21,7 @@ from core.clock import Clock
 from core.departments import Department
 from core.errors import ConcurrentChange, NotPermitted, RuleViolation
 from dispatch import schemas
-from dispatch.context import DeadlinePolicy
+from dispatch.deadlines import DeadlinePolicy
 from dispatch.errors import TicketNotFound
 from dispatch.models import Category, SubCategory, Ticket, TicketCounter, ticket_assisting_departments
 from dispatch.state_machine import apply_transition, check_allowed, start_ticket

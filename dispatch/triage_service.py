@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.departments import Department
-from dispatch.context import DeadlinePolicy
+from dispatch.deadlines import DeadlinePolicy
 from dispatch.models import Category, SubCategory
 from dispatch.routing_words import router_for
 from dispatch.triage import triage

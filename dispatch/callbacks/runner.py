@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from callcenter.controller import Menu
+from callcenter.dialer import Menu
 from callcenter.prompts import say
 from callcenter.service import CallCenterError
 from dispatch.callbacks.links import send_survey_link
