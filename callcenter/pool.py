@@ -56,8 +56,10 @@ class WorkerPool:
         runtime_dir: Path,
         recordings_dir: Path,
         on_death: Callable[[str, str], None],
+        timezone: str = "Asia/Shanghai",
     ) -> None:
         self.cc = cc
+        self.timezone = timezone
         self.specs = worker_specs(cc)
         self.socket_path = socket_path
         self.runtime_dir = runtime_dir
@@ -91,6 +93,7 @@ class WorkerPool:
             "--caller-id", self.cc.hotline_number,
             "--socket", str(self.socket_path),
             "--recordings", str(self.recordings_dir),
+            "--timezone", self.timezone,
             "--pjsip-log", str(self.logs / f"{spec.name}.pjsip.log"),
             "--live-socket", str(live_socket_path(self.runtime_dir)),
         ]  # fmt: skip

@@ -12,7 +12,7 @@ import hashlib
 import os
 import wave
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,12 @@ class TwoChannelRecording:
     hotline_part: Path
 
     @classmethod
-    def begin(cls, recordings_dir: Path, uid: str, when: datetime | None = None) -> TwoChannelRecording:
-        day = (when or datetime.now()).strftime("%Y-%m-%d")
+    def begin(
+        cls, recordings_dir: Path, uid: str, when: datetime | None = None, zone: tzinfo | None = None
+    ) -> TwoChannelRecording:
+        """Filed under the hotline's local date (`zone`), not the machine's: a call at 07:30 in
+        Beijing belongs to that day although it is still yesterday in UTC."""
+        day = (when or datetime.now(zone)).strftime("%Y-%m-%d")
         folder = recordings_dir / day
         parts = recordings_dir / ".parts"
         folder.mkdir(parents=True, exist_ok=True)

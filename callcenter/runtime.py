@@ -57,7 +57,12 @@ class CallCentre:
         sock = socket_path(self.runtime_dir)
         await self.controller.start(sock)
         self.pool = WorkerPool(
-            self.cc, sock, self.runtime_dir, self.recordings_dir, self.controller.worker_died
+            self.cc,
+            sock,
+            self.runtime_dir,
+            self.recordings_dir,
+            self.controller.worker_died,
+            timezone=self.ctx.settings.hotline.timezone,
         )
         self.kamailio = Kamailio(self.cc, self.runtime_dir, self.pool.sip_ports)
         try:

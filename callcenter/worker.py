@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pjsua2 as pj
 
@@ -275,7 +276,9 @@ class CallSession:
         self.rewire()
 
     def _start_recording(self) -> None:
-        self.recording = TwoChannelRecording.begin(self.worker.recordings_dir, self.uid)
+        self.recording = TwoChannelRecording.begin(
+            self.worker.recordings_dir, self.uid, zone=self.worker.zone
+        )
         try:
             for name, path in (
                 (REC_CITIZEN, self.recording.citizen_part),
@@ -412,6 +415,7 @@ class Worker:
         self.name: str = args.name
         self.sip_port: int = args.sip_port
         self.recordings_dir = Path(args.recordings)
+        self.zone = ZoneInfo(args.timezone)  # recordings are filed under the hotline's local date
         self.live_socket: str | None = args.live_socket
         self.args = args
         self.commands: queue.Queue[dict[str, Any]] = queue.Queue()
@@ -665,6 +669,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--caller-id", default="12345")
     parser.add_argument("--socket", required=True, help="the controller's Unix socket")
     parser.add_argument("--recordings", required=True)
+    parser.add_argument(
+        "--timezone", default="Asia/Shanghai", help="the hotline's time zone (config hotline)"
+    )
     parser.add_argument("--pjsip-log", required=True)
     parser.add_argument("--live-socket", default=None, help="the live recogniser's socket (optional)")
     return parser.parse_args(argv)

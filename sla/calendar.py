@@ -83,6 +83,10 @@ class WorkCalendar:
             self._year_covered[year] = covered
         return covered
 
+    def local_days(self) -> frozenset[datetime.date]:
+        """The days set locally (config and the admin page), off or on."""
+        return self._extra_off | self._extra_on
+
     def uncovered_years(self) -> set[int]:
         """Years for which a Monday-Friday fallback was actually used (for a dashboard warning)."""
         with self._lock:
@@ -195,3 +199,27 @@ class WorkCalendar:
                         return lo + remaining
                     remaining -= hi - lo
             day += _ONE_DAY
+
+
+def coverage_warnings(calendar: WorkCalendar, today: datetime.date) -> list[str]:
+    """Warnings for the screens (in Chinese) when this year or the next has no official holiday data
+    in the calendar library, so its deadlines are counted Monday to Friday; with how to add them."""
+    warnings = []
+    for year in (today.year, today.year + 1):
+        if calendar.covers(datetime.date(year, 1, 1)):
+            continue
+        local = sum(1 for d in calendar.local_days() if d.year == year)
+        entered = f"已录入本地调整 {local} 天；" if local else ""
+        library = f"日历库 chinesecalendar {chinese_calendar.__version__} 只到 {_last_covered_year()} 年"
+        warnings.append(
+            f"工作日历缺少 {year} 年的国家法定节假日和调休数据（{library}），{entered}"
+            "未录入的日子按周一至周五上班计算，办理时限可能算错。"
+            f"国务院办公厅公布 {year} 年放假安排后，请管理员在「系统管理 → 工作日历」逐日录入"
+            "放假日和调休上班日（或写入配置 sla.calendar 的 extra_holidays / extra_workdays），"
+            "也可升级 chinesecalendar 后重启服务。"
+        )
+    return warnings
+
+
+def _last_covered_year() -> int:
+    return max(day.year for day in chinese_calendar.holidays)

@@ -11,6 +11,7 @@ from core.accounts.models import Role
 from core.departments import Department
 from core.web import ActorDep, ContextDep, SessionDep, commit
 from dispatch.models import Ticket
+from sla.calendar import coverage_warnings
 from sla.kpi import GroupBy, compute_kpis
 from sla.models import SlaWarning, SweepRun
 from sla.supervision import sweep
@@ -55,6 +56,8 @@ class SweepStatus(BaseModel):
     note: str | None
     holder: str | None
     uncovered_years: list[int]
+    # This year or the next without official holiday data, and what to do (Chinese, for screens).
+    calendar_warnings: list[str]
 
 
 def _month_start(day: date) -> date:
@@ -129,6 +132,7 @@ def sweep_status(ctx: ContextDep, session: SessionDep, _actor: ActorDep) -> Swee
         note=run.note if run else None,
         holder=run.holder if run else None,
         uncovered_years=sorted(ctx.calendar.uncovered_years()),
+        calendar_warnings=coverage_warnings(ctx.calendar, ctx.clock.now().date()),
     )
 
 

@@ -18,6 +18,7 @@ from core.web import ContextDep, SessionDep
 from dispatch import catalog
 from dispatch.routing_words import LEVEL_LABELS, list_words
 from knowledge_base import service as kb_service
+from sla.calendar import coverage_warnings
 from sla.overrides import KIND_LABELS, list_overrides
 
 router = APIRouter(include_in_schema=False)
@@ -111,6 +112,7 @@ def calendar_page(request: Request, ctx: ContextDep, session: SessionDep, user: 
         config_holidays=ctx.settings.sla.calendar.extra_holidays,
         config_workdays=ctx.settings.sla.calendar.extra_workdays,
         today=today,
+        calendar_warnings=coverage_warnings(ctx.calendar, today),
     )
 
 

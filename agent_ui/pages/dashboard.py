@@ -21,6 +21,7 @@ from dispatch import schemas
 from dispatch.callbacks.service import callbacks_of
 from dispatch.callbacks.stats import callback_figures
 from dispatch.desk import TicketDesk
+from sla.calendar import coverage_warnings
 from sla.kpi import compute_kpis, league_table
 from sla.reports import daily_trend, near_deadline, satisfaction, waiting_decisions
 from sla.urgency import due_soon_window
@@ -90,6 +91,7 @@ def dashboard(request: Request, ctx: ContextDep, session: SessionDep, user: Supe
         ),
         charts=_trend_charts(ctx, session, now.date()),
         now=now,
+        calendar_warnings=coverage_warnings(ctx.calendar, now.date()),
         month=f"{now:%Y年%m月}",
         callback_rows=callback_figures(session, month_start, month_end, "department"),
         unreachable_callbacks=callbacks_of(ctx, session).listing(["unreachable"], limit=50),

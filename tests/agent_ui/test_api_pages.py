@@ -399,3 +399,18 @@ def test_health_and_the_dashboard_say_when_calls_or_transcription_are_off(
     assert "转写关闭" in page and "呼叫中心" in page and "未启用" in page
     # On screen in Chinese; the English detail for the engineers stays in the tooltip.
     assert "配置中未启用" in page and ("未配置语音模型" in page or "语音转写未启动" in page)
+
+
+def test_dashboard_and_calendar_warn_that_next_year_has_no_official_holidays(
+    ctx: HotlineContext, app_client: TestClient
+) -> None:
+    """The clock is in November 2026; the calendar library has no 2027 holidays yet."""
+    supervisor, _ = logged_in(ctx, "sup")
+    dashboard = supervisor.get("/dashboard")
+    assert dashboard.status_code == 200
+    assert "calendar-warning" in dashboard.text and "缺少 2027 年" in dashboard.text
+    admin, _ = logged_in(ctx, "adm")
+    page = admin.get("/admin/calendar")
+    assert "calendar-warning" in page.text and "逐日录入" in page.text
+    status = app_client.get("/api/sla/status", headers=basic("sup")).json()
+    assert any("2027" in w for w in status["calendar_warnings"])

@@ -1,6 +1,7 @@
 """Every page as every role, on a hotline set up the way `make run` sets it up (`hotline init-db` and
 `hotline demo-data` run as commands, today's clock): a crawler follows every link a role can see and
-fails on any 5xx, any failed request and any console error or uncaught script error."""
+fails on any 5xx, any failed request, any console error or uncaught script error, and any element
+shown despite its `hidden` attribute."""
 
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ SKIP = re.compile(r"^/(logout|static/|api/|events|open311/)|\.(xlsx|pdf|csv)(\?|
 PER_SHAPE = 3
 ROLES = ["admin", "banzhang", "op01", "sw_lly", "ddzx_lly"]
 PUBLIC = ["/xinxiang", "/chaxun", "/gongkai", "/login"]
+# Elements a page hides with the `hidden` attribute that a style shows anyway (a badge always on).
+HIDDEN_BUT_SHOWN = """[...document.querySelectorAll('[hidden]')]
+  .filter(e => getComputedStyle(e).display !== 'none')
+  .map(e => e.id || e.className || e.tagName)"""
 
 
 def _hotline(*args: str, env: dict[str, str]) -> str:
@@ -92,6 +97,9 @@ def crawl(page: Any, base: str, start: list[str], problems: list[str]) -> list[s
         if response is None or response.status >= 400:
             problems.append(f"{response.status if response else 'no response'} {path}")
             continue
+        shown = page.evaluate(HIDDEN_BUT_SHOWN)
+        if shown:
+            problems.append(f"shown despite its hidden attribute: {shown} @ {path}")
         for link in _links(page, base):
             if link not in seen:
                 seen.add(link)

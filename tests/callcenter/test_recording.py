@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import wave
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -55,3 +57,22 @@ def test_a_part_with_an_unfinished_header_still_gives_its_audio(tmp_path: Path) 
 
 def test_no_recording_when_nothing_was_recorded(tmp_path: Path) -> None:
     assert TwoChannelRecording.begin(tmp_path, "call-3").finish() is None
+
+
+def test_recordings_are_filed_under_the_hotlines_local_date(tmp_path: Path) -> None:
+    # 07:30 in Beijing is still the day before in UTC: the recording belongs to the Beijing day.
+    beijing = ZoneInfo("Asia/Shanghai")
+    morning = datetime(2026, 11, 17, 7, 30, tzinfo=beijing)
+    rec = TwoChannelRecording.begin(tmp_path, "call-4", when=morning)
+    assert rec.path.parent.name == "2026-11-17"
+    assert morning.astimezone(UTC).date().isoformat() == "2026-11-16"
+    today = TwoChannelRecording.begin(tmp_path, "call-5", zone=beijing)
+    assert today.path.parent.name == datetime.now(beijing).date().isoformat()
+
+
+def test_the_worker_takes_the_hotlines_time_zone() -> None:
+    from callcenter.worker import parse_args
+
+    args = ["--name", "w", "--sip-port", "1", "--rtp-port", "2", "--proxy", "sip:x", "--socket", "s"]
+    args += ["--recordings", "r", "--pjsip-log", "l", "--timezone", "Asia/Urumqi"]
+    assert parse_args(args).timezone == "Asia/Urumqi"

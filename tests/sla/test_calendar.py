@@ -248,3 +248,16 @@ def test_deadline_property(start: datetime, days: int) -> None:
     # Day 1 is the first working day after the start date, so (start, result] holds exactly `days`
     # working days -- this holds whether or not start itself is a working day.
     assert CAL.working_days_between(start.date(), result.date()) == days
+
+
+def test_a_year_the_library_does_not_cover_is_warned_about_with_what_to_do() -> None:
+    from sla.calendar import coverage_warnings
+
+    calendar = WorkCalendar(CalendarSettings())
+    assert coverage_warnings(calendar, date(2025, 6, 1)) == []  # 2025 and 2026 are official
+    (warning,) = coverage_warnings(calendar, date(2026, 11, 16))
+    assert "2027" in warning and "工作日历" in warning and "周一至周五" in warning
+    assert len(coverage_warnings(calendar, date(2027, 3, 1))) == 2  # this year and the next
+    calendar.set_local_overrides({date(2027, 1, 1)}, set())
+    (warning,) = coverage_warnings(calendar, date(2026, 11, 16))
+    assert "已录入本地调整 1 天" in warning
