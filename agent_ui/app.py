@@ -90,16 +90,19 @@ def _problem(err: dict[str, Any]) -> dict[str, str]:
     return {"field": ".".join(str(p) for p in err["loc"] if p != "body") or "body", "reason": err["msg"]}
 
 
-def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     problems = [_problem(err) for err in exc.errors()]
     summary = "; ".join(f"{p['field']}: {p['reason']}" for p in problems)
+    zh = f"请求内容有误：{ui_api.problems_zh(problems)}"
+    if _wants_html(request):  # a page, never a raw JSON body
+        return _error_page(request, 422, zh)
     return JSONResponse(
         status_code=422,
         content={
             "error": "ValidationError",
             "detail": f"invalid request: {summary}",
-            "detail_zh": f"请求内容有误：{ui_api.problems_zh(problems)}",
+            "detail_zh": zh,
             "problems": problems,
         },
     )

@@ -50,6 +50,12 @@ class TooLarge(HotlineError):
     status = 413
 
 
+class UnsupportedMediaType(HotlineError):
+    """The body is not in the format the endpoint takes (e.g. not JSON)."""
+
+    status = 415
+
+
 class RuleViolation(HotlineError):
     """A business rule refuses the action (a return after the window, a too-long extension …)."""
 

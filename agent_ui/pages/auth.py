@@ -48,14 +48,18 @@ def login_page(request: Request, ctx: ContextDep, session: SessionDep, next: str
 def login(
     request: Request,
     ctx: ContextDep,
-    username: Annotated[str, Form(max_length=64)] = "",
-    password: Annotated[str, Form(max_length=256)] = "",
-    next: Annotated[str, Form(max_length=512)] = "",
+    username: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "",
 ) -> Response:
-    username = username.strip()
+    username, next = username.strip(), next[:512]
     if not username or not password:
         return render(
             request, ctx, "login.html", None, 422, next=next, username=username, error="请输入用户名和密码"
+        )
+    if len(username) > 64 or len(password) > 256:  # no account has such a name or password
+        return render(
+            request, ctx, "login.html", None, 401, next=next, username=username[:64], error="用户名或密码错误"
         )
     result = checked_login(ctx, request, username, password)
     if result.user is None:

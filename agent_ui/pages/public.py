@@ -49,11 +49,11 @@ def mailbox(request: Request, ctx: ContextDep) -> Response:
 def send_letter(
     request: Request,
     ctx: ContextDep,
-    content: Annotated[str, Form(max_length=4000)] = "",
-    phone: Annotated[str, Form(max_length=64)] = "",
-    name: Annotated[str, Form(max_length=200)] = "",
-    address: Annotated[str, Form(max_length=1000)] = "",
-    private: Annotated[str, Form(max_length=8)] = "",
+    content: Annotated[str, Form()] = "",
+    phone: Annotated[str, Form()] = "",
+    name: Annotated[str, Form()] = "",
+    address: Annotated[str, Form()] = "",
+    private: Annotated[str, Form()] = "",
 ) -> Response:
     form = {"content": content, "phone": phone, "name": name, "address": address, "private": bool(private)}
     try:
@@ -81,8 +81,8 @@ def lookup_form(request: Request, ctx: ContextDep) -> Response:
 def lookup(
     request: Request,
     ctx: ContextDep,
-    number: Annotated[str, Form(max_length=64)] = "",
-    phone_last4: Annotated[str, Form(max_length=16)] = "",
+    number: Annotated[str, Form()] = "",
+    phone_last4: Annotated[str, Form()] = "",
 ) -> Response:
     form = {"number": number.strip(), "phone_last4": phone_last4.strip()}
     try:

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core import audit
 from core.accounts.models import Role, User
-from core.errors import HotlineError
+from core.errors import HotlineError, UnsupportedMediaType
 from core.web import SessionDep, UserDep, WebError, audit_fields, client_ip, commit
 from dispatch.desk import DispatchContextDep as ContextDep
 from dispatch.intake import citizen, disclosure, handover
@@ -148,9 +148,19 @@ async def police_handover(
         if len(body) > handover.MAX_BODY:
             raise handover.too_large()
     signed = handover.verify(ctx, x_partner_key, x_timestamp, x_signature, body)
+    if not _is_json(request.headers.get("content-type")):  # checked before anything is created
+        raise UnsupportedMediaType(
+            "a hand-over must be sent as application/json",
+            "移交内容须为 JSON（Content-Type: application/json）",
+        )
     result = handover.hand_over(ctx, signed, handover.parse(body), body, client_ip(request))
     response.status_code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
     return result
+
+
+def _is_json(content_type: str | None) -> bool:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
 def _role(user: User, *allowed: Role) -> None:

@@ -613,3 +613,38 @@ def test_the_same_matter_handed_over_twice_at_once_gives_one_ticket(ctx: Hotline
     assert sorted(r.created for r in results) == [False, True]
     assert results[0].ticket_number == results[1].ticket_number
     assert count(ctx, Ticket) == 1 and count(ctx, PoliceHandover) == 1
+
+
+def test_a_signed_hand_over_that_is_not_json_is_refused_and_creates_nothing(
+    client: TestClient, ctx: HotlineContext
+) -> None:
+    raw, headers = signed(ctx, MATTER)
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", ""):
+        refused = handover(client, raw, {**headers, "Content-Type": content_type})
+        assert refused.status_code == 415, (content_type, refused.text)
+        assert "JSON" in refused.json()["detail_zh"]
+    assert count(ctx, Ticket) == 0
+    charset = handover(client, raw, {**headers, "Content-Type": "application/json; charset=utf-8"})
+    assert charset.status_code == 201
+
+
+def test_a_too_long_letter_comes_back_as_the_form_with_the_limit(
+    client: TestClient, ctx: HotlineContext
+) -> None:
+    token = csrf(client, "/xinxiang")
+    long_text = "小区门口的路灯坏了。" * 500  # 5 000 characters, over the 2 000 a letter may have
+    response = letter(client, token, content=long_text, name="王" * 300)
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("text/html")
+    assert "反映内容（5至2000字）" in response.text and "姓名（32字以内）" in response.text
+    assert long_text in response.text  # nothing typed is lost
+    assert count(ctx, Ticket) == 0
+
+
+def test_a_page_with_a_bad_parameter_gets_a_chinese_page_not_json(client: TestClient) -> None:
+    page = client.get("/gongkai", params={"page": "0"}, headers={"accept": "text/html"})
+    assert page.status_code == 422
+    assert page.headers["content-type"].startswith("text/html")
+    assert "请求内容有误" in page.text
+    api = client.get("/api/public/disclosure", params={"page": "0"}, headers={"accept": "text/html"})
+    assert api.status_code == 422 and api.json()["error"] == "ValidationError"  # the API stays JSON
