@@ -18,7 +18,7 @@ from typing import Any
 from callcenter import asr
 from callcenter.context import CallCentreContext
 from callcenter.controller import Controller
-from callcenter.kamailio import Kamailio
+from callcenter.kamailio import Kamailio, KamailioError
 from callcenter.pool import WorkerPool
 from callcenter.prompts import ensure_prompts
 from callcenter.settings import CallCenterSettings
@@ -37,6 +37,10 @@ def socket_path(runtime_dir: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"hotline-{digest}.sock"
 
 
+# The seat bar asks every few seconds for each seat: read Kamailio's location table at most this often.
+REGISTRATIONS_FRESH_SECONDS = 2.0
+
+
 class CallCentre:
     def __init__(self, ctx: CallCentreContext, cc: CallCenterSettings | None = None) -> None:
         self.ctx = ctx
@@ -48,6 +52,22 @@ class CallCentre:
         self.pool: WorkerPool | None = None
         self.kamailio: Kamailio | None = None
         self.started_at: float | None = None
+        self._registrations: tuple[float, dict[str, str]] = (0.0, {})
+
+    def phone_contact(self, extension: str) -> str | bool | None:
+        """Where the seat's phone is registered with Kamailio (its contact URI), False when it is not
+        registered, None when that cannot be told (Kamailio not running or not answering)."""
+        if self.kamailio is None:
+            return None
+        read_at, registrations = self._registrations
+        if time.monotonic() - read_at > REGISTRATIONS_FRESH_SECONDS:
+            try:
+                registrations = self.kamailio.registrations()
+            except KamailioError as exc:
+                log.warning("cannot read the registrations from Kamailio: %s", exc)
+                return None
+            self._registrations = (time.monotonic(), registrations)
+        return registrations.get(extension, False)
 
     async def start(self, wait_seconds: float = 60) -> None:
         """Start everything; returns when every worker has reported for duty."""

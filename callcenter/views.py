@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from callcenter.controller import Controller
 from callcenter.models import CallEvent, CallRecord, SeatState
-from callcenter.runtime import telephony_status
+from callcenter.runtime import CallCentre, telephony_status
 from callcenter.service import (
     CallCenterError,
     CallRecords,
@@ -64,6 +64,27 @@ def get_controller(request: Request) -> Controller | None:
 ControllerDep = Annotated[Controller | None, Depends(get_controller)]
 
 
+def get_centre(request: Request) -> CallCentre | None:
+    return getattr(request.app.state, "callcentre", None)
+
+
+CentreDep = Annotated[CallCentre | None, Depends(get_centre)]
+
+
+def phone_of(centre: CallCentre | None, extension: str) -> dict[str, Any]:
+    """The seat phone's registration, for the seat bar: registered True/False, or None (unknown)."""
+    contact = centre.phone_contact(extension) if centre is not None else None
+    registered = None if contact is None else contact is not False
+    label = {None: "话机状态未知", True: "话机已注册", False: "话机未注册"}[registered]
+    return {
+        "extension": extension,
+        "registered": registered,
+        "contact": contact or None,
+        "label": label,
+        "telephony": centre is not None,
+    }
+
+
 def _running(controller: Controller | None) -> Controller:
     if controller is None:
         raise CallCenterError("the call centre is not running on this server", "呼叫中心未启用")
@@ -86,6 +107,16 @@ def list_seats(user: UserDep, session: SessionDep, ctx: ContextDep) -> list[dict
     return seat_board(session, ctx.clock.now())
 
 
+@router.get("/seats/{extension}/phone")
+def seat_phone(
+    extension: Extension, user: UserDep, session: SessionDep, ctx: ContextDep, centre: CentreDep
+) -> dict[str, Any]:
+    """Whether the seat's phone is registered with Kamailio (the seat bar shows it)."""
+    check_staff(user)
+    SeatService(session, ctx.clock).get(extension)  # 404 for an unknown seat
+    return phone_of(centre, extension)
+
+
 @router.post("/seats/{extension}/state")
 def change_seat_state(
     extension: Extension,
@@ -94,11 +125,20 @@ def change_seat_state(
     session: SessionDep,
     ctx: ContextDep,
     controller: ControllerDep,
+    centre: CentreDep,
 ) -> dict[str, Any]:
-    """An operator signs in, takes a break or signs out at their seat; a supervisor may do it for anyone."""
+    """An operator signs in, takes a break or signs out at their seat; a supervisor may do it for anyone.
+    Ready needs the seat's phone registered when the telephony runs: a call offered to a seat without a
+    phone would be bounced at once."""
     check_staff(user)
     seats = SeatService(session, ctx.clock)
     seat = seats.get(extension, lock=True)
+    if body.state == "ready" and phone_of(centre, extension)["registered"] is False:
+        raise CallCenterError(
+            f"the phone of seat {extension} is not registered with the call centre",
+            f"坐席 {extension} 的话机未注册，不能就绪：请打开话机或软电话，"
+            f"用分机号 {extension} 注册到呼叫中心（注册成功后状态栏显示「话机已注册」），再点「就绪」",
+        )
     if user.role_enum == Role.OPERATOR and seat.operator_id not in (None, user.id):
         raise NotPermitted(
             f"seat {extension} is taken by another operator", f"坐席 {extension} 已有其他话务员签入"

@@ -21,6 +21,7 @@ from dispatch.models import Ticket
 from dispatch.routing import Router
 from dispatch.schemas import TicketCreate
 from dispatch.service import TicketService
+from dispatch.states import STATE_LABELS, TicketState
 from knowledge_base.service import KnowledgeBase, cached_matcher
 
 
@@ -39,6 +40,7 @@ class CallTickets:
             {
                 "number": t.number,
                 "state": t.state,
+                "state_label": STATE_LABELS[TicketState(t.state)],
                 "created_at": t.created_at.isoformat(timespec="minutes"),
                 "content": t.content[:80],
             }

@@ -13,6 +13,7 @@ from agent_ui.deps import OperatorDep, render
 from agent_ui.presenters import catalogue
 from callcenter.models import SEAT_STATE_LABELS, Seat, SeatState
 from callcenter.service import CallRecords, SeatService, mask_phone, waiting_calls
+from callcenter.views import phone_of
 from core.web import ContextDep, SessionDep
 
 router = APIRouter(include_in_schema=False)
@@ -54,6 +55,7 @@ def console(request: Request, ctx: ContextDep, session: SessionDep, user: Operat
         "console.html",
         user,
         seat=mine,
+        phone=phone_of(request.app.state.callcentre, mine.extension) if mine else None,
         seat_label=SEAT_STATE_LABELS[SeatState(mine.state)] if mine else "",
         seat_seconds=round((now - mine.state_since).total_seconds()) if mine else 0,
         free_seats=[s for s in seats if s.state == SeatState.LOGGED_OUT.value],

@@ -130,7 +130,14 @@ const Hotline = (() => {
     return div.innerHTML;
   }
 
+  // "2026-11-10T10:00:00+08:00" → "11-10 10:00" (this year), "2025-11-10 10:00" (an earlier one).
+  function shortTime(iso) {
+    if (!iso) return "";
+    const text = String(iso).replace("T", " ");
+    return text.slice(0, 4) === String(new Date().getFullYear()) ? text.slice(5, 16) : text.slice(0, 16);
+  }
+
   document.addEventListener("submit", submitApiForm);
   document.addEventListener("DOMContentLoaded", tick);
-  return { api, toast, on, connect, formBody, showError, escape, elapsed, csrf };
+  return { api, toast, on, connect, formBody, showError, escape, elapsed, csrf, shortTime };
 })();

@@ -93,8 +93,17 @@
     }
   }
 
+  // A form without a chosen row says so instead of failing (it is hidden until a row is chosen).
+  function chosen(event, form, kind) {
+    if (current && current.kind === kind) return true;
+    event.preventDefault();
+    showError(form, kind === "callback" ? "请先在回访列表中点击「拨打」或「录入结果」选择一条回访" : "请先在未接来电列表中点击「回拨」或「记录」选择一个来电");
+    return false;
+  }
+
   resultForm.addEventListener("submit", (event) => {
     event.stopPropagation();
+    if (!chosen(event, resultForm, "callback")) return;
     const body = { outcome: resultForm.outcome.value };
     if (resultForm.result.value) body.result = resultForm.result.value;
     if (resultForm.solved.value) body.solved = resultForm.solved.value === "true";
@@ -103,6 +112,7 @@
   });
   missedForm.addEventListener("submit", (event) => {
     event.stopPropagation();
+    if (!chosen(event, missedForm, "missed")) return;
     const body = { outcome: missedForm.outcome.value };
     if (missedForm.note.value.trim()) body.note = missedForm.note.value.trim();
     save(event, missedForm, `/api/missed-calls/${encodeURIComponent(current.id)}/outcome`, body);

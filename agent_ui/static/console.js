@@ -28,6 +28,17 @@
     badge.textContent = STATE_LABELS[state] || state;
     $("seat-timer").dataset.since = since;
   }
+  // The seat phone's registration, refreshed while the page is open (就绪 is refused without it).
+  async function showPhone() {
+    const badge = $("phone-state");
+    if (!badge || !C.extension) return;
+    try {
+      const phone = await Hotline.api("GET", `/api/seats/${C.extension}/phone`);
+      badge.textContent = phone.label;
+      badge.className = `phone-state ${phone.registered === true ? "ok" : phone.registered === false ? "bad" : ""}`;
+    } catch (error) { /* the next refresh tries again */ }
+  }
+  setInterval(showPhone, 10000);
   document.querySelectorAll("[data-seat-state]").forEach((b) => b.addEventListener("click", () => setSeatState(b.dataset.seatState)));
   if ($("sign-in")) $("sign-in").addEventListener("click", () => setSeatState("ready", $("seat-choice").value));
 
@@ -47,7 +58,9 @@
     $("caller").textContent = p.caller || p.caller_masked || "未知号码";
     $("caller_phone").value = p.caller || "";
     const list = (p.earlier_tickets || []).map((t) =>
-      `<li><a href="/tickets/${Hotline.escape(t.number)}" target="_blank">${Hotline.escape(t.number)}</a> ${Hotline.escape(t.created_at)} ${Hotline.escape(t.content)}</li>`);
+      `<li><a href="/tickets/${Hotline.escape(t.number)}" target="_blank">${Hotline.escape(t.number)}</a> ` +
+      `<span class="muted">${Hotline.escape(Hotline.shortTime(t.created_at))}</span> ` +
+      `<span class="state-badge">${Hotline.escape(t.state_label || t.state)}</span> ${Hotline.escape(t.content)}</li>`);
     $("earlier").innerHTML = list.join("") || '<li class="muted">无历史工单</li>';
     transcript = "";
     $("transcript").textContent = "";
@@ -66,10 +79,18 @@
     showSeat("wrap_up", new Date().toISOString());
   });
   Hotline.on("seat", (p) => { if (p.extension === C.extension) showSeat(p.state, p.state_since ? new Date().toISOString() : ""); });
+  // 最长等待 counts up between queue events: the server says how long at that moment.
+  const wait = { seconds: Number($("queue-wait").textContent) || 0, at: Date.now(), length: Number($("queue-length").textContent) || 0 };
+  function showWait() {
+    const seconds = wait.length ? wait.seconds + (Date.now() - wait.at) / 1000 : 0;
+    $("queue-wait").textContent = Math.round(seconds);
+  }
   Hotline.on("queue", (p) => {
     $("queue-length").textContent = p.length;
-    $("queue-wait").textContent = Math.round(p.longest_wait_seconds || 0);
+    Object.assign(wait, { seconds: p.longest_wait_seconds || 0, at: Date.now(), length: p.length || 0 });
+    showWait();
   });
+  setInterval(showWait, 1000);
   Hotline.on("transcript.partial", (p) => {
     if (p.call_uid !== C.callUid) return;
     transcript = `${transcript}${p.text}`;
@@ -78,7 +99,8 @@
     const content = $("content");
     if (!content.dataset.typed) { content.value = transcript; scheduleTriage(); }
   });
-  Hotline.on("kb.suggestions", (p) => { if (p.call_uid === C.callUid) showSuggestions(p.hits || []); });
+  // The recogniser's suggestions for the call trigger the same triage as typing: one list, one confidence.
+  Hotline.on("kb.suggestions", (p) => { if (p.call_uid === C.callUid && $("content").value.trim()) scheduleTriage(); });
 
   /* ---- triage: category, department, deadline and answers for what the caller said --------- */
   function scheduleTriage() {
@@ -91,7 +113,7 @@
     try {
       const t = await Hotline.api("GET", `/api/triage?text=${encodeURIComponent(text)}`);
       showTriage(t);
-      showSuggestions(t.suggestions);
+      showSuggestions(t.suggestions, t);
     } catch (error) { Hotline.toast(error.message, "error"); }
   }
   function showTriage(t) {
@@ -111,13 +133,15 @@
     if (t.department && !touched.department) $("department").value = t.department;
     if (t.transfer) document.querySelector(`[data-transfer="${t.transfer}"]`)?.focus();
   }
-  function showSuggestions(hits) {
+  function showSuggestions(hits, t) {
     suggestions = hits;
+    // Only the entry the triage chose may be read out as it is; every other hit is checked first.
+    const readable = (h) => t.on_the_spot && t.answer_confident && h.id === t.kb_entry_id;
     const box = $("suggestions");
     if (!hits.length) { box.innerHTML = '<p class="muted">知识库中没有匹配的答复</p>'; return; }
     box.innerHTML = hits.map((h, i) => `
-      <div class="suggestion" data-index="${i}">
-        <div class="q">${i + 1}. ${Hotline.escape(h.question)} <span class="score">${h.confident ? "可直接宣读" : "请核对"} · ${Math.round(h.score * 100)}%</span></div>
+      <div class="suggestion" data-index="${i}" data-id="${Hotline.escape(h.id)}">
+        <div class="q">${i + 1}. ${Hotline.escape(h.question)} <span class="score">${readable(h) ? "可直接宣读" : "请核对"} · ${Math.round(h.score * 100)}%</span></div>
         <div class="a">${Hotline.escape(h.answer)}</div>
         <button type="button" class="ok" data-use="${i}">采用此答复<kbd>Alt+${i + 1}</kbd></button>
       </div>`).join("");
@@ -174,7 +198,7 @@
           .catch((error) => Hotline.toast(`通话未能关联工单：${error.message}`, "warn"));
       }
       addMine(t, what);
-      clearForm();
+      clearForm({ keepCaller: Boolean(C.callUid) });
     } catch (error) {
       Hotline.showError(form, error.message);  // everything typed stays
     }
@@ -184,8 +208,10 @@
     row.innerHTML = `<td><a href="/tickets/${t.number}" target="_blank">${t.number}</a></td><td>${Hotline.escape(what)}</td><td><span class="clip" style="max-width:380px">${Hotline.escape(t.content)}</span></td><td>${t.created_at.slice(11, 16)}</td>`;
     $("my-tickets").querySelector("tr").after(row);
   }
-  function clearForm() {
+  function clearForm({ keepCaller = false } = {}) {
+    const caller = $("caller_phone").value;
     form.reset();
+    if (keepCaller) $("caller_phone").value = caller;  // the call goes on: a second matter, same caller
     delete $("content").dataset.typed;
     touched = { subcategory: false, department: false };
     $("kb_entry_id").value = "";
@@ -199,7 +225,7 @@
   $("btn-answer").addEventListener("click", () => submit("answer"));
   $("btn-dispatch").addEventListener("click", () => submit("dispatch"));
   $("btn-register").addEventListener("click", () => submit("register"));
-  $("btn-clear").addEventListener("click", clearForm);
+  $("btn-clear").addEventListener("click", () => clearForm({ keepCaller: Boolean(C.callUid) }));
 
   /* ---- call control ------------------------------------------------------------------------- */
   document.querySelectorAll("[data-transfer]").forEach((b) => b.addEventListener("click", async () => {
@@ -233,7 +259,7 @@
     F4: runTriage,
     F8: () => submit("answer"),
     F9: () => submit("dispatch"),
-    Escape: clearForm,
+    Escape: () => clearForm({ keepCaller: Boolean(C.callUid) }),
   };
   document.addEventListener("keydown", (e) => {
     if (e.altKey && ["1", "2", "3"].includes(e.key)) { e.preventDefault(); useSuggestion(Number(e.key) - 1); return; }

@@ -38,7 +38,7 @@ NEEDED = ("kamailio", "sipp", "espeak-ng", "sox")
 missing = [tool for tool in NEEDED if not (shutil.which(tool) or shutil.which(tool, path="/usr/sbin"))]
 pytestmark = pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing)} (make test installs them)")
 
-SEATS = ["1001", "1002", "1003"]
+SEATS = ["1001", "1002", "1003", "1004"]  # 1004: only the phone-registration test uses it
 SUPERVISOR = "1009"
 WORKERS = 4
 POLICE_PORT = free_udp_port()
@@ -421,3 +421,38 @@ def test_a_call_is_transcribed_live_and_after_hang_up_and_shows_on_its_ticket(li
     assert transcript is not None and transcript["status"] == "done" and transcript["text"]
     assert " " not in transcript["text"] and transcript["words"]
     assert [t["text"] for t in on_ticket] == [transcript["text"]]
+
+
+def test_ready_needs_the_seat_phone_registered(live: LiveCallCentre) -> None:
+    """No phone at seat 1004: 就绪 is refused with the reason; once its phone registers, it is taken."""
+    from fastapi.testclient import TestClient
+
+    from agent_ui.app import create_app
+    from core.accounts.models import Role
+    from core.accounts.service import create_user, issue_token
+
+    with live.ctx.unit_of_work() as session:
+        user = create_user(
+            session, "op-phone", "correct-horse-42", Role.OPERATOR, "话务员", live.ctx.clock.now()
+        )
+        headers = {"Authorization": f"Bearer {issue_token(session, user, live.ctx.clock.now(), 'test')}"}
+    app = create_app(live.ctx)
+    app.state.callcentre = live.centre  # the running telephony, as under `hotline serve`
+    http = TestClient(app)
+    phone = http.get("/api/seats/1004/phone", headers=headers).json()
+    assert (phone["registered"], phone["label"]) == (False, "话机未注册")
+    refused = http.post("/api/seats/1004/state", json={"state": "ready"}, headers=headers)
+    assert refused.status_code == 409
+    assert "话机未注册" in refused.json()["detail_zh"] and "1004" in refused.json()["detail_zh"]
+    assert live.seat("1004").state == "logged_out"  # nothing changed
+    assert http.post("/api/seats/1004/state", json={"state": "break"}, headers=headers).status_code == 200
+
+    with SeatPhone("1004", kamailio(live)):
+        live.wait_for(
+            lambda: http.get("/api/seats/1004/phone", headers=headers).json()["registered"],
+            10,
+            "registration",
+        )
+        taken = http.post("/api/seats/1004/state", json={"state": "ready"}, headers=headers)
+        assert taken.status_code == 200, taken.text
+        assert live.seat("1004").state == "ready"

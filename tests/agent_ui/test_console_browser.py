@@ -1,0 +1,102 @@
+"""The seat console in Chromium: what an operator sees during a call (the queue's longest wait
+counting up, the screen pop's earlier tickets, one confidence for the knowledge base's answers, the
+caller's number kept while the call goes on) and the callback forms without a chosen row."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tests.agent_ui.conftest import LiveServer, login, shot
+
+
+def _operator(new_page: Any) -> Any:
+    page = new_page()
+    login(page, "op01")
+    page.wait_for_function("document.getElementById('live-dot').classList.contains('on')")
+    return page
+
+
+def test_the_longest_wait_counts_up_between_queue_events(new_page: Any, live: LiveServer) -> None:
+    page = _operator(new_page)
+    live.ctx.events.publish("queue", {"length": 2, "longest_wait_seconds": 18.2})
+    page.wait_for_function("Number(document.getElementById('queue-wait').innerText) >= 18")
+    page.wait_for_function("Number(document.getElementById('queue-wait').innerText) >= 20", timeout=5000)
+    live.ctx.events.publish("queue", {"length": 0, "longest_wait_seconds": 0})
+    page.wait_for_function("document.getElementById('queue-wait').innerText === '0'")
+
+
+def test_the_screen_pop_shows_times_and_states_of_earlier_tickets(new_page: Any, live: LiveServer) -> None:
+    page = _operator(new_page)
+    page.select_option("#seat-choice", "1002")
+    page.click("#sign-in")
+    page.wait_for_selector("#seat-state.ready")
+    live.ctx.events.publish(
+        "call.offered",
+        {
+            "extension": "1002",
+            "call_uid": "c-pop-1",
+            "caller": "13800001234",
+            "caller_masked": "138****1234",
+            "earlier_tickets": [
+                {
+                    "number": "20261110-0007",
+                    "state": "archived",
+                    "state_label": "已归档",
+                    "created_at": "2026-11-10T10:05:00+08:00",
+                    "content": "路灯不亮",
+                }
+            ],
+        },
+    )
+    page.wait_for_selector("#call-card.popup")
+    earlier = page.inner_text("#earlier")
+    assert "11-10 10:05" in earlier and "已归档" in earlier
+    assert not re.search(r"\dT\d", earlier)  # no raw ISO time
+
+    # A ticket dispatched during the call keeps the caller's number for the next matter of the call.
+    page.fill("#content", "小区门口的路灯坏了一排，晚上很黑")
+    page.select_option("#department", "cgj")
+    page.wait_for_function("document.querySelector('#subcategory').options.length > 1")
+    page.select_option("#subcategory", label=re.compile("路灯"))
+    page.click("#btn-dispatch")
+    page.wait_for_selector("#my-tickets a")
+    assert page.input_value("#content") == ""
+    assert page.input_value("#caller_phone") == "13800001234"
+    live.ctx.events.publish("call.ended", {"extension": "1002", "call_uid": "c-pop-1", "outcome": "answered"})
+    page.wait_for_selector("#call-card:not(.popup)")
+    page.click("#btn-clear")
+    assert page.input_value("#caller_phone") == ""  # the call is over: the next form starts empty
+    page.click("[data-seat-state='logged_out']")
+
+
+def test_only_the_entry_the_triage_chose_is_marked_to_be_read_out(new_page: Any, live: LiveServer) -> None:
+    page = _operator(new_page)
+    text = "请问社保缴费记录怎么打印？单位要我的社保证明"
+    page.fill("#content", text)
+    page.wait_for_selector(".suggestion [data-use]")
+    triage = page.request.get("/api/triage", params={"text": text}).json()
+    expected = [triage["kb_entry_id"]] if triage["on_the_spot"] and triage["answer_confident"] else []
+    marked = page.eval_on_selector_all(
+        ".suggestion", "els => els.filter(e => e.innerText.includes('可直接宣读')).map(e => e.dataset.id)"
+    )
+    assert marked == expected
+    assert len(page.query_selector_all(".suggestion")) == len(triage["suggestions"])
+    if expected:  # the banner names the same entry
+        assert expected[0] in page.inner_text("#triage")
+    shot(page, "console-one-confidence")
+
+
+def test_saving_a_callback_result_without_a_chosen_row_says_what_to_do(
+    new_page: Any, live: LiveServer
+) -> None:
+    page = _operator(new_page)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    assert not page.is_visible("#callback-result") and not page.is_visible("#missed-result")
+    for form in ("callback-result", "missed-result"):
+        page.evaluate(f"document.getElementById('{form}').hidden = false")
+        page.evaluate(f"document.getElementById('{form}').requestSubmit()")
+        message = page.wait_for_selector(f"#{form} .form-error:not([hidden])")
+        assert "请先" in message.inner_text()
+    assert errors == []
