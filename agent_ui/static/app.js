@@ -62,6 +62,14 @@ const Hotline = (() => {
     box.hidden = !message;
   }
 
+  const FLASH = "hotline.flash";
+  function showFlash() {
+    const message = sessionStorage.getItem(FLASH);
+    if (!message) return;
+    sessionStorage.removeItem(FLASH);
+    toast(message, "ok");
+  }
+
   async function submitApiForm(event) {
     const form = event.target.closest("form[data-api]");
     if (!form) return;
@@ -73,8 +81,10 @@ const Hotline = (() => {
     try {
       const result = await api(form.dataset.method || "POST", form.dataset.api, formBody(form));
       form.dispatchEvent(new CustomEvent("api:done", { detail: result, bubbles: true }));
-      if (form.dataset.success) toast(form.dataset.success, "ok");
       const then = form.dataset.then || "reload";
+      // A page about to reload says its success after the reload (else it would flash by unread).
+      if (form.dataset.success && then === "reload") sessionStorage.setItem(FLASH, form.dataset.success);
+      else if (form.dataset.success) toast(form.dataset.success, "ok");
       if (then === "reload") setTimeout(() => window.location.reload(), 300);
       else if (then.startsWith("go:")) window.location.href = then.slice(3);
     } catch (error) {
@@ -139,5 +149,6 @@ const Hotline = (() => {
 
   document.addEventListener("submit", submitApiForm);
   document.addEventListener("DOMContentLoaded", tick);
+  document.addEventListener("DOMContentLoaded", showFlash);
   return { api, toast, on, connect, formBody, showError, escape, elapsed, csrf, shortTime };
 })();

@@ -414,3 +414,23 @@ def test_dashboard_and_calendar_warn_that_next_year_has_no_official_holidays(
     assert "calendar-warning" in page.text and "逐日录入" in page.text
     status = app_client.get("/api/sla/status", headers=basic("sup")).json()
     assert any("2027" in w for w in status["calendar_warnings"])
+
+
+def test_a_reopened_ticket_is_marked_in_the_liaisons_lists_and_on_the_ticket(
+    ctx: HotlineContext, staff: Staff, app_client: TestClient
+) -> None:
+    from dispatch import schemas
+    from dispatch.states import Action
+    from tests.helpers import act, dispatched, load
+
+    number = dispatched(ctx, staff, "停水", "sw")
+    act(ctx, number, staff.water, Action.SIGN, schemas.NoteBody())
+    act(ctx, number, staff.water, Action.REPLY, schemas.ReplyBody(result="已恢复供水"))
+    act(ctx, number, staff.operator, Action.RECORD_CALLBACK, schemas.CallbackBody(result="dissatisfied"))
+    assert load(ctx, number).reopen_count == 1
+    liaison, _ = logged_in(ctx, "sw1")
+    lists = [liaison.get(f"/portal?tab={tab}").text for tab in ("todo", "doing", "done")]
+    row = next(page for page in lists if f'data-number="{number}"' in page)
+    assert 'class="badge reopened"' in row.split(f'data-number="{number}"', 1)[1].split("</tr>", 1)[0]
+    assert 'class="badge reopened"' in liaison.get(f"/tickets/{number}").text
+    assert 'class="badge reopened"' in liaison.get("/search", params={"text": number}).text
