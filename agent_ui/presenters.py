@@ -14,12 +14,13 @@ from sqlalchemy.orm import Session
 
 from agent_ui.context import UiContext
 from core.accounts.actor import Actor
+from core.accounts.models import ROLE_LABELS, Role
 from core.departments import Department
 from core.errors import HotlineError
 from dispatch import catalog
 from dispatch.models import Category, Ticket
 from dispatch.state_machine import check_allowed
-from dispatch.states import ACTION_LABELS, Action
+from dispatch.states import ACTION_LABELS, STATE_LABELS, Action, TicketState
 from sla.urgency import Urgency
 from sla.urgency import urgency as sla_urgency
 
@@ -134,3 +135,45 @@ class Catalogue:
 
 def catalogue(session: Session) -> Catalogue:
     return Catalogue(catalog.departments(session, active_only=True), catalog.categories(session))
+
+
+# ---- the audit log, for people -------------------------------------------------------------------
+
+AUDIT_KEYS = {
+    "numbers": "工单", "department": "部门", "subcategory_id": "小类", "note": "备注", "reason": "原因",
+    "result": "结果", "solved": "是否解决", "days": "天数", "channel": "渠道", "username": "用户名",
+    "role": "角色", "call": "通话", "call_uid": "通话", "external_id": "外部编号", "answer": "答复",
+    "kb_entry_id": "知识库条目", "state": "状态", "text": "内容", "caller_phone": "来电号码",
+    "active": "启用", "kind": "类型", "day": "日期", "name": "名称", "code": "代码", "phone": "电话",
+    "outcome": "结果", "display_name": "姓名", "user_id": "用户编号", "level": "级别", "word": "词语",
+    "category": "大类", "overdue": "已超期", "limit": "条数", "offset": "起始",
+}  # fmt: skip
+
+
+def audit_detail(detail: dict[str, object] | None, departments: dict[str, str]) -> str:
+    """An audit entry's details as a line a person reads: Chinese names, department names for codes,
+    是/否 for booleans, lists joined — never raw JSON."""
+    if not detail:
+        return ""
+    parts = []
+    for key, value in detail.items():
+        if value is None or value == "" or value == []:
+            continue
+        parts.append(f"{AUDIT_KEYS.get(key, key)}：{_audit_value(key, value, departments)}")
+    return "；".join(parts)
+
+
+def _audit_value(key: str, value: object, departments: dict[str, str]) -> str:
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, list):
+        return "、".join(_audit_value(key, v, departments) for v in value)
+    if isinstance(value, dict):
+        return audit_detail(value, departments)
+    if key == "department" and isinstance(value, str):
+        return departments.get(value, value)
+    if key == "role" and isinstance(value, str) and value in Role.__members__.values():
+        return ROLE_LABELS[Role(value)]
+    if key == "state" and isinstance(value, str) and value in TicketState.__members__.values():
+        return STATE_LABELS[TicketState(value)]
+    return str(value)

@@ -31,6 +31,26 @@ FIELDS = ("id", "question", "alternatives", "answer", "keywords", "department", 
 class LineProblem:
     line: int
     reason: str
+    zh: str = ""  # the same for the admin's screen
+
+
+# Field names as the admin sees them.
+FIELD_ZH = {
+    "id": "编号",
+    "question": "问题",
+    "alternatives": "相似问法",
+    "answer": "答复",
+    "keywords": "关键词",
+    "department": "部门代码",
+    "topic": "主题",
+    "valid_from": "生效日期",
+    "valid_to": "失效日期",
+    "active": "是否启用",
+}
+
+
+def _zh(name: str) -> str:
+    return f"「{FIELD_ZH.get(name, name)}」"
 
 
 class KbImportError(ValueError):
@@ -68,35 +88,38 @@ def entry_record(entry: KbEntry) -> dict[str, Any]:
     return record
 
 
-def _check(record: Any, known_departments: set[str] | None) -> list[str]:
+def _check(record: Any, known_departments: set[str] | None) -> list[tuple[str, str]]:
+    """What is wrong with one record: (English, Chinese) pairs."""
     if not isinstance(record, dict):
-        return ["a line must be a JSON object"]
-    reasons: list[str] = []
+        return [("a line must be a JSON object", "每行须为一个 JSON 对象")]
+    reasons: list[tuple[str, str]] = []
     for name, kind in REQUIRED.items():
         if name not in record or record[name] is None:
-            reasons.append(f"missing field '{name}'")
+            reasons.append((f"missing field '{name}'", f"缺少{_zh(name)}"))
         elif not isinstance(record[name], kind) or not record[name].strip():
-            reasons.append(f"field '{name}' must be a non-empty string")
+            reasons.append((f"field '{name}' must be a non-empty string", f"{_zh(name)}不能为空"))
     for name in LISTS:
         value = record.get(name, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            reasons.append(f"field '{name}' must be a list of strings")
+            reasons.append((f"field '{name}' must be a list of strings", f"{_zh(name)}须为文字列表"))
     for name in OPTIONAL_STR:
         value = record.get(name)
         if value is not None and not isinstance(value, str):
-            reasons.append(f"field '{name}' must be a string or null")
+            reasons.append((f"field '{name}' must be a string or null", f"{_zh(name)}须为文字或留空"))
     for name in DATES:
         value = record.get(name)
         if value is not None:
             try:
                 date.fromisoformat(value)
             except (TypeError, ValueError):
-                reasons.append(f"field '{name}' must be a date YYYY-MM-DD")
+                reasons.append(
+                    (f"field '{name}' must be a date YYYY-MM-DD", f"{_zh(name)}须为日期，如 2026-12-01")
+                )
     if "active" in record and not isinstance(record["active"], bool):
-        reasons.append("field 'active' must be true or false")
+        reasons.append(("field 'active' must be true or false", "「是否启用」须为 true 或 false"))
     dept = record.get("department")
     if known_departments and isinstance(dept, str) and dept not in known_departments:
-        reasons.append(f"unknown department code '{dept}'")
+        reasons.append((f"unknown department code '{dept}'", f"部门代码「{dept}」不存在"))
     return reasons
 
 
@@ -104,12 +127,12 @@ def validate(numbered: list[tuple[int, Any]], known_departments: set[str] | None
     problems: list[LineProblem] = []
     seen: dict[str, int] = {}
     for line, record in numbered:
-        problems.extend(LineProblem(line, r) for r in _check(record, known_departments))
+        problems.extend(LineProblem(line, en, zh) for en, zh in _check(record, known_departments))
         if isinstance(record, dict) and isinstance(record.get("id"), str):
             if record["id"] in seen:
-                problems.append(
-                    LineProblem(line, f"duplicate id '{record['id']}' (first on line {seen[record['id']]})")
-                )
+                first = seen[record["id"]]
+                en = f"duplicate id '{record['id']}' (first on line {first})"
+                problems.append(LineProblem(line, en, f"编号「{record['id']}」重复（第 {first} 行已有）"))
             seen.setdefault(record["id"], line)
     return problems
 
@@ -119,7 +142,7 @@ def parse_jsonl(data: bytes | str) -> tuple[list[tuple[int, Any]], list[LineProb
         try:
             data = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            return [], [LineProblem(1, f"not UTF-8 text: {exc}")]
+            return [], [LineProblem(1, f"not UTF-8 text: {exc}", "文件不是 UTF-8 编码的文本")]
     records: list[tuple[int, Any]] = []
     problems: list[LineProblem] = []
     for number, line in enumerate(data.splitlines(), start=1):
@@ -128,7 +151,8 @@ def parse_jsonl(data: bytes | str) -> tuple[list[tuple[int, Any]], list[LineProb
         try:
             records.append((number, json.loads(line)))
         except json.JSONDecodeError as exc:
-            problems.append(LineProblem(number, f"invalid JSON: {exc.msg} (column {exc.colno})"))
+            en = f"invalid JSON: {exc.msg} (column {exc.colno})"
+            problems.append(LineProblem(number, en, f"不是有效的 JSON（第 {exc.colno} 列）"))
     return records, problems
 
 
@@ -142,10 +166,11 @@ def parse_xlsx(data: bytes) -> tuple[list[tuple[int, Any]], list[LineProblem]]:
     try:
         sheet = load_workbook(io.BytesIO(data), read_only=True).worksheets[0]
     except Exception as exc:  # openpyxl raises many kinds for a broken file
-        return [], [LineProblem(1, f"not a readable XLSX file: {type(exc).__name__}")]
+        en = f"not a readable XLSX file: {type(exc).__name__}"
+        return [], [LineProblem(1, en, "无法读取该 Excel（.xlsx）文件")]
     rows = list(sheet.iter_rows(values_only=True))
     if not rows:
-        return [], [LineProblem(1, "empty sheet")]
+        return [], [LineProblem(1, "empty sheet", "工作表为空")]
     header = [str(h).strip() if h is not None else "" for h in rows[0]]
     records: list[tuple[int, Any]] = []
     problems: list[LineProblem] = []
@@ -160,7 +185,8 @@ def parse_xlsx(data: bytes) -> tuple[list[tuple[int, Any]], list[LineProblem]]:
                 try:
                     value = json.loads(value) if isinstance(value, str) else value
                 except json.JSONDecodeError:
-                    problems.append(LineProblem(number, f"column '{name}' must hold a JSON list"))
+                    en = f"column '{name}' must hold a JSON list"
+                    problems.append(LineProblem(number, en, f'{_zh(name)}列须为 JSON 列表，如 ["甲", "乙"]'))
                     continue
             elif name in DATES and isinstance(value, datetime):
                 value = value.date().isoformat()
@@ -309,7 +335,7 @@ def import_records(
         raise KbImportError(problems)
     with session.begin_nested():
         return [
-            save_entry(session, record, now, changed_by, user_id, "imported", check_departments=False)
+            save_entry(session, record, now, changed_by, user_id, "批量导入", check_departments=False)
             for _line, record in numbered
         ]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, UploadFile, status
+from fastapi import APIRouter, Query, Request, UploadFile, status
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from core.accounts.actor import Actor
 from core.accounts.models import Role
+from core.errors import Conflict, NotFound, NotPermitted
 from core.web import ActorDep, ContextDep, SessionDep, commit
 from knowledge_base import service
 from knowledge_base.models import KbEntry
@@ -69,7 +70,7 @@ class VersionOut(BaseModel):
 
 def _require(actor: Actor, roles: set[Role]) -> None:
     if actor.role not in roles:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "your role may not do this")
+        raise NotPermitted("your role may not do this", "您的角色无权执行此操作")
 
 
 def _out(e: KbEntry) -> EntryOut:
@@ -94,18 +95,18 @@ def _entry(session: Session, external_id: str) -> KbEntry:
     try:
         return service.get_entry(session, external_id)
     except service.EntryNotFound:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no knowledge-base entry {external_id}") from None
+        raise NotFound(f"no knowledge-base entry {external_id}", f"知识库条目 {external_id} 不存在") from None
 
 
 def _problems(exc: service.KbImportError) -> JSONResponse:
-    lines = [{"line": p.line, "reason": p.reason} for p in exc.problems]
+    lines = [{"line": p.line, "reason": p.reason, "reason_zh": p.zh} for p in exc.problems]
     return JSONResponse(
         status_code=422,
         content={
             "error": "KbImportError",
             "detail": f"nothing imported: {exc}",
             "detail_zh": "导入失败，未写入任何条目："
-            + "；".join(f"第{p.line}行 {p.reason}" for p in exc.problems),
+            + "；".join(f"第 {p.line} 行：{p.zh or p.reason}" for p in exc.problems),
             "problems": lines,
         },
     )
@@ -152,7 +153,10 @@ def _save(
 def create_entry(body: EntryCreate, session: SessionDep, actor: ActorDep, ctx: ContextDep) -> Any:
     _require(actor, EDITORS)
     if session.scalar(select(KbEntry.id).where(KbEntry.external_id == body.id)) is not None:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"entry {body.id} exists; use PUT to change it")
+        raise Conflict(
+            f"entry {body.id} exists; use PUT to change it",
+            f"知识库条目 {body.id} 已存在：请打开该条目修改，或换一个编号",
+        )
     return _save(session, actor, ctx, _record(body.id, body), body.note)
 
 
@@ -205,7 +209,11 @@ async def import_entries(
         session.rollback()
         return _problems(exc)
     commit(session)
-    return {"imported": len(entries), "ids": [e.external_id for e in entries]}
+    return {
+        "imported": len(entries),
+        "ids": [e.external_id for e in entries],
+        "message_zh": f"已导入 {len(entries)} 条知识库条目",
+    }
 
 
 @router.get("/export")

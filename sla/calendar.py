@@ -210,13 +210,12 @@ def coverage_warnings(calendar: WorkCalendar, today: datetime.date) -> list[str]
             continue
         local = sum(1 for d in calendar.local_days() if d.year == year)
         entered = f"已录入本地调整 {local} 天；" if local else ""
-        library = f"日历库 chinesecalendar {chinese_calendar.__version__} 只到 {_last_covered_year()} 年"
+        library = f"系统日历库只含 {_last_covered_year()} 年及以前的官方安排"
         warnings.append(
             f"工作日历缺少 {year} 年的国家法定节假日和调休数据（{library}），{entered}"
             "未录入的日子按周一至周五上班计算，办理时限可能算错。"
             f"国务院办公厅公布 {year} 年放假安排后，请管理员在「系统管理 → 工作日历」逐日录入"
-            "放假日和调休上班日（或写入配置 sla.calendar 的 extra_holidays / extra_workdays），"
-            "也可升级 chinesecalendar 后重启服务。"
+            "放假日和调休上班日，或请运维人员升级日历库后重启服务。"
         )
     return warnings
 

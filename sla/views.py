@@ -3,12 +3,13 @@
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
 from core.accounts.models import Role
 from core.departments import Department
+from core.errors import NotPermitted, RuleViolation
 from core.web import ActorDep, ContextDep, SessionDep, commit
 from dispatch.models import Ticket
 from sla.calendar import coverage_warnings
@@ -79,9 +80,9 @@ def kpis(
     first = start or _month_start(today)
     last = end or _month_start(_month_start(first) + timedelta(days=32))
     if last <= first:
-        raise HTTPException(422, detail="end must be after start")
+        raise RuleViolation("end must be after start", "结束时间须晚于开始时间")
     if (last - first).days > 3 * 366:
-        raise HTTPException(422, detail="a KPI period is at most three years")
+        raise RuleViolation("a KPI period is at most three years", "统计期间最长三年")
     department_id = actor.department_id if actor.role == Role.LIAISON else None
     rows = compute_kpis(
         session,
@@ -140,7 +141,7 @@ def sweep_status(ctx: ContextDep, session: SessionDep, _actor: ActorDep) -> Swee
 def sweep_now(ctx: ContextDep, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
     """Run a sweep now (supervisors), e.g. after correcting the calendar."""
     if actor.role not in (Role.SUPERVISOR, Role.ADMIN):
-        raise HTTPException(403, detail="only supervisors may start a sweep")
+        raise NotPermitted("only supervisors may start a sweep", "仅督办员可以立即执行督办扫描")
     result = sweep(session, ctx.settings.sla.warnings, ctx.calendar, ctx.clock.now())
     commit(session)
     if result is None:

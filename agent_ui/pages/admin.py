@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from agent_ui.deps import AdminDep, SupervisorDep, render
-from agent_ui.presenters import catalogue
+from agent_ui.presenters import audit_detail, catalogue
 from callcenter.service import seat_board
 from core import audit
 from core.accounts.models import ROLE_LABELS, Role
@@ -126,7 +126,9 @@ def kb_page(
         entries = [
             e for e in entries if needle in e.question or needle in e.answer or needle in e.external_id
         ]
-    return _page(request, ctx, user, "kb.html", entries=entries, q=q, cat=catalogue(session))
+    cat = catalogue(session)
+    names = {d.code: d.name for d in cat.departments}
+    return _page(request, ctx, user, "kb.html", entries=entries, q=q, cat=cat, department_names=names)
 
 
 @router.get("/admin/kb/{external_id}", response_class=HTMLResponse)
@@ -162,6 +164,7 @@ def audit_page(
     rows = audit.entries(
         session, ticket_number=ticket.strip() or None, username=username.strip() or None, limit=300
     )
+    names = {d.code: d.name for d in catalog.departments(session)}
     return _page(
         request,
         ctx,
@@ -171,4 +174,6 @@ def audit_page(
         ticket=ticket,
         username=username,
         label=audit.action_label,
+        roles={r.value: label for r, label in ROLE_LABELS.items()},
+        detail=lambda d: audit_detail(d, names),
     )

@@ -434,3 +434,18 @@ def test_a_reopened_ticket_is_marked_in_the_liaisons_lists_and_on_the_ticket(
     assert 'class="badge reopened"' in row.split(f'data-number="{number}"', 1)[1].split("</tr>", 1)[0]
     assert 'class="badge reopened"' in liaison.get(f"/tickets/{number}").text
     assert 'class="badge reopened"' in liaison.get("/search", params={"text": number}).text
+
+
+def test_the_audit_log_reads_as_chinese(ctx: HotlineContext, staff: Staff, app_client: TestClient) -> None:
+    operator, headers = logged_in(ctx, "op1")
+    body = {
+        "ticket": {"content": WATER, "caller_phone": "13900001111"},
+        "dispatch": {"department": "sw", "subcategory_id": sub(ctx, "停水")},
+    }
+    assert operator.post("/api/console/tickets", json=body, headers=headers).status_code == 201
+    admin, _ = logged_in(ctx, "adm")
+    page = admin.get("/admin/audit").text
+    table = page.split('id="audit"', 1)[1].split("</table>", 1)[0]
+    assert "话务员" in table and "系统管理员" in table  # roles by name
+    assert "演示县供水有限公司" in table and "部门：" in table  # a department by its name
+    assert "\\u" not in table and '{"' not in table and "operator" not in table
