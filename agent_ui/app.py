@@ -63,6 +63,8 @@ HTTP_ZH = {401: "请先登录", 403: "无权访问", 404: "未找到", 405: "不
 def _http_error(request: Request, exc: Exception) -> Response:
     """Every error has the same shape: {"error", "detail", "detail_zh"}; pages get an error page."""
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404 and request.url.path.startswith("/open311/"):
+        return intake_views.open311_not_found(request.url.path)  # the specification's error shape
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     zh = getattr(exc, "zh", None) or HTTP_ZH.get(exc.status_code, detail)
     if _wants_html(request):

@@ -1,4 +1,4 @@
-"""Open311 GeoReport v2 (JSON): our sub-categories as services, service requests as tickets.
+"""Open311 GeoReport v2 (XML and JSON): our sub-categories as services, service requests as tickets.
 
 Field names, the discovery document, the jurisdiction_id parameter and the error shape (an array
 of {code, description}) follow the specification. Posting needs an app's API key (config
@@ -128,7 +128,7 @@ class Open311:
                     "url": base_url.rstrip("/") + "/open311/v2",
                     "changeset": "2026-11-22T00:00:00+08:00",
                     "type": "production",
-                    "formats": ["application/json"],
+                    "formats": ["text/xml", "application/json"],
                 }
             ],
         }
@@ -311,9 +311,11 @@ class Open311:
             if not all(c.isdigit() and len(c) <= 9 for c in codes):
                 raise IntakeError("service_code must be codes from services.json", "service_code 无效")
             conditions.append(Ticket.subcategory_id.in_([int(c) for c in codes]))
-        if query.status:
-            if query.status not in ("open", "closed"):
-                raise IntakeError("status must be open or closed", "status 只能为 open 或 closed")
+        if query.status:  # one status or a comma list ("open,closed"), as the specification allows
+            wanted = {s.strip() for s in query.status.split(",") if s.strip()}
+            if not wanted or not wanted <= {"open", "closed"}:
+                raise IntakeError("status must be open, closed or both", "status 只能为 open、closed 或两者")
             closed = Ticket.state.in_([s.value for s in CLOSED_STATES])
-            conditions.append(closed if query.status == "closed" else ~closed)
+            if wanted != {"open", "closed"}:
+                conditions.append(closed if wanted == {"closed"} else ~closed)
         return self._rows(session, *conditions, limit=limit)

@@ -18,7 +18,7 @@ from core.accounts.models import Role, User
 from core.errors import HotlineError, UnsupportedMediaType
 from core.web import SessionDep, UserDep, WebError, audit_fields, client_ip, commit
 from dispatch.desk import DispatchContextDep as ContextDep
-from dispatch.intake import citizen, disclosure, handover
+from dispatch.intake import citizen, disclosure, handover, open311_xml
 from dispatch.intake.models import HandoverDirection
 from dispatch.intake.open311 import (
     Created,
@@ -33,9 +33,22 @@ from dispatch.intake.open311 import (
 # ---- Open311 GeoReport v2 ------------------------------------------------------------------------
 
 
-def open311_error(status_code: int, description: str) -> JSONResponse:
-    """The specification's error shape: an array of {code, description}."""
+def open311_error(status_code: int, description: str, xml: bool = False) -> Response:
+    """The specification's error shape: an array of {code, description} (in XML: <errors>)."""
+    if xml:
+        return Response(
+            open311_xml.errors(status_code, description), status_code, media_type=open311_xml.MEDIA_TYPE
+        )
     return JSONResponse(status_code=status_code, content=[{"code": status_code, "description": description}])
+
+
+def open311_not_found(path: str) -> Response:
+    """Any path under /open311 that is not an endpoint answers in the specification's shape too."""
+    return open311_error(404, f"no such Open311 endpoint: {path}", xml=path.endswith(".xml"))
+
+
+def _xml(root: str, item: str | None, content: Any, status_code: int = 200) -> Response:
+    return Response(open311_xml.document(root, item, content), status_code, media_type=open311_xml.MEDIA_TYPE)
 
 
 class Open311Route(APIRoute):
@@ -45,17 +58,18 @@ class Open311Route(APIRoute):
         handler = super().get_route_handler()
 
         async def route(request: Request) -> Response:
+            xml = request.url.path.endswith(".xml")
             try:
                 return await handler(request)
             except HotlineError as exc:
-                return open311_error(exc.status, str(exc))
+                return open311_error(exc.status, str(exc), xml)
             except RequestValidationError as exc:
                 problems = "; ".join(
                     f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in exc.errors()
                 )
-                return open311_error(400, f"invalid request: {problems}")
+                return open311_error(400, f"invalid request: {problems}", xml)
             except StarletteHTTPException as exc:
-                return open311_error(exc.status_code, str(exc.detail))
+                return open311_error(exc.status_code, str(exc.detail), xml)
 
         return route
 
@@ -63,10 +77,14 @@ class Open311Route(APIRoute):
 OPEN311_ERRORS: dict[int | str, dict[str, Any]] = {
     code: {
         "description": text,
-        "content": {"application/json": {"example": [{"code": code, "description": text}]}},
+        "content": {
+            "application/json": {"example": [{"code": code, "description": text}]},
+            "text/xml": {"example": open311_xml.errors(code, text).decode()},
+        },
     }
     for code, text in ((400, "bad request"), (403, "api_key missing or invalid"), (404, "not found"))
 }
+XML_OK: dict[int | str, dict[str, Any]] = {200: {"content": {"text/xml": {}}, "description": "XML"}}
 open311_router = APIRouter(
     prefix="/open311", tags=["open311"], route_class=Open311Route, responses=OPEN311_ERRORS
 )
@@ -116,6 +134,49 @@ def get_request(
     api = Open311(ctx)
     api.check_jurisdiction(jurisdiction_id)
     return api.request(session, service_request_id)
+
+
+# The same endpoints in XML, which the specification requires (JSON above is its optional format).
+
+
+@open311_router.get("/discovery.xml", response_class=Response, responses=XML_OK)
+def discovery_xml(request: Request, ctx: ContextDep) -> Response:
+    return _xml("discovery", None, Open311(ctx).discovery(str(request.base_url)))
+
+
+@open311_router.get("/v2/services.xml", response_class=Response, responses=XML_OK)
+def services_xml(ctx: ContextDep, session: SessionDep, jurisdiction_id: Jurisdiction = None) -> Response:
+    return _xml("services", "service", services(ctx, session, jurisdiction_id))
+
+
+@open311_router.get("/v2/services/{service_code}.xml", response_class=Response, responses=XML_OK)
+def service_definition_xml(
+    service_code: str, ctx: ContextDep, session: SessionDep, jurisdiction_id: Jurisdiction = None
+) -> Response:
+    return _xml("service_definition", None, service_definition(service_code, ctx, session, jurisdiction_id))
+
+
+@open311_router.post(
+    "/v2/requests.xml", response_class=Response, status_code=status.HTTP_201_CREATED, responses=XML_OK
+)
+def post_request_xml(
+    data: Annotated[ServiceRequestIn, Form()], ctx: ContextDep, request: Request
+) -> Response:
+    return _xml("service_requests", "request", post_request(data, ctx, request), status.HTTP_201_CREATED)
+
+
+@open311_router.get("/v2/requests.xml", response_class=Response, responses=XML_OK)
+def get_requests_xml(
+    query: Annotated[RequestQuery, Query()], ctx: ContextDep, session: SessionDep
+) -> Response:
+    return _xml("service_requests", "request", get_requests(query, ctx, session))
+
+
+@open311_router.get("/v2/requests/{service_request_id}.xml", response_class=Response, responses=XML_OK)
+def get_request_xml(
+    service_request_id: str, ctx: ContextDep, session: SessionDep, jurisdiction_id: Jurisdiction = None
+) -> Response:
+    return _xml("service_requests", "request", get_request(service_request_id, ctx, session, jurisdiction_id))
 
 
 # ---- 110 hand-over ---------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -116,7 +117,7 @@ def test_discovery_and_services(client: TestClient, ctx: HotlineContext) -> None
     discovery = client.get("/open311/discovery.json").json()
     endpoint = discovery["endpoints"][0]
     assert endpoint["specification"] == "http://wiki.open311.org/GeoReport_v2"
-    assert endpoint["url"].endswith("/open311/v2") and endpoint["formats"] == ["application/json"]
+    assert endpoint["url"].endswith("/open311/v2") and endpoint["formats"] == ["text/xml", "application/json"]
 
     services = client.get("/open311/v2/services.json", params={"jurisdiction_id": "demo.12345.gov.cn"}).json()
     by_name = {s["service_name"]: s for s in services}
@@ -648,3 +649,76 @@ def test_a_page_with_a_bad_parameter_gets_a_chinese_page_not_json(client: TestCl
     assert "请求内容有误" in page.text
     api = client.get("/api/public/disclosure", params={"page": "0"}, headers={"accept": "text/html"})
     assert api.status_code == 422 and api.json()["error"] == "ValidationError"  # the API stays JSON
+
+
+# ---- Open311 in XML, the specification's required format ----------------------------------------
+
+
+def xml_of(response: Any) -> ET.Element:
+    assert response.headers["content-type"].startswith("text/xml"), response.headers["content-type"]
+    return ET.fromstring(response.content)
+
+
+def test_every_open311_document_is_served_in_xml(
+    client: TestClient, ctx: HotlineContext, staff: Staff
+) -> None:
+    discovery = xml_of(client.get("/open311/discovery.xml"))
+    assert discovery.tag == "discovery"
+    assert [f.text for f in discovery.iter("format")] == ["text/xml", "application/json"]
+    assert discovery.findtext("endpoints/endpoint/specification") == "http://wiki.open311.org/GeoReport_v2"
+
+    services = xml_of(client.get("/open311/v2/services.xml"))
+    as_json = client.get("/open311/v2/services.json").json()
+    assert services.tag == "services" and len(services.findall("service")) == len(as_json)
+    water = next(s for s in services.findall("service") if s.findtext("service_name") == "停水")
+    assert water.findtext("service_code") == service_code(ctx, "停水")
+    assert (water.findtext("metadata"), water.findtext("group")) == ("false", "生活求助")
+    definition = xml_of(client.get(f"/open311/v2/services/{service_code(ctx, '停水')}.xml"))
+    assert definition.tag == "service_definition" and definition.find("attributes") is not None
+
+    form = {
+        "api_key": APP_KEY,
+        "service_code": service_code(ctx, "路灯损坏"),
+        "description": "幸福路东段路灯不亮",
+        "address_string": "幸福路东段",
+    }
+    created = client.post("/open311/v2/requests.xml", data=form)
+    assert created.status_code == 201
+    number = xml_of(created).findtext("request/service_request_id")
+    assert number and stored(ctx, number).channel == "app"
+
+    one = xml_of(client.get(f"/open311/v2/requests/{number}.xml"))
+    assert one.tag == "service_requests" and one.findtext("request/status") == "open"
+    listed = xml_of(client.get("/open311/v2/requests.xml", params={"status": "open,closed"}))
+    assert number in [r.findtext("service_request_id") for r in listed.findall("request")]
+
+
+def test_open311_errors_keep_the_specifications_shape_in_both_formats(client: TestClient) -> None:
+    refused = client.post("/open311/v2/requests.xml", data={"service_code": "1", "description": "x"})
+    assert refused.status_code == 403
+    error = xml_of(refused)
+    assert error.tag == "errors" and error.findtext("error/code") == "403"
+    for path, shape in (("/open311/v2/nothing.json", "json"), ("/open311/v2/nothing.xml", "xml")):
+        missing = client.get(path)
+        assert missing.status_code == 404
+        if shape == "json":
+            assert missing.json() == [{"code": 404, "description": f"no such Open311 endpoint: {path}"}]
+        else:
+            assert xml_of(missing).findtext("error/code") == "404"
+    bad = client.get("/open311/v2/requests.xml", params={"status": "open,pending"})
+    assert bad.status_code == 400 and xml_of(bad).findtext("error/code") == "400"
+
+
+def test_a_status_list_filters_open311_requests(
+    client: TestClient, ctx: HotlineContext, staff: Staff
+) -> None:
+    closed = archived(ctx, staff, "河西路停水")
+    open_one = dispatched(ctx, staff, "路灯损坏", "cgj")
+
+    def listed(status: str) -> list[str]:
+        rows = client.get("/open311/v2/requests.json", params={"status": status}).json()
+        return [r["service_request_id"] for r in rows]
+
+    assert closed in listed("closed") and open_one not in listed("closed")
+    assert open_one in listed("open") and closed not in listed("open")
+    assert {closed, open_one} <= set(listed("open,closed"))
