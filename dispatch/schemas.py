@@ -12,6 +12,9 @@ from dispatch.states import Action, TicketState
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
+# As long as their columns (tickets.caller_name, knowledge_base_entries.external_id): 64.
+PersonName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+EntryId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9][0-9-]{2,19}$")]
 DepartmentCode = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[a-z0-9_]{1,32}$")]
@@ -28,7 +31,7 @@ class TicketCreate(_Body):
     content: Text
     channel: Channel = Channel.PHONE
     caller_phone: Phone | None = None
-    caller_name: ShortText | None = None
+    caller_name: PersonName | None = None
     address: ShortText | None = None
     category_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     subcategory_id: int | None = Field(default=None, ge=1, le=MAX_ID)
@@ -41,7 +44,7 @@ class NoteBody(_Body):
 
 class AnswerOnSpotBody(_Body):
     answer: Text
-    kb_entry_id: ShortText | None = None
+    kb_entry_id: EntryId | None = None
 
 
 class DispatchBody(_Body):

@@ -46,7 +46,7 @@ class HandoverIn(BaseModel):
     external_id: ExternalId  # the platform's incident number (警情编号)
     content: schemas.Text
     caller_phone: schemas.Phone | None = None
-    caller_name: schemas.ShortText | None = None
+    caller_name: schemas.PersonName | None = None
     address: schemas.ShortText | None = None
     # The sub-category the platform suggests (from GET /open311/v2/services.json), if any.
     subcategory_id: int | None = Field(default=None, ge=1, le=schemas.MAX_ID)
