@@ -42,7 +42,11 @@ NAME_CUES = (
     "我叫|名叫|叫做|他叫|她叫|名字是|名字叫|本人|姓名|联系人|投诉人|举报人|反映人|来电人|来信人|申请人|当事人"
     "|市民|居民|业主|户主|租户|房东|村民|患者|病人|家长|员工|职工|工人|司机|老人|学生|孩子|儿子|女儿|丈夫|妻子"
     "|爱人|母亲|父亲|邻居|负责人|法人|网格员|快递员|外卖员"
+    # what a department's reply does with a person: 已联系李建国, 电话告知张某某 …
+    "|联系了|联系|通知了|通知|告知|约见|约谈|致电|转告|回复|答复|走访|询问|见到|找到"
 )
+# Words right after a name in a reply (李建国电话…, 张三的手机…, 王五家中…).
+AFTER_NAME = "(?:的)?(?:电话|手机|联系电话|联系方式|号码|身份证|住址|家中|家里|本人)"
 PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
 CN_DIGITS = "一二三四五六七八九十百零〇两"
 
@@ -126,6 +130,16 @@ _RULES: list[tuple[str, re.Pattern[str], Callable[[str], str]]] = [
     (
         "name",
         re.compile(rf"(?P<x>{_SURNAME}{_GIVEN_CHAR}{{1,2}})(?=(?:{TITLES}))"),
+        lambda v: _surname(v) + "某",
+    ),
+    (
+        "name",
+        re.compile(rf"(?<![\u4e00-\u9fff])(?P<x>{_SURNAME}{_GIVEN_CHAR}{{1,2}})(?={AFTER_NAME})"),
+        lambda v: _surname(v) + "某",
+    ),
+    (
+        "name",
+        re.compile(rf"(?<=[，,。；;：:、\s区村组栋室])(?P<x>{_SURNAME}{_GIVEN_CHAR}{{1,2}})(?={AFTER_NAME})"),
         lambda v: _surname(v) + "某",
     ),
 ]

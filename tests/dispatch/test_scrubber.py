@@ -10,6 +10,11 @@ from dispatch.intake.scrubber import scrub, scrub_text
 
 # (text, personal data that must not survive, words that must survive)
 CASES: list[tuple[str, list[str], list[str]]] = [
+    (  # a department's reply naming a third person (the first-day leak on /gongkai)
+        "已答复王某女士，李建国电话15912345678已记录，已联系赵德胜核实，向阳社区刘玉兰家中已恢复供水。",
+        ["李建国", "15912345678", "赵德胜", "刘玉兰"],
+        ["王某女士", "李某电话", "向阳社区", "恢复供水"],
+    ),
     (
         "我叫王小明，电话13812345678，住在河西路18号3栋2单元501室，家里从昨晚开始停水。",
         ["王小明", "13812345678", "18号", "501室", "3栋"],
