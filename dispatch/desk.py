@@ -23,6 +23,8 @@ from dispatch.service import TicketService, ticket_out
 from dispatch.states import Action
 
 DispatchContextDep = Annotated[DispatchContext, Depends(get_context)]
+# A spreadsheet export holds at most this many tickets (a month of a county, several days of a city).
+EXPORT_CAP = 20_000
 
 
 def get_tickets(session: SessionDep, ctx: DispatchContextDep) -> TicketService:
@@ -75,6 +77,23 @@ class TicketDesk:
             self._audit("ticket.list", count=len(rows), detail={"numbers": [t.number for t in rows], **query})
             commit(self.session)
         return rows, total
+
+    def export(self, flt: schemas.TicketFilter, cap: int = EXPORT_CAP) -> tuple[list[Ticket], int]:
+        """Every ticket the filter finds (up to `cap`), page by page, for a spreadsheet; audited as one
+        export with its size and query (the numbers would fill the log)."""
+        found: list[Ticket] = []
+        total = 0
+        page = flt.model_copy(update={"limit": 500, "offset": 0})
+        while len(found) < cap:
+            rows, total = self.tickets.list(self.actor, page)
+            found += rows
+            if len(rows) < page.limit:
+                break
+            page = page.model_copy(update={"offset": page.offset + page.limit})
+        query = flt.model_dump(mode="json", exclude_defaults=True, exclude={"limit", "offset"})
+        self._audit("ticket.export", count=len(found[:cap]), detail=query)
+        commit(self.session)
+        return found[:cap], total
 
     def register(self, body: schemas.TicketCreate, then: tuple[Action, BaseModel] | None = None) -> Ticket:
         """Register a ticket; `then` takes its first action (answer on the spot, dispatch) in the

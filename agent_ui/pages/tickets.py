@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
@@ -12,12 +12,14 @@ from pydantic import ValidationError
 
 from agent_ui.api import problems_zh
 from agent_ui.deps import PageUserDep, render
+from agent_ui.exports import Sheet, xlsx_response
 from agent_ui.presenters import allowed_forms, catalogue, urgency
 from core import audit
 from core.accounts.models import Role
-from core.web import ContextDep, SessionDep
+from core.web import ContextDep, SessionDep, WebError
 from dispatch import schemas
 from dispatch.desk import TicketDesk
+from dispatch.models import CHANNEL_LABELS
 from dispatch.states import ACTION_LABELS, STATE_LABELS, Action, TicketState
 from sla.urgency import URGENCY_LABELS
 
@@ -58,6 +60,45 @@ def ticket_page(
     )
 
 
+SearchParams = dict[str, Any]
+
+
+def _search_params(
+    text: str, phone: str, state: list[str] | None, created_from: str, created_to: str, department: str
+) -> SearchParams:
+    return {
+        "text": text.strip(),
+        "phone": phone.strip(),
+        "state": state or [],
+        "created_from": created_from,
+        "created_to": created_to,
+        "department": department,
+    }
+
+
+def _search_filter(
+    form: SearchParams, limit: int, offset: int
+) -> tuple[schemas.TicketFilter | None, str | None]:
+    """The ticket filter of the search form, or why it cannot be one (in Chinese)."""
+    try:
+        flt = schemas.TicketFilter(
+            text=form["text"] or None,
+            caller_phone=form["phone"] or None,
+            state=[TicketState(s) for s in form["state"]],
+            created_from=date.fromisoformat(form["created_from"]) if form["created_from"] else None,
+            created_to=date.fromisoformat(form["created_to"]) if form["created_to"] else None,
+            department=form["department"] or None,
+            limit=limit,
+            offset=offset,
+        )
+    except ValidationError as exc:
+        problems = [{"field": ".".join(str(p) for p in e["loc"]), "reason": e["msg"]} for e in exc.errors()]
+        return None, "查询条件有误：" + problems_zh(problems).replace("caller_phone", "来电号码")
+    except ValueError:
+        return None, "日期格式应为 年-月-日"
+    return flt, None
+
+
 @router.get("/search", response_class=HTMLResponse)
 def search_page(
     request: Request,
@@ -72,36 +113,12 @@ def search_page(
     department: str = "",
     page: Annotated[int, Query(ge=1, le=10000)] = 1,
 ) -> Response:
-    form = {
-        "text": text.strip(),
-        "phone": phone.strip(),
-        "state": state or [],
-        "created_from": created_from,
-        "created_to": created_to,
-        "department": department,
-    }
+    form = _search_params(text, phone, state, created_from, created_to, department)
     searched = any(v for v in form.values())
     rows, total, error = [], 0, None
     if searched:
-        try:
-            flt = schemas.TicketFilter(
-                text=form["text"] or None,
-                caller_phone=form["phone"] or None,
-                state=[TicketState(s) for s in form["state"]],
-                created_from=date.fromisoformat(created_from) if created_from else None,
-                created_to=date.fromisoformat(created_to) if created_to else None,
-                department=department or None,
-                limit=PAGE_SIZE,
-                offset=(page - 1) * PAGE_SIZE,
-            )
-        except ValidationError as exc:
-            problems = [
-                {"field": ".".join(str(p) for p in e["loc"]), "reason": e["msg"]} for e in exc.errors()
-            ]
-            error = "查询条件有误：" + problems_zh(problems).replace("caller_phone", "来电号码")
-        except ValueError:
-            error = "日期格式应为 年-月-日"
-        else:
+        flt, error = _search_filter(form, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+        if flt is not None:
             desk = TicketDesk(ctx, session, user, request)
             found, total = desk.list(flt)
             rows = [(desk.out(t), urgency(t, desk.now(), ctx)) for t in found]
@@ -123,3 +140,43 @@ def search_page(
         liaison=Role(user.role) == Role.LIAISON,
         qs=urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "page"]),
     )
+
+
+SEARCH_HEADERS = [
+    "工单号", "登记时间", "状态", "渠道", "来电号码", "来电人", "地址", "诉求内容", "大类", "小类",
+    "承办部门", "派单时间", "时限", "答复时间", "答复内容", "是否超期", "重办次数", "回访结果",
+]  # fmt: skip
+
+
+def _search_row(t: schemas.TicketOut) -> list[Any]:
+    return [
+        t.number, t.created_at, t.state_label, CHANNEL_LABELS.get(t.channel, t.channel), t.caller_phone,
+        t.caller_name, t.address, t.content, t.category, t.subcategory,
+        t.lead_department.name if t.lead_department else None, t.dispatched_at, t.deadline, t.replied_at,
+        t.reply_text, t.overdue, t.reopen_count, t.callback_result,
+    ]  # fmt: skip
+
+
+@router.get("/search.xlsx")
+def search_export(
+    request: Request,
+    ctx: ContextDep,
+    session: SessionDep,
+    user: PageUserDep,
+    text: str = "",
+    phone: str = "",
+    state: Annotated[list[str] | None, Query()] = None,
+    created_from: str = "",
+    created_to: str = "",
+    department: str = "",
+) -> Response:
+    """Every ticket the search finds (up to the export cap), as the search page would show them."""
+    form = _search_params(text, phone, state, created_from, created_to, department)
+    flt, error = _search_filter(form, 500, 0)
+    if flt is None:
+        raise WebError(422, "invalid search", error or "查询条件有误")
+    desk = TicketDesk(ctx, session, user, request)
+    found, _total = desk.export(flt)
+    rows = [_search_row(desk.out(t)) for t in found]
+    name = f"工单查询-{desk.now():%Y%m%d-%H%M}.xlsx"
+    return xlsx_response([Sheet("工单", SEARCH_HEADERS, rows)], name)

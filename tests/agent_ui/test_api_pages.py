@@ -5,8 +5,10 @@ search, admin (users, departments, calendar, routing words), role guards and liv
 from __future__ import annotations
 
 import base64
+import io
 from collections.abc import Iterator
 from datetime import date
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -449,3 +451,45 @@ def test_the_audit_log_reads_as_chinese(ctx: HotlineContext, staff: Staff, app_c
     assert "话务员" in table and "系统管理员" in table  # roles by name
     assert "演示县供水有限公司" in table and "部门：" in table  # a department by its name
     assert "\\u" not in table and '{"' not in table and "operator" not in table
+
+
+def _workbook(response: Any) -> Any:
+    from openpyxl import load_workbook
+
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/vnd.openxmlformats")
+    assert "filename*=UTF-8''" in response.headers["content-disposition"]
+    return load_workbook(io.BytesIO(response.content))
+
+
+def test_every_dashboard_table_and_the_search_export_to_excel(
+    ctx: HotlineContext, staff: Staff, app_client: TestClient
+) -> None:
+    from datetime import timedelta
+
+    from tests.helpers import dispatched
+
+    late = dispatched(ctx, staff, "停水", "sw")  # 1 working day: overdue by Wednesday
+    ctx.clock.advance(timedelta(days=2))  # type: ignore[attr-defined]
+    supervisor, _ = logged_in(ctx, "sup")
+    book = _workbook(supervisor.get("/dashboard/export.xlsx"))
+    assert book.sheetnames[:5] == ["坐席状态", "超期工单", "即将到期", "待审批", "2026年11月部门排名"]
+    assert len(book.sheetnames) == 7
+    overdue = book["超期工单"]
+    assert [c.value for c in overdue[1]][:3] == ["工单号", "承办部门", "时限"]
+    assert [r[0] for r in overdue.iter_rows(min_row=2, values_only=True)] == [late]
+    single = _workbook(supervisor.get("/dashboard/export.xlsx", params={"table": "league"}))
+    assert single.sheetnames == ["2026年11月部门排名"]
+    assert supervisor.get("/dashboard/export.xlsx", params={"table": "nonsense"}).status_code == 422
+    operator, _ = logged_in(ctx, "op1")
+    assert operator.get("/dashboard/export.xlsx").status_code == 403
+
+    found = _workbook(supervisor.get("/search.xlsx", params={"text": "停水"}))["工单"]
+    rows = list(found.iter_rows(min_row=2, values_only=True))
+    assert [r[0] for r in rows] == [late] and rows[0][4] == "13900001111"
+    liaison, _ = logged_in(ctx, "sw1")
+    masked = list(_workbook(liaison.get("/search.xlsx", params={"text": "停水"}))["工单"].values)
+    assert masked[1][4] == "139****1111"  # liaisons see masked numbers in the file too
+    with ctx.unit_of_work() as session:
+        actions = session.scalars(select(AuditEntry.action)).all()
+    assert actions.count("ticket.export") >= 3 and "dashboard.export" in actions
