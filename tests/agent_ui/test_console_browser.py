@@ -100,3 +100,20 @@ def test_saving_a_callback_result_without_a_chosen_row_says_what_to_do(
         message = page.wait_for_selector(f"#{form} .form-error:not([hidden])")
         assert "请先" in message.inner_text()
     assert errors == []
+
+
+def test_form_fields_say_what_is_wrong_in_chinese(new_page: Any, live: LiveServer) -> None:
+    """Not the browser's English bubble: the field's name and its limit, on staff and public pages."""
+    page = new_page()
+    page.goto("/login")
+    page.click("button[type=submit]")
+    assert page.eval_on_selector("input[name=username]", "e => e.validationMessage") == "请填写用户名"
+
+    page.goto("/xinxiang")
+    page.fill("#content", "路灯")
+    page.fill("#phone", "13812345678")
+    page.click("button[type=submit]")
+    message = page.eval_on_selector("#content", "e => e.validationMessage")
+    assert message == "反映内容至少 5 个字（现在 2 个）", message
+    page.fill("#content", "小区路灯坏了一排")
+    assert page.eval_on_selector("#content", "e => e.validationMessage") == ""
