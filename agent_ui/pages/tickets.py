@@ -16,7 +16,7 @@ from agent_ui.exports import Sheet, xlsx_response
 from agent_ui.presenters import allowed_forms, catalogue, urgency
 from core import audit
 from core.accounts.models import Role
-from core.web import ContextDep, SessionDep, WebError
+from core.web import ContextDep, SessionDep, WebError, audit_fields, commit
 from dispatch import schemas
 from dispatch.desk import TicketDesk
 from dispatch.models import CHANNEL_LABELS
@@ -57,6 +57,33 @@ def ticket_page(
         state_labels={s.value: label for s, label in STATE_LABELS.items()},
         viewers=viewers,
         audit_label=audit.action_label,
+    )
+
+
+CALLBACK_LABELS = {"satisfied": "满意", "basically_satisfied": "基本满意", "dissatisfied": "不满意"}
+
+
+@router.get("/tickets/{number}/print", response_class=HTMLResponse)
+def ticket_print(
+    number: str, request: Request, ctx: ContextDep, session: SessionDep, user: PageUserDep
+) -> Response:
+    """One page with the ticket and every step of its handling, for departments that file paper."""
+    desk = TicketDesk(ctx, session, user, request)
+    ticket = desk.get(number)  # the same access rule as the ticket page, and audited
+    audit.record(session, action="ticket.print", ticket_number=ticket.number, **audit_fields(request, user))
+    commit(session)
+    out = desk.out(ticket)
+    return render(
+        request,
+        ctx,
+        "ticket_print.html",
+        user,
+        t=out,
+        events=ticket.events,
+        action_label=action_label,
+        channel=CHANNEL_LABELS.get(out.channel, out.channel),
+        callback=CALLBACK_LABELS.get(out.callback_result or ""),
+        now=desk.now(),
     )
 
 

@@ -493,3 +493,27 @@ def test_every_dashboard_table_and_the_search_export_to_excel(
     with ctx.unit_of_work() as session:
         actions = session.scalars(select(AuditEntry.action)).all()
     assert actions.count("ticket.export") >= 3 and "dashboard.export" in actions
+
+
+def test_a_ticket_prints_on_one_page_with_its_history(
+    ctx: HotlineContext, staff: Staff, app_client: TestClient
+) -> None:
+    from dispatch import schemas
+    from dispatch.states import Action
+    from tests.helpers import act, dispatched
+
+    number = dispatched(ctx, staff, "停水", "sw")
+    act(ctx, number, staff.water, Action.SIGN, schemas.NoteBody(note="已安排人员"))
+    liaison, _ = logged_in(ctx, "sw1")
+    page = liaison.get(f"/tickets/{number}/print")
+    assert page.status_code == 200
+    fields = page.text.split('id="ticket-fields"', 1)[1]
+    assert number in page.text and "停水的诉求" in fields and "139****1111" in fields  # masked for liaisons
+    history = page.text.split('id="print-history"', 1)[1]
+    assert "派单" in history and "签收" in history and "已安排人员" in history
+    assert "@page" in page.text and "window.print()" in page.text
+    other, _ = logged_in(ctx, "cg1")
+    assert other.get(f"/tickets/{number}/print").status_code == 403
+    with ctx.unit_of_work() as session:
+        printed = session.scalars(select(AuditEntry).where(AuditEntry.action == "ticket.print")).all()
+    assert [(a.username, a.ticket_number) for a in printed] == [("sw1", number)]
