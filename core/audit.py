@@ -18,6 +18,7 @@ from core.db import Base, unit_of_work
 
 # What an entry says happened (the action column); ticket actions are "ticket.<action>".
 ACTION_LABELS = {
+    "ticket.phone.reveal": "查看完整来电号码",
     "ticket.print": "打印工单",
     "ticket.export": "导出工单",
     "dashboard.export": "导出督办看板",

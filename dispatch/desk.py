@@ -78,6 +78,13 @@ class TicketDesk:
             commit(self.session)
         return rows, total
 
+    def reveal_phone(self, number: str, reason: str) -> str | None:
+        """The caller's full number for a liaison who must reach the citizen; the reason is audited."""
+        ticket = self.tickets.get(number, self.actor)  # 404 / 403 as for viewing the ticket
+        self._audit("ticket.phone.reveal", number, detail={"reason": reason})
+        commit(self.session)
+        return ticket.caller_phone
+
     def export(self, flt: schemas.TicketFilter, cap: int = EXPORT_CAP) -> tuple[list[Ticket], int]:
         """Every ticket the filter finds (up to `cap`), page by page, for a spreadsheet; audited as one
         export with its size and query (the numbers would fill the log)."""

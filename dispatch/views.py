@@ -22,6 +22,23 @@ router = APIRouter(prefix="/api", tags=["tickets"])
 NumberPath = Annotated[str, schemas.StringConstraints(pattern=r"^[0-9]{8}-[0-9]{3,8}$")]
 
 
+class RevealBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=4, max_length=200, description="why the full number is needed (audited)")
+
+
+class Revealed(BaseModel):
+    number: str
+    caller_phone: str | None
+
+
+@router.post("/tickets/{number}/reveal-phone")
+def reveal_phone(number: NumberPath, body: RevealBody, desk: DeskDep) -> Revealed:
+    """A liaison sees the caller's number masked; to call the citizen back they ask for it with a
+    reason, which goes into the audit log with who and when."""
+    return Revealed(number=number, caller_phone=desk.reveal_phone(number, body.reason.strip()))
+
+
 class Me(BaseModel):
     username: str
     display_name: str

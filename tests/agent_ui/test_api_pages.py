@@ -517,3 +517,27 @@ def test_a_ticket_prints_on_one_page_with_its_history(
     with ctx.unit_of_work() as session:
         printed = session.scalars(select(AuditEntry).where(AuditEntry.action == "ticket.print")).all()
     assert [(a.username, a.ticket_number) for a in printed] == [("sw1", number)]
+
+
+def test_a_liaison_reveals_the_callers_number_with_a_reason_that_is_audited(
+    ctx: HotlineContext, staff: Staff, app_client: TestClient
+) -> None:
+    from tests.helpers import dispatched
+
+    number = dispatched(ctx, staff, "停水", "sw")
+    liaison, headers = logged_in(ctx, "sw1")
+    assert "139****1111" in liaison.get(f"/tickets/{number}").text
+    assert 'id="reveal-phone"' in liaison.get(f"/tickets/{number}").text
+    no_reason = liaison.post(f"/api/tickets/{number}/reveal-phone", json={"reason": ""}, headers=headers)
+    assert no_reason.status_code == 422
+    reason = "联系市民核实停水范围"
+    shown = liaison.post(f"/api/tickets/{number}/reveal-phone", json={"reason": reason}, headers=headers)
+    assert shown.status_code == 200 and shown.json()["caller_phone"] == "13900001111"
+    other, other_headers = logged_in(ctx, "cg1")
+    refused = other.post(
+        f"/api/tickets/{number}/reveal-phone", json={"reason": reason}, headers=other_headers
+    )
+    assert refused.status_code == 403
+    with ctx.unit_of_work() as session:
+        entries = session.scalars(select(AuditEntry).where(AuditEntry.action == "ticket.phone.reveal")).all()
+    assert [(e.username, e.ticket_number, e.detail["reason"]) for e in entries] == [("sw1", number, reason)]
