@@ -117,3 +117,28 @@ def test_form_fields_say_what_is_wrong_in_chinese(new_page: Any, live: LiveServe
     assert message == "反映内容至少 5 个字（现在 2 个）", message
     page.fill("#content", "小区路灯坏了一排")
     assert page.eval_on_selector("#content", "e => e.validationMessage") == ""
+
+
+# A card that neither scrolls nor shows all it holds (its content runs under the next card).
+CLIPPED = "e => getComputedStyle(e).overflowY === 'visible' && e.scrollHeight > e.clientHeight + 1"
+
+
+def test_every_part_of_the_console_can_be_seen_at_1366x768(new_page: Any, live: LiveServer) -> None:
+    page = _operator(new_page)
+    cards = page.query_selector_all(".pane-right > *")
+    assert len(cards) >= 4
+    for card in cards:
+        card.scroll_into_view_if_needed()
+        box = card.bounding_box()
+        shown = page.evaluate(
+            "([top, height]) => top >= 0 && top + height <= window.innerHeight + 1", [box["y"], box["height"]]
+        )
+        assert shown, (card.get_attribute("id"), box)
+        inner = card.evaluate("e => e.scrollHeight - e.clientHeight")
+        clipped = card.evaluate(
+            "e => getComputedStyle(e).overflowY === 'visible' && e.scrollHeight > e.clientHeight + 1"
+        )
+        assert not clipped, (card.get_attribute("id"), inner)
+    page.query_selector("#my-tickets-card h2").scroll_into_view_if_needed()
+    assert page.is_visible("#my-tickets-card h2")
+    shot(page, "console-scrolled")
