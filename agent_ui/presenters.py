@@ -101,6 +101,16 @@ FORMS: dict[Action, ActionForm] = {
                 NOTE,
             ),
         ),
+        ActionForm(Action.APPROVE_REPLY, (FormField("note", "审核意见", required=False),), "ok"),
+        ActionForm(
+            Action.REJECT_REPLY,
+            (
+                FormField(
+                    "reason", "退回理由", "textarea", placeholder="说明答复哪里不符合要求，部门须重新答复"
+                ),
+            ),
+            "warn",
+        ),
         ActionForm(Action.REOPEN, (FormField("reason", "重办原因", "textarea"),), "warn"),
         ActionForm(Action.ARCHIVE, (NOTE,), ""),
         ActionForm(

@@ -20,6 +20,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import (
+    false as sa_false,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from core.db import Base
@@ -157,6 +160,13 @@ class Ticket(Base):
     callback_result: Mapped[str | None] = mapped_column(String(24))
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     private: Mapped[bool] = mapped_column(Boolean, default=False)  # never publicly disclosed
+    # The citizen agreed that the matter and its result may be published (办理公开); asked on every
+    # channel (the operator asks on the phone). Without it the ticket never appears in public.
+    disclosure_consent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+    # The hotline's review of the department's reply: until approved it reaches neither the citizen
+    # (look-up, callback survey) nor the public pages.
+    reply_approved_at: Mapped[datetime | None] = mapped_column(DateTime)
+    reply_approved_by: Mapped[str | None] = mapped_column(String(64))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     # Optimistic lock: an UPDATE that finds another version changed nothing (see state_machine).
     version: Mapped[int] = mapped_column(Integer, nullable=False)

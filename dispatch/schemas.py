@@ -36,6 +36,8 @@ class TicketCreate(_Body):
     category_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     subcategory_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     private: bool = False
+    # The citizen agreed to the public disclosure of the matter and its result (asked on every channel).
+    disclosure_consent: bool = False
 
 
 class NoteBody(_Body):
@@ -100,6 +102,8 @@ ACTION_BODIES: dict[Action, type[_Body]] = {
     Action.REOPEN: ReasonBody,
     Action.ARCHIVE: NoteBody,
     Action.MERGE: MergeBody,
+    Action.APPROVE_REPLY: NoteBody,
+    Action.REJECT_REPLY: ReasonBody,
 }
 
 
@@ -169,6 +173,9 @@ class TicketOut(BaseModel):
     callback_result: str | None
     merged_into: str | None
     private: bool
+    disclosure_consent: bool
+    reply_approved_at: datetime | None
+    reply_approved_by: str | None
     overdue: bool
 
 

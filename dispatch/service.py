@@ -80,16 +80,27 @@ def ticket_out(ticket: Ticket, now: datetime, mask: bool = False) -> schemas.Tic
         callback_result=ticket.callback_result,
         merged_into=ticket.merged_into.number if ticket.merged_into else None,
         private=ticket.private,
+        disclosure_consent=ticket.disclosure_consent,
+        reply_approved_at=ticket.reply_approved_at,
+        reply_approved_by=ticket.reply_approved_by,
         overdue=is_overdue(ticket, now),
     )
 
 
 class TicketService:
-    def __init__(self, session: Session, rules: DeadlinePolicy, clock: Clock, number_digits: int = 4) -> None:
+    def __init__(
+        self,
+        session: Session,
+        rules: DeadlinePolicy,
+        clock: Clock,
+        number_digits: int = 4,
+        review_replies: bool = False,
+    ) -> None:
         self.session = session
         self.rules = rules
         self.clock = clock
         self.number_digits = number_digits
+        self.review_replies = review_replies  # config dispatch.review_replies
 
     # ---- reading -------------------------------------------------------------------------------
 
@@ -197,6 +208,7 @@ class TicketService:
             supervision_count=0,
             extension_days_granted=0,
             private=data.private,
+            disclosure_consent=data.disclosure_consent and not data.private,
             created_by_id=actor.user_id,
         )
         self.session.add(ticket)
@@ -309,6 +321,7 @@ class TicketService:
     ) -> None:
         def effect(ticket: Ticket) -> None:
             ticket.reply_text, ticket.kb_entry_id, ticket.closed_at = body.answer, body.kb_entry_id, now
+            ticket.reply_approved_at, ticket.reply_approved_by = now, actor.name  # the hotline's own answer
 
         apply_transition(
             t, actor, Action.ANSWER_ON_SPOT, now, body.answer, {"kb_entry_id": body.kb_entry_id}, effect
@@ -346,6 +359,10 @@ class TicketService:
                 worked = self.rules.working_time_between(ticket.dispatched_at, now)
                 ticket.handling_minutes = int(worked.total_seconds() // 60)
             ticket.extension_requested_days = ticket.extension_reason = None
+            if self.review_replies:
+                ticket.reply_approved_at = ticket.reply_approved_by = None  # waits for the review
+            else:
+                ticket.reply_approved_at, ticket.reply_approved_by = now, "无需审核"
 
         apply_transition(t, actor, Action.REPLY, now, body.result, None, effect)
 
@@ -463,9 +480,24 @@ class TicketService:
             ticket.deadline, ticket.first_reply_due = self._deadline_for(sub, now)
             ticket.reopen_count += 1
             ticket.reply_text = ticket.replied_at = ticket.closed_at = None
+            ticket.reply_approved_at = ticket.reply_approved_by = None
             ticket.signed_at = now
 
         apply_transition(t, actor, Action.REOPEN, now, body.reason, None, effect)
+
+    def _do_approve_reply(self, t: Ticket, actor: Actor, body: schemas.NoteBody, now: datetime) -> None:
+        def effect(ticket: Ticket) -> None:
+            ticket.reply_approved_at, ticket.reply_approved_by = now, actor.name[:64]
+
+        apply_transition(t, actor, Action.APPROVE_REPLY, now, body.note, None, effect)
+
+    def _do_reject_reply(self, t: Ticket, actor: Actor, body: schemas.ReasonBody, now: datetime) -> None:
+        """Back to the department to answer again (the rejected reply stays in the event log)."""
+
+        def effect(ticket: Ticket) -> None:
+            ticket.reply_text = ticket.replied_at = ticket.handling_minutes = None
+
+        apply_transition(t, actor, Action.REJECT_REPLY, now, body.reason, None, effect)
 
     def _do_archive(self, t: Ticket, actor: Actor, body: schemas.NoteBody, now: datetime) -> None:
         apply_transition(

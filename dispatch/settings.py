@@ -14,3 +14,7 @@ class DispatchSection(Section):
     # Digits of the daily serial in a ticket number (20261121-0001); more digits appear by themselves
     # when a day passes 9999 tickets.
     ticket_number_digits: int = Field(default=4, ge=3, le=8)
+    # A department's reply waits for the hotline's review (审核) before it reaches the citizen (the
+    # look-up, the callback survey) or the public pages. False: replies go out as they come (the
+    # shipped config.toml turns the review on).
+    review_replies: bool = False

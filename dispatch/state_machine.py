@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from core.accounts.actor import Actor
 from core.accounts.models import ROLE_LABELS, Role
-from core.errors import NotPermitted
+from core.errors import NotPermitted, RuleViolation
 from dispatch.errors import IllegalTransition
 from dispatch.models import Ticket, TicketEvent
 from dispatch.states import ACTION_LABELS, STATE_LABELS, TRANSITIONS, Action, TicketState, state_door
@@ -43,7 +43,26 @@ def check_allowed(ticket: Ticket, actor: Actor, action: Action) -> TicketState:
         raise IllegalTransition(
             ticket.number, state.value, action.value, STATE_LABELS[state], ACTION_LABELS[action]
         )
+    _check_review(ticket, action)
     return transition.target or state
+
+
+# The hotline's review of a reply: decided once, and nothing reaches the citizen before it.
+REVIEW_ACTIONS = frozenset({Action.APPROVE_REPLY, Action.REJECT_REPLY})
+NEEDS_APPROVED_REPLY = frozenset({Action.RECORD_CALLBACK, Action.ARCHIVE})
+
+
+def _check_review(ticket: Ticket, action: Action) -> None:
+    if action in REVIEW_ACTIONS and ticket.reply_approved_at is not None:
+        raise RuleViolation(
+            f"the reply of ticket {ticket.number} was already approved",
+            f"工单 {ticket.number} 的答复已审核通过",
+        )
+    if action in NEEDS_APPROVED_REPLY and ticket.reply_approved_at is None:
+        raise RuleViolation(
+            f"the reply of ticket {ticket.number} awaits the hotline's review",
+            f"工单 {ticket.number} 的答复尚未审核，审核通过后才能{ACTION_LABELS[action]}",
+        )
 
 
 def apply_transition(

@@ -74,6 +74,8 @@ class Action(StrEnum):
     ARCHIVE = "archive"
     MERGE = "merge"
     ABSORB_DUPLICATE = "absorb_duplicate"  # the surviving ticket of a merge notes what it took in
+    APPROVE_REPLY = "approve_reply"  # the hotline's review lets the department's reply out
+    REJECT_REPLY = "reject_reply"  # … or sends it back to the department to answer again
 
 
 ACTION_LABELS = {
@@ -93,6 +95,8 @@ ACTION_LABELS = {
     Action.ARCHIVE: "归档",
     Action.MERGE: "并单",
     Action.ABSORB_DUPLICATE: "并入重复工单",
+    Action.APPROVE_REPLY: "审核通过答复",
+    Action.REJECT_REPLY: "退回答复",
 }
 
 HOTLINE_STAFF = frozenset({Role.OPERATOR, Role.SUPERVISOR, Role.ADMIN})
@@ -139,6 +143,8 @@ TRANSITIONS: dict[Action, Transition] = {
             HOTLINE_STAFF,
         ),
         _t(Action.ABSORB_DUPLICATE, set(OPEN_STATES), None, HOTLINE_STAFF),
+        _t(Action.APPROVE_REPLY, {S.REPLIED}, None, HOTLINE_STAFF),
+        _t(Action.REJECT_REPLY, {S.REPLIED}, S.IN_PROGRESS, HOTLINE_STAFF),
     )
 }
 

@@ -61,7 +61,8 @@ class HotlineContext:
         return CallTickets(self.rules, self.clock, self.settings.dispatch.ticket_number_digits)
 
     def tickets(self, session: Session) -> TicketService:
-        return TicketService(session, self.rules, self.clock, self.settings.dispatch.ticket_number_digits)
+        digits, review = self.settings.dispatch.ticket_number_digits, self.settings.dispatch.review_replies
+        return TicketService(session, self.rules, self.clock, digits, review)
 
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:

@@ -81,7 +81,7 @@ TICKETS: list[tuple[int, str, str, str | None, str | None, str | None, list[str]
         "河西路18号",
         "停水",
         "sw",
-        ["dispatch", "sign", "reply", "callback_satisfied"],
+        ["dispatch", "sign", "reply", "approve", "callback_satisfied"],
     ),
     (
         60 * 26,
@@ -90,7 +90,7 @@ TICKETS: list[tuple[int, str, str, str | None, str | None, str | None, list[str]
         "城关街道人民路夜市",
         "占道经营",
         "cgj",
-        ["dispatch", "sign"],
+        ["dispatch", "sign", "reply_stall"],  # the reply waits for the hotline's review
     ),
     (
         60 * 20,
@@ -144,6 +144,12 @@ def load_staff(session: Session, now: datetime) -> dict[str, User]:
 STEPS: dict[str, tuple[str, Action, BaseModel]] = {
     "sign": ("liaison", Action.SIGN, schemas.NoteBody(note="已签收，安排人员处理")),
     "reply": ("liaison", Action.REPLY, schemas.ReplyBody(result="已派抢修人员到场，管道修复后已恢复供水。")),
+    "reply_stall": (
+        "liaison",
+        Action.REPLY,
+        schemas.ReplyBody(result="已对夜市摊点进行规范，要求晚十点后停止经营，城管中队将持续巡查。"),
+    ),
+    "approve": ("operator", Action.APPROVE_REPLY, schemas.NoteBody(note="答复内容属实，同意回复市民")),
     "return": (
         "liaison",
         Action.RETURN,
@@ -168,12 +174,17 @@ def load_tickets(ctx: HotlineContext, session: Session, users: dict[str, User], 
     operator = actor_of(users["op01"])
     liaisons = {u.department.code: actor_of(u) for u in users.values() if u.department}
     clock = ManualClock(now)
-    service = TicketService(session, ctx.rules, clock, ctx.settings.dispatch.ticket_number_digits)
+    dispatch = ctx.settings.dispatch
+    service = TicketService(session, ctx.rules, clock, dispatch.ticket_number_digits, dispatch.review_replies)
     for minutes_ago, phone, content, address, sub_name, dept, steps in TICKETS:
         clock.set(now - timedelta(minutes=minutes_ago))
-        number = service.register(
-            operator, schemas.TicketCreate(content=content, caller_phone=phone, address=address)
-        ).number
+        body = schemas.TicketCreate(
+            content=content,
+            caller_phone=phone,
+            address=address,
+            disclosure_consent="callback_satisfied" in steps,
+        )
+        number = service.register(operator, body).number
         for step in steps:
             clock.advance(timedelta(minutes=7))
             if step == "dispatch":

@@ -102,12 +102,16 @@ def near_deadline(session: Session, now: datetime, until: datetime, limit: int =
 
 
 def waiting_decisions(session: Session, limit: int = 50) -> list[Ticket]:
-    """Extension requests and returned tickets: they wait for a supervisor (approve, refuse, re-dispatch)."""
+    """Extension requests, returned tickets and replies to review: they wait for the hotline (approve,
+    refuse, re-dispatch, approve or send back the reply)."""
+    review = (Ticket.state == TicketState.REPLIED.value) & Ticket.reply_approved_at.is_(None)
     return list(
         session.scalars(
             select(Ticket)
             .where(
-                (Ticket.extension_requested_days.is_not(None)) | (Ticket.state == TicketState.RETURNED.value)
+                (Ticket.extension_requested_days.is_not(None))
+                | (Ticket.state == TicketState.RETURNED.value)
+                | review
             )
             .order_by(Ticket.updated_at)
             .limit(limit)

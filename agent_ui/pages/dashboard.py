@@ -161,6 +161,8 @@ def _dept(t: Any) -> str:
 def _waiting_row(t: Any) -> list[Any]:
     if t.extension_requested_days:
         return [t.number, f"延期 {t.extension_requested_days} 个工作日", _dept(t), t.extension_reason]
+    if t.state == "replied":
+        return [t.number, "答复待审核", _dept(t), t.reply_text]
     return [t.number, "退单", _dept(t), t.return_reason]
 
 

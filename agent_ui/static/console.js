@@ -175,6 +175,7 @@
     const body = Hotline.formBody(form);
     const ticket = { content: body.content || "", channel: "phone" };
     for (const key of ["caller_phone", "caller_name", "address"]) if (body[key]) ticket[key] = body[key];
+    ticket.disclosure_consent = Boolean(body.disclosure_consent);  // asked on the phone
     return { body, ticket };
   }
   async function submit(kind) {
@@ -210,7 +211,7 @@
   }
   function clearForm({ keepCaller = false } = {}) {
     const caller = $("caller_phone").value;
-    form.reset();
+    form.reset();  // consent included: each matter is asked again
     if (keepCaller) $("caller_phone").value = caller;  // the call goes on: a second matter, same caller
     delete $("content").dataset.typed;
     touched = { subcategory: false, department: false };

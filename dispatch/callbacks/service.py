@@ -149,6 +149,7 @@ class CallbackService:
             .outerjoin(Category, Category.id == Ticket.category_id)
             .where(
                 Ticket.state == TicketState.REPLIED.value,
+                Ticket.reply_approved_at.is_not(None),  # the hotline reviewed the reply first
                 ~exists().where(Callback.ticket_id == Ticket.id, Callback.round == round_),
             )
         )

@@ -90,6 +90,7 @@ def submit_letter(ctx: DispatchContext, letter: Letter, client: str) -> str:
         caller_name=letter.name or None,
         address=letter.address or None,
         private=letter.private,
+        disclosure_consent=not letter.private,  # the form asks: 不同意公开 unticked is consent
     )
     with ctx.unit_of_work() as session:
         registered = channel.register(ctx.tickets(session), MAILBOX, body, via="page", ip=client)
@@ -116,6 +117,20 @@ def look_up(ctx: DispatchContext, query: LookUp, client: str) -> PublicStatus:
                 "工单号或手机号后四位不正确，请核对后重试",
             )
         state = TicketState(ticket.state)
+        if ticket.reply_approved_at is None:  # a reply the hotline has not reviewed yet stays inside
+            label = (
+                "办理中（答复审核中）"
+                if state == TicketState.REPLIED
+                else PUBLIC_STATE.get(state, STATE_LABELS[state])
+            )
+            return PublicStatus(
+                number=ticket.number,
+                state=state.value,
+                state_label=label,
+                deadline=ticket.deadline,
+                reply=None,
+                replied_at=None,
+            )
         return PublicStatus(
             number=ticket.number,
             state=state.value,

@@ -60,7 +60,12 @@ def _disclosed(ticket: Ticket) -> DisclosedTicket:
 def disclosure_page(
     session: Session, page: int, size: int, category_code: str | None = None
 ) -> DisclosurePage:
-    conditions = [Ticket.state.in_(DISCLOSED_STATES), Ticket.private.is_(False)]
+    conditions = [
+        Ticket.state.in_(DISCLOSED_STATES),
+        Ticket.private.is_(False),
+        Ticket.disclosure_consent.is_(True),  # the citizen agreed (asked on every channel)
+        Ticket.reply_approved_at.is_not(None),  # the hotline reviewed the reply
+    ]
     if category_code:
         conditions.append(Ticket.category.has(Category.code == category_code))
     total = session.scalar(select(func.count()).select_from(Ticket).where(*conditions)) or 0

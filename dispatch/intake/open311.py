@@ -15,7 +15,7 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from core.errors import NotFound, NotPermitted
@@ -255,7 +255,10 @@ class Open311:
         return ServiceRequestOut(
             service_request_id=ticket.number,
             status="closed" if state in CLOSED_STATES else "open",
-            status_notes=scrub_text(ticket.reply_text, names, phones) or None,
+            # Only a closed ticket's reply the hotline approved: never a draft, never one under review.
+            status_notes=scrub_text(ticket.reply_text, names, phones) or None
+            if state in CLOSED_STATES and ticket.reply_approved_at is not None
+            else None,
             service_name=ticket.subcategory.name if ticket.subcategory else None,
             service_code=str(ticket.subcategory_id) if ticket.subcategory_id else None,
             description=scrub_text(ticket.content, names, phones),
@@ -272,13 +275,21 @@ class Open311:
             media_url=extra.media_url if extra else None,
         )
 
+    @staticmethod
+    def _public() -> ColumnElement[bool]:
+        """What an app may read: what a citizen agreed to publish, and what apps reported themselves."""
+        return or_(
+            Ticket.disclosure_consent.is_(True),
+            Ticket.channel.in_([Channel.APP.value, Channel.OPEN311.value]),
+        )
+
     def _rows(
         self, session: Session, *conditions: ColumnElement[bool], limit: int
     ) -> list[ServiceRequestOut]:
         rows = session.execute(
             select(Ticket, Open311Request)
             .outerjoin(Open311Request, Open311Request.ticket_id == Ticket.id)
-            .where(Ticket.private.is_(False), *conditions)
+            .where(Ticket.private.is_(False), self._public(), *conditions)
             .order_by(Ticket.created_at.desc(), Ticket.id.desc())
             .limit(limit)
         ).unique()

@@ -8,6 +8,12 @@ import re
 from typing import Any
 
 from tests.agent_ui.conftest import LiveServer, login, shot
+from tests.conftest import subcategory_id
+
+
+def subcategory(live: LiveServer, name: str) -> str:
+    with live.ctx.unit_of_work() as session:
+        return str(subcategory_id(session, name))
 
 
 def _operator(new_page: Any) -> Any:
@@ -56,9 +62,8 @@ def test_the_screen_pop_shows_times_and_states_of_earlier_tickets(new_page: Any,
 
     # A ticket dispatched during the call keeps the caller's number for the next matter of the call.
     page.fill("#content", "小区门口的路灯坏了一排，晚上很黑")
+    page.select_option("#subcategory", subcategory(live, "路灯损坏"))
     page.select_option("#department", "cgj")
-    page.wait_for_function("document.querySelector('#subcategory').options.length > 1")
-    page.select_option("#subcategory", label=re.compile("路灯"))
     page.click("#btn-dispatch")
     page.wait_for_selector("#my-tickets a")
     assert page.input_value("#content") == ""

@@ -91,6 +91,7 @@ def archived(ctx: HotlineContext, staff: Staff, content: str, private: bool = Fa
         ticket = session.scalar(select(Ticket).where(Ticket.number == number))
         assert ticket is not None
         ticket.content, ticket.private = content, private
+        ticket.disclosure_consent = not private  # the citizen was asked and agreed (unless private)
         for key, value in extra.items():
             setattr(ticket, key, value)
     act(ctx, number, staff.water, Action.SIGN, schemas.NoteBody())
@@ -714,6 +715,8 @@ def test_a_status_list_filters_open311_requests(
 ) -> None:
     closed = archived(ctx, staff, "河西路停水")
     open_one = dispatched(ctx, staff, "路灯损坏", "cgj")
+    with ctx.unit_of_work() as session:  # its citizen agreed to publish it
+        session.scalar(select(Ticket).where(Ticket.number == open_one)).disclosure_consent = True
 
     def listed(status: str) -> list[str]:
         rows = client.get("/open311/v2/requests.json", params={"status": status}).json()

@@ -42,7 +42,7 @@ PROGRESS = {
     S.DISPATCHED: A.SIGN,
     S.IN_PROGRESS: A.REPLY,
     S.RETURNED: A.REDISPATCH,
-    S.REPLIED: A.RECORD_CALLBACK,
+    S.REPLIED: A.RECORD_CALLBACK,  # refused while the reply waits for review: then APPROVE_REPLY
     S.ARCHIVED: A.REOPEN,
     S.CLOSED: A.SUPERVISE,
     S.MERGED: A.SUPERVISE,
@@ -69,6 +69,7 @@ step = st.fixed_dictionaries(
         "result": st.sampled_from(["satisfied", "basically_satisfied", "dissatisfied"]),
         "into": st.sampled_from(["partner", "partner", "self", "closed"]),
         "minutes": minutes,
+        "review": st.booleans(),  # config dispatch.review_replies, switched between steps
     }
 )
 
@@ -95,6 +96,10 @@ def check_invariants(snap: Snapshot) -> None:
     assert row["extension_requested_days"] is None or 1 <= row["extension_requested_days"] <= 10
     if state == S.CLOSED:
         assert row["lead_department_id"] is None and row["reply_text"]
+    if state in (S.ARCHIVED, S.CLOSED):  # nothing reached the citizen unreviewed
+        assert row["reply_approved_at"] is not None or row["reply_text"] is None
+    if state in (S.IN_PROGRESS, S.DISPATCHED):
+        assert row["reply_approved_at"] is None
 
 
 @settings(
@@ -136,6 +141,7 @@ def test_random_ticket_lives_keep_their_invariants(
     check_invariants(current)
     for params in steps:
         clock.advance(timedelta(minutes=params["minutes"]))
+        ctx.settings.dispatch.review_replies = params["review"]
         row = current[0]
         state = TicketState(row["state"])
         choice = params["action"]
@@ -204,6 +210,6 @@ def make_body(
         return schemas.CallbackBody(result=params["result"])
     if action == A.MERGE:
         return schemas.MergeBody(into=merge_targets[params["into"]])
-    if action in (A.RETURN, A.REFUSE_EXTENSION, A.REOPEN):
+    if schemas.ACTION_BODIES[action] is schemas.ReasonBody:
         return schemas.ReasonBody(reason="理由")
     return schemas.NoteBody(note=f"{action.value} {number}")

@@ -106,12 +106,18 @@ def standard_body(
         assert into is not None
         return schemas.MergeBody(into=into, note="同一事项重复来电"), "同一事项重复来电"
     notes = {
+        A.APPROVE_REPLY: "答复属实，同意回复市民",
         A.SIGN: "已签收",
         A.APPROVE_EXTENSION: "同意延期",
         A.SUPERVISE: "请加快办理",
         A.ARCHIVE: "回访无人接听，归档",
     }
-    reasons = {A.RETURN: "不属于本单位职责", A.REFUSE_EXTENSION: "理由不充分", A.REOPEN: "市民反映问题未解决"}
+    reasons = {
+        A.RETURN: "不属于本单位职责",
+        A.REFUSE_EXTENSION: "理由不充分",
+        A.REOPEN: "市民反映问题未解决",
+        A.REJECT_REPLY: "答复未写明恢复供水的时间",
+    }
     if action in notes:
         return schemas.NoteBody(note=notes[action]), notes[action]
     return schemas.ReasonBody(reason=reasons[action]), reasons[action]
@@ -136,6 +142,17 @@ def make_ticket(ctx: HotlineContext, staff: Staff, state: TicketState) -> str:
         into = register(ctx, staff, "同一小区停水") if action == A.MERGE else None
         act(ctx, number, default_actor(staff, action), action, standard_body(ctx, action, into)[0])
     assert load(ctx, number).state == state
+    return number
+
+
+def with_reply_under_review(ctx: HotlineContext, staff: Staff) -> str:
+    """A replied ticket whose reply waits for the hotline's review (config dispatch.review_replies)."""
+    number = make_ticket(ctx, staff, S.IN_PROGRESS)
+    ctx.settings.dispatch.review_replies = True
+    try:
+        act(ctx, number, staff.water, A.REPLY, standard_body(ctx, A.REPLY)[0])
+    finally:
+        ctx.settings.dispatch.review_replies = False
     return number
 
 
@@ -213,6 +230,12 @@ def check_effects(
     elif action == A.MERGE:
         assert after.merged_into is not None and after.merged_into.number == into
         assert after.closed_at == now
+    elif action == A.APPROVE_REPLY:
+        assert before.reply_approved_at is None and after.reply_approved_at == now
+        assert after.reply_approved_by and after.reply_text == before.reply_text
+    elif action == A.REJECT_REPLY:
+        assert (after.reply_text, after.replied_at, after.reply_approved_at) == (None, None, None)
+        assert unchanged_deadline
     else:  # pragma: no cover
         raise AssertionError(action)
     if action not in (A.SUPERVISE,):
@@ -229,11 +252,12 @@ def test_every_legal_transition(
     target = transition.target or source
     for role in sorted(transition.roles):
         actor = actor_for_role(staff, role)
-        number = (
-            with_pending_extension(ctx, staff)
-            if action in (A.APPROVE_EXTENSION, A.REFUSE_EXTENSION)
-            else make_ticket(ctx, staff, source)
-        )
+        if action in (A.APPROVE_EXTENSION, A.REFUSE_EXTENSION):
+            number = with_pending_extension(ctx, staff)
+        elif action in (A.APPROVE_REPLY, A.REJECT_REPLY):
+            number = with_reply_under_review(ctx, staff)
+        else:
+            number = make_ticket(ctx, staff, source)
         into = register(ctx, staff, "同一小区停水") if action == A.MERGE else None
         body, note = standard_body(ctx, action, into)
         clock.advance(timedelta(minutes=1))
