@@ -25,6 +25,7 @@ from core.accounts.sessions import SessionSigner, load_secret
 from core.errors import HotlineError
 from core.scheduler import Jobs
 from core.web import get_user
+from dispatch.attachments.views import router as attachments_router
 from dispatch.callbacks import scheduled as callbacks_scheduled
 from dispatch.callbacks.views import router as callbacks_router
 from dispatch.intake import views as intake_views
@@ -169,6 +170,7 @@ def create_app(ctx: UiContext, background: bool = False) -> FastAPI:
         ui_api.router,
         ui_api.admin_router,
         intake_views.police_staff_router,
+        attachments_router,
     )
     for router in staff_api:
         app.include_router(router, dependencies=[Depends(get_user)])

@@ -18,6 +18,8 @@ from core.db import Base, unit_of_work
 
 # What an entry says happened (the action column); ticket actions are "ticket.<action>".
 ACTION_LABELS = {
+    "ticket.attachment.add": "上传附件",
+    "ticket.attachment.view": "查看附件",
     "ticket.phone.reveal": "查看完整来电号码",
     "ticket.print": "打印工单",
     "ticket.export": "导出工单",

@@ -51,9 +51,12 @@ class TicketDesk:
     def now(self) -> datetime:
         return self.ctx.clock.now()
 
-    def _audit(self, action: str, number: str | None = None, **fields: Any) -> None:
+    def audit(self, action: str, number: str | None = None, **fields: Any) -> None:
         who = audit_fields(self.request, self.user)
         audit.record(self.session, action=action, ticket_number=number, **who, **fields)
+
+    def commit(self) -> None:
+        commit(self.session)
 
     def out(self, ticket: Ticket) -> schemas.TicketOut:
         return ticket_out(ticket, self.now(), self.mask)
@@ -66,7 +69,7 @@ class TicketDesk:
             who = audit_fields(self.request, self.user)
             audit.record_now(self.ctx.sessions, action="ticket.view.denied", ticket_number=number, **who)
             raise
-        self._audit("ticket.view", number)
+        self.audit("ticket.view", number)
         commit(self.session)
         return ticket
 
@@ -74,14 +77,14 @@ class TicketDesk:
         rows, total = self.tickets.list(self.actor, flt)
         if rows:
             query = flt.model_dump(mode="json", exclude_defaults=True)
-            self._audit("ticket.list", count=len(rows), detail={"numbers": [t.number for t in rows], **query})
+            self.audit("ticket.list", count=len(rows), detail={"numbers": [t.number for t in rows], **query})
             commit(self.session)
         return rows, total
 
     def reveal_phone(self, number: str, reason: str) -> str | None:
         """The caller's full number for a liaison who must reach the citizen; the reason is audited."""
         ticket = self.tickets.get(number, self.actor)  # 404 / 403 as for viewing the ticket
-        self._audit("ticket.phone.reveal", number, detail={"reason": reason})
+        self.audit("ticket.phone.reveal", number, detail={"reason": reason})
         commit(self.session)
         return ticket.caller_phone
 
@@ -98,7 +101,7 @@ class TicketDesk:
                 break
             page = page.model_copy(update={"offset": page.offset + page.limit})
         query = flt.model_dump(mode="json", exclude_defaults=True, exclude={"limit", "offset"})
-        self._audit("ticket.export", count=len(found[:cap]), detail=query)
+        self.audit("ticket.export", count=len(found[:cap]), detail=query)
         commit(self.session)
         return found[:cap], total
 
@@ -106,18 +109,18 @@ class TicketDesk:
         """Register a ticket; `then` takes its first action (answer on the spot, dispatch) in the
         same transaction, so a refused action leaves no half-done ticket behind."""
         ticket = self.tickets.register(self.actor, body)
-        self._audit("ticket.register", ticket.number, detail={"channel": body.channel.value})
+        self.audit("ticket.register", ticket.number, detail={"channel": body.channel.value})
         if then is not None:
             action, action_body = then
             ticket = self.tickets.act(ticket.number, self.actor, action, action_body)
-            self._audit(f"ticket.{action.value}", ticket.number, detail=_auditable(action_body))
+            self.audit(f"ticket.{action.value}", ticket.number, detail=_auditable(action_body))
         commit(self.session)
         publish_ticket(self.ctx.events, ticket, then[0] if then else Action.REGISTER)
         return ticket
 
     def act(self, number: str, action: Action, body: BaseModel) -> Ticket:
         ticket = self.tickets.act(number, self.actor, action, body)
-        self._audit(f"ticket.{action.value}", number, detail=_auditable(body))
+        self.audit(f"ticket.{action.value}", number, detail=_auditable(body))
         commit(self.session)
         publish_ticket(self.ctx.events, ticket, action)
         return ticket

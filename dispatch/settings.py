@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field
 
 from core.settings import Section
+from dispatch.attachments.settings import AttachmentSettings
 
 
 class DispatchSection(Section):
@@ -18,3 +19,4 @@ class DispatchSection(Section):
     # look-up, the callback survey) or the public pages. False: replies go out as they come (the
     # shipped config.toml turns the review on).
     review_replies: bool = False
+    attachments: AttachmentSettings = AttachmentSettings()

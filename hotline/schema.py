@@ -8,6 +8,7 @@ from core.accounts import models as account_models
 from core.db import Base
 from dispatch import models as dispatch_models
 from dispatch import routing_words as routing_word_models
+from dispatch.attachments import models as attachment_models
 from dispatch.callbacks import models as callback_models
 from dispatch.intake import models as intake_models
 from knowledge_base import models as kb_models
@@ -18,6 +19,7 @@ metadata = Base.metadata
 __all__ = [
     "account_models",
     "asr_models",
+    "attachment_models",
     "audit_models",
     "calendar_override_models",
     "callback_models",

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from agent_ui.deps import PageCsrfDep, render
-from core.errors import HotlineError, RateLimited
+from core.errors import HotlineError
 from core.web import ContextDep, SessionDep, client_ip
 from dispatch import catalog
 from dispatch.intake import citizen, disclosure
@@ -32,6 +33,8 @@ def _problems(exc: ValidationError, labels: dict[str, str]) -> list[str]:
 
 
 def _page(request: Request, ctx: Any, template: str, status_code: int = 200, **context: Any) -> Response:
+    limits = ctx.settings.dispatch.attachments
+    context = {"max_files": limits.max_per_letter, "max_mb": limits.max_bytes // (1024 * 1024), **context}
     response = render(request, ctx, template, None, status_code, **context)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -46,7 +49,7 @@ def mailbox(request: Request, ctx: ContextDep) -> Response:
 
 
 @router.post("/xinxiang", response_class=HTMLResponse, dependencies=[PageCsrfDep])
-def send_letter(
+async def send_letter(
     request: Request,
     ctx: ContextDep,
     content: Annotated[str, Form()] = "",
@@ -54,8 +57,11 @@ def send_letter(
     name: Annotated[str, Form()] = "",
     address: Annotated[str, Form()] = "",
     private: Annotated[str, Form()] = "",
+    photos: Annotated[list[UploadFile] | None, File()] = None,
 ) -> Response:
     form = {"content": content, "phone": phone, "name": name, "address": address, "private": bool(private)}
+    read = ctx.settings.dispatch.attachments.max_bytes + 1  # one byte past the limit is enough to refuse
+    files = [(f.filename, await f.read(read)) for f in photos or [] if f.filename]
     try:
         letter = citizen.Letter.model_validate(form)
     except ValidationError as exc:
@@ -63,9 +69,10 @@ def send_letter(
             request, ctx, "public/mailbox.html", 422, form=form, errors=_problems(exc, LETTER_FIELDS_ZH)
         )
     try:
-        number = citizen.submit_letter(ctx, letter, client_ip(request) or "-")
-    except RateLimited as exc:
-        return _page(request, ctx, "public/mailbox.html", 429, form=form, errors=[exc.zh])
+        client = client_ip(request) or "-"  # the database work off the event loop
+        number = await run_in_threadpool(citizen.submit_letter, ctx, letter, client, files)
+    except HotlineError as exc:  # too many letters, or a file that is too large or not accepted
+        return _page(request, ctx, "public/mailbox.html", exc.status, form=form, errors=[exc.zh])
     return _page(request, ctx, "public/mailbox_done.html", number=number, private=letter.private)
 
 

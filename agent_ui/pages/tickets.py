@@ -18,6 +18,8 @@ from core import audit
 from core.accounts.models import Role
 from core.web import ContextDep, SessionDep, WebError, audit_fields, commit
 from dispatch import schemas
+from dispatch.attachments.service import attachments_of
+from dispatch.attachments.views import attachment_out
 from dispatch.desk import TicketDesk
 from dispatch.models import CHANNEL_LABELS
 from dispatch.states import ACTION_LABELS, STATE_LABELS, Action, TicketState
@@ -50,6 +52,8 @@ def ticket_page(
         t=desk.out(ticket),
         events=ticket.events,
         forms=allowed_forms(ticket, desk.actor),
+        attachments=[attachment_out(ticket.number, a) for a in attachments_of(ctx, session).of(ticket)],
+        attachment_limit=ctx.settings.dispatch.attachments.max_bytes // (1024 * 1024),
         cat=catalogue(session),
         urgency=urgency(ticket, now, ctx),
         urgency_labels=URGENCY_LABELS,

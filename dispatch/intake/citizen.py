@@ -13,8 +13,9 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from sqlalchemy import select
 
-from core.errors import NotFound
+from core.errors import NotFound, RuleViolation
 from dispatch import schemas
+from dispatch.attachments.service import attachments_of
 from dispatch.context import DispatchContext
 from dispatch.intake import channel
 from dispatch.intake.ratelimit import RateLimiter
@@ -70,8 +71,27 @@ class PublicStatus(BaseModel):
     replied_at: datetime | None
 
 
-def submit_letter(ctx: DispatchContext, letter: Letter, client: str) -> str:
-    """Register the letter as a ticket (channel web) and return its number; rate-limited first."""
+def check_files(ctx: DispatchContext, files: list[tuple[str | None, bytes]]) -> None:
+    """Raise unless the letter's photos and documents may be attached (count, size, type)."""
+    settings = ctx.settings.dispatch.attachments
+    if len(files) > settings.max_per_letter:
+        raise RuleViolation(
+            f"a letter takes at most {settings.max_per_letter} files",
+            f"每封来信最多附 {settings.max_per_letter} 个文件",
+        )
+    with ctx.sessions() as session:
+        store = attachments_of(ctx, session)
+        for name, data in files:
+            store.check(name, data)
+
+
+def submit_letter(
+    ctx: DispatchContext, letter: Letter, client: str, files: list[tuple[str | None, bytes]] | None = None
+) -> str:
+    """Register the letter as a ticket (channel web), with its photos and documents, and return its
+    number; the files are checked and the rate limits counted before anything is stored."""
+    files = files or []
+    check_files(ctx, files)
     limits = ctx.settings.intake
     limiter = RateLimiter(ctx.sessions, ctx.clock)
     # Both limits are checked before either counts: a refused letter uses up neither.
@@ -94,6 +114,9 @@ def submit_letter(ctx: DispatchContext, letter: Letter, client: str) -> str:
     )
     with ctx.unit_of_work() as session:
         registered = channel.register(ctx.tickets(session), MAILBOX, body, via="page", ip=client)
+        store = attachments_of(ctx, session)
+        for name, data in files:
+            store.add(registered.ticket, name, data, "mailbox", MAILBOX)
     registered.announce(ctx.events)
     return registered.number
 
