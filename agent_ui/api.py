@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from fastapi import Depends, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy.orm import Session
 
@@ -16,7 +16,18 @@ from core import audit
 from core.accounts.models import Role, User
 from core.accounts.service import AccountError, create_user, list_users, role_label, update_user
 from core.db import ping
-from core.web import ContextDep, SessionDep, UserDep, WebError, client_ip, commit, via_of
+from core.web import (
+    ContextDep,
+    Flag,
+    IsoDate,
+    SessionDep,
+    UserDep,
+    WebError,
+    api_router,
+    client_ip,
+    commit,
+    via_of,
+)
 from dispatch import catalog, schemas
 from dispatch.catalog import upsert_department
 from dispatch.desk import DeskDep
@@ -26,9 +37,9 @@ from dispatch.triage_service import TriageOut, triage_text
 from knowledge_base import service as kb_service
 from sla.overrides import OverrideError, apply_overrides, list_overrides, remove_override, set_override
 
-router = APIRouter(prefix="/api", tags=["pages"])
-system_router = APIRouter(prefix="/api", tags=["system"])  # for monitoring, no login
-admin_router = APIRouter(prefix="/api/admin", tags=["admin"])
+router = api_router(prefix="/api", tags=["pages"])
+system_router = api_router(prefix="/api", tags=["system"])  # for monitoring, no login
+admin_router = api_router(prefix="/api/admin", tags=["admin"])
 
 
 @system_router.get("/health")
@@ -197,7 +208,7 @@ def admin_user(user: UserDep) -> User:
 
 AdminUserDep = Annotated[User, Depends(admin_user)]
 Username = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_.-]{2,64}$")]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, pattern=r"\S", max_length=64)]
 StaffRole = Literal["operator", "liaison", "supervisor", "admin"]
 
 
@@ -226,9 +237,9 @@ class UserChange(BaseModel):
     display_name: Name | None = None
     role: StaffRole | None = None
     department: str | None = None
-    active: bool | None = None
+    active: Flag | None = None
     password: Annotated[str, StringConstraints(min_length=8, max_length=256)] | None = None
-    unlock: bool = False
+    unlock: Flag = False
 
 
 def user_out(user: User) -> UserOut:
@@ -249,7 +260,7 @@ def _department_id(session: Session, code: str | None) -> int | None:
         return None
     found = catalog.department_id(session, code)
     if found is None:
-        raise WebError(422, f"department {code!r} does not exist", f"部门 {code} 不存在")
+        raise WebError(404, f"department {code!r} does not exist", f"部门 {code} 不存在")
     return found
 
 
@@ -269,7 +280,7 @@ def _admin_audit(
 
 
 def _refused(exc: AccountError | OverrideError | RoutingWordError) -> WebError:
-    return WebError(422, str(exc), exc.zh)
+    return WebError(exc.status, str(exc), exc.zh)  # 404 for what does not exist, else 422
 
 
 @admin_router.get("/users")
@@ -333,7 +344,7 @@ class DepartmentIn(BaseModel):
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=128)]
     kind: Literal["department", "supervision", "enterprise", "township"] = "department"
     phone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=32)] | None = None
-    active: bool = True
+    active: Flag = True
 
 
 class DepartmentRow(DepartmentIn):
@@ -361,7 +372,7 @@ def save_department(
 
 class OverrideIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    day: date
+    day: IsoDate
     kind: Literal["holiday", "workday"]
     note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=128)] | None = None
 
@@ -411,7 +422,7 @@ def delete_override(day: date, ctx: ContextDep, session: SessionDep, admin: Admi
 
 class WordIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    word: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+    word: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, pattern=r"\S", max_length=64)]
     subcategory_id: int = Field(ge=1, le=schemas.MAX_ID)
     department: schemas.DepartmentCode | None = None
     level: Literal["strong", "words", "weak"] = "words"

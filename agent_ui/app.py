@@ -19,12 +19,13 @@ from agent_ui import api as ui_api
 from agent_ui import live
 from agent_ui.context import UiContext
 from agent_ui.deps import LoginRequired, login_url, page_user, render
+from agent_ui.openapi import document_errors
 from agent_ui.pages import admin, auth, console, dashboard, portal, public, survey, tickets
 from callcenter.views import router as callcenter_router
 from core.accounts.sessions import SessionSigner, load_secret
 from core.errors import HotlineError
 from core.scheduler import Jobs
-from core.web import get_user
+from core.web import get_user, set_api_zone
 from dispatch.attachments.views import router as attachments_router
 from dispatch.callbacks import scheduled as callbacks_scheduled
 from dispatch.callbacks.views import router as callbacks_router
@@ -145,6 +146,8 @@ def create_app(ctx: UiContext, background: bool = False) -> FastAPI:
         version="0.1.0",
     )
     app.state.ctx = ctx
+    set_api_zone(ctx.settings.hotline.timezone)
+    document_errors(app)
     app.state.callcentre = None  # callcenter.runtime.CallCentre when `hotline serve` runs the telephony
     app.state.callcentre_error = None  # why it could not start (e.g. Kamailio not installed)
     app.state.survey_runner = None  # dispatch.callbacks.runner.SurveyRunner under `hotline serve`

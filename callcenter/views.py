@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -27,9 +27,9 @@ from callcenter.service import (
 from callcenter.stats import QueueFigures, queue_figures
 from core.accounts.models import Role, User
 from core.errors import NotPermitted
-from core.web import ContextDep, SessionDep, UserDep, commit
+from core.web import ContextDep, LocalDateTime, SessionDep, UserDep, api_router, commit
 
-router = APIRouter(prefix="/api", tags=["call centre"])
+router = api_router(prefix="/api", tags=["call centre"])
 
 Extension = Annotated[str, Field(pattern=r"^[0-9]{2,8}$")]
 CallUid = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,40}$")]
@@ -179,8 +179,8 @@ def stats(
     user: UserDep,
     session: SessionDep,
     ctx: ContextDep,
-    start: Annotated[datetime | None, Query(description="default: today 00:00")] = None,
-    end: Annotated[datetime | None, Query(description="default: start + 1 day")] = None,
+    start: Annotated[LocalDateTime | None, Query(description="default: today 00:00")] = None,
+    end: Annotated[LocalDateTime | None, Query(description="default: start + 1 day")] = None,
 ) -> QueueFigures:
     check_staff(user)
     # Stored times are the hotline's naive local time; a time with an offset is converted to it.

@@ -12,11 +12,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hmac
-from collections.abc import Iterator
+import inspect
+import re
+from collections.abc import Callable, Iterator
+from datetime import date, datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi.routing import APIRoute
+from pydantic import AfterValidator, BaseModel, BeforeValidator
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -220,3 +227,96 @@ def get_actor(user: UserDep) -> Actor:
 
 
 ActorDep = Annotated[Actor, Depends(get_actor)]
+
+
+# ---- times in the JSON API ------------------------------------------------------------------------
+# The database keeps the hotline's local wall time (naive). Times leave the API with the hotline's
+# UTC offset (RFC 3339, as the OpenAPI format "date-time" says), and times that come in with an
+# offset are turned into the hotline's local time before any code compares them.
+
+_zone: ZoneInfo = ZoneInfo("Asia/Shanghai")
+
+
+def set_api_zone(name: str) -> None:
+    global _zone
+    _zone = ZoneInfo(name)
+
+
+def with_offset(value: Any) -> Any:
+    """`value` with every naive datetime inside it (models, dicts, lists) given the hotline's zone."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=_zone) if value.tzinfo is None else value
+    if isinstance(value, BaseModel):
+        changed = {k: with_offset(v) for k, v in value.__dict__.items() if _holds_time(v)}
+        return value.model_copy(update=changed) if changed else value
+    if isinstance(value, dict):
+        return {k: with_offset(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(with_offset(v) for v in value)
+    return value
+
+
+def _holds_time(value: Any) -> bool:
+    return isinstance(value, datetime | BaseModel | dict | list | tuple)
+
+
+def to_local(value: datetime) -> datetime:
+    return value.astimezone(_zone).replace(tzinfo=None) if value.tzinfo is not None else value
+
+
+class ApiRoute(APIRoute):
+    """A JSON API route: what the endpoint returns leaves with UTC offsets on its times."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, _offsets_added(endpoint), **kwargs)
+
+
+def _offsets_added(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(endpoint):
+
+        @functools.wraps(endpoint)
+        async def wrapped_async(*args: Any, **kwargs: Any) -> Any:
+            return with_offset(await endpoint(*args, **kwargs))
+
+        return wrapped_async
+
+    @functools.wraps(endpoint)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        return with_offset(endpoint(*args, **kwargs))
+
+    return wrapped
+
+
+def api_router(**kwargs: Any) -> APIRouter:
+    """An APIRouter of the JSON API (times with their offset)."""
+    return APIRouter(route_class=kwargs.pop("route_class", ApiRoute), **kwargs)
+
+
+# ---- strict inputs: what the schema says, nothing more (no number as a date, no 0/1 as a boolean) --
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _iso_date(value: Any) -> Any:
+    if isinstance(value, date) or (isinstance(value, str) and _ISO_DATE.fullmatch(value)):
+        return value
+    raise ValueError("must be a date YYYY-MM-DD")
+
+
+def _iso_datetime(value: Any) -> Any:
+    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_DATE.fullmatch(value[:10])):
+        return value
+    raise ValueError("must be a date-time YYYY-MM-DDTHH:MM:SS (with its UTC offset)")
+
+
+def _true_or_false(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ValueError("must be true or false")
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+Flag = Annotated[bool, BeforeValidator(_true_or_false)]
+LocalDateTime = Annotated[datetime, BeforeValidator(_iso_datetime), AfterValidator(to_local)]

@@ -51,9 +51,9 @@ class RoutingWord(Base):
 
 
 class RoutingWordError(ValueError):
-    def __init__(self, message: str, zh: str) -> None:
+    def __init__(self, message: str, zh: str, status: int = 422) -> None:
         super().__init__(message)
-        self.zh = zh
+        self.zh, self.status = zh, status
 
 
 def list_words(session: Session) -> list[RoutingWord]:
@@ -87,7 +87,7 @@ def add_word(
         raise RoutingWordError(f"unknown level {level!r}", "权重须为强、普通或弱")
     sub = session.get(SubCategory, subcategory_id)
     if sub is None:
-        raise RoutingWordError(f"no sub-category {subcategory_id}", "所选小类不存在")
+        raise RoutingWordError(f"no sub-category {subcategory_id}", "所选小类不存在", 404)
     if session.scalar(
         select(RoutingWord.id).where(RoutingWord.word == word, RoutingWord.subcategory_id == sub.id)
     ):
@@ -117,7 +117,7 @@ def add_word(
 def remove_word(session: Session, word_id: int) -> None:
     row = session.get(RoutingWord, word_id)
     if row is None:
-        raise RoutingWordError(f"no routing word {word_id}", "该分派词不存在")
+        raise RoutingWordError(f"no routing word {word_id}", "该分派词不存在", 404)
     session.delete(row)
     session.flush()
 

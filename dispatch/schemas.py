@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from core.web import Flag, IsoDate
 from dispatch.models import Channel
 from dispatch.states import Action, TicketState
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, pattern=r"\S", max_length=4000)]
+ShortText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, pattern=r"\S", max_length=256)
+]
 # As long as their columns (tickets.caller_name, knowledge_base_entries.external_id): 64.
-PersonName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-EntryId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+PersonName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, pattern=r"\S", max_length=64)
+]
+EntryId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, pattern=r"\S", max_length=64)]
 Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9][0-9-]{2,19}$")]
 DepartmentCode = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[a-z0-9_]{1,32}$")]
@@ -35,9 +40,9 @@ class TicketCreate(_Body):
     address: ShortText | None = None
     category_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     subcategory_id: int | None = Field(default=None, ge=1, le=MAX_ID)
-    private: bool = False
+    private: Flag = False
     # The citizen agreed to the public disclosure of the matter and its result (asked on every channel).
-    disclosure_consent: bool = False
+    disclosure_consent: Flag = False
 
 
 class NoteBody(_Body):
@@ -77,7 +82,7 @@ class ExtensionBody(_Body):
 
 class CallbackBody(_Body):
     result: Literal["satisfied", "basically_satisfied", "dissatisfied"]
-    solved: bool | None = None
+    solved: Flag | None = None
     note: Note = None
 
 
@@ -111,12 +116,15 @@ class TicketFilter(_Body):
     state: list[TicketState] = Field(default_factory=list)
     department: DepartmentCode | None = None
     category_id: int | None = Field(default=None, ge=1, le=MAX_ID)
-    created_from: date | None = None
-    created_to: date | None = None
-    overdue: bool | None = None
+    created_from: IsoDate | None = None
+    created_to: IsoDate | None = None
+    overdue: Flag | None = None
     caller_phone: Phone | None = None
     # A ticket number, or words in the content or the address.
-    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] | None = None
+    text: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, pattern=r"\S", max_length=100)]
+        | None
+    ) = None
     limit: int = Field(default=50, ge=1, le=500)
     offset: int = Field(default=0, ge=0, le=10_000_000)
 

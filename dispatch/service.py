@@ -19,7 +19,7 @@ from core.accounts.actor import Actor
 from core.accounts.models import Role
 from core.clock import Clock
 from core.departments import Department
-from core.errors import ConcurrentChange, NotPermitted, RuleViolation
+from core.errors import ConcurrentChange, NotFound, NotPermitted, RuleViolation
 from dispatch import schemas
 from dispatch.deadlines import DeadlinePolicy
 from dispatch.errors import TicketNotFound
@@ -191,7 +191,7 @@ class TicketService:
                 )
             category_id = sub.category_id
         elif category_id is not None and self.session.get(Category, category_id) is None:
-            raise RuleViolation(f"category {category_id} does not exist", "所选大类不存在")
+            raise NotFound(f"category {category_id} does not exist", "所选大类不存在")
         now = self.clock.now()
         ticket = Ticket(
             number=self._next_number(now),
@@ -293,13 +293,13 @@ class TicketService:
     def _department(self, code: str) -> Department:
         department = self.session.scalar(select(Department).where(Department.code == code))
         if department is None or not department.active:
-            raise RuleViolation(f"department {code!r} does not exist", f"部门 {code} 不存在")
+            raise NotFound(f"department {code!r} does not exist", f"部门 {code} 不存在")
         return department
 
     def _subcategory(self, subcategory_id: int) -> SubCategory:
         sub = self.session.get(SubCategory, subcategory_id)
         if sub is None or not sub.active:
-            raise RuleViolation(f"sub-category {subcategory_id} does not exist", "所选小类不存在")
+            raise NotFound(f"sub-category {subcategory_id} does not exist", "所选小类不存在")
         return sub
 
     def _deadline_for(self, sub: SubCategory, at: datetime) -> tuple[datetime, datetime | None]:

@@ -3,21 +3,21 @@
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, status
+from fastapi import Body, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from callcenter.views import CallUid, check_own_call, check_staff, record_out
 from core.accounts.actor import actor_of
 from core.departments import Department
-from core.web import ActorDep, SessionDep, UserDep, commit
+from core.web import ActorDep, SessionDep, UserDep, api_router, commit
 from dispatch import schemas
 from dispatch.desk import DeskDep, DispatchContextDep
 from dispatch.flows import link_call
 from dispatch.models import Category
 from dispatch.states import ACTION_LABELS, Action
 
-router = APIRouter(prefix="/api", tags=["tickets"])
+router = api_router(prefix="/api", tags=["tickets"])
 
 NumberPath = Annotated[str, schemas.StringConstraints(pattern=r"^[0-9]{8}-[0-9]{3,8}$")]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, UploadFile, status
+from fastapi import Query, Request, UploadFile, status
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -15,12 +15,12 @@ from sqlalchemy.orm import Session
 from core.accounts.actor import Actor
 from core.accounts.models import Role
 from core.errors import Conflict, NotFound, NotPermitted
-from core.web import ActorDep, ContextDep, SessionDep, commit
+from core.web import ActorDep, ContextDep, Flag, IsoDate, SessionDep, api_router, commit
 from knowledge_base import service
 from knowledge_base.models import KbEntry
 from knowledge_base.schemas import MatchOut, match_out
 
-router = APIRouter(prefix="/api/kb", tags=["knowledge base"])
+router = api_router(prefix="/api/kb", tags=["knowledge base"])
 
 READERS = {Role.OPERATOR, Role.SUPERVISOR, Role.ADMIN}
 EDITORS = {Role.SUPERVISOR, Role.ADMIN}
@@ -33,9 +33,9 @@ class EntryIn(BaseModel):
     keywords: list[str] = []
     department: str | None = None
     topic: str | None = None
-    valid_from: date | None = None
-    valid_to: date | None = None
-    active: bool = True
+    valid_from: IsoDate | None = None
+    valid_to: IsoDate | None = None
+    active: Flag = True
     note: str | None = None
 
 
@@ -216,7 +216,20 @@ async def import_entries(
     }
 
 
-@router.get("/export")
+EXPORT_TYPES = {
+    200: {
+        "description": "the entries as JSON Lines, or as an Excel workbook",
+        "content": {
+            "application/x-ndjson": {"schema": {"type": "string"}},
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
+                "schema": {"type": "string", "format": "binary"}
+            },
+        },
+    }
+}
+
+
+@router.get("/export", response_class=Response, responses=EXPORT_TYPES)
 def export_entries(
     session: SessionDep, actor: ActorDep, format: Annotated[str, Query(pattern="^(jsonl|xlsx)$")] = "jsonl"
 ) -> Response:

@@ -29,9 +29,9 @@ class CalendarOverride(Base):
 
 
 class OverrideError(ValueError):
-    def __init__(self, message: str, zh: str) -> None:
+    def __init__(self, message: str, zh: str, status: int = 422) -> None:
         super().__init__(message)
-        self.zh = zh
+        self.zh, self.status = zh, status
 
 
 def list_overrides(session: Session) -> list[CalendarOverride]:
@@ -58,7 +58,7 @@ def set_override(
 def remove_override(session: Session, day: date) -> None:
     row = session.scalar(select(CalendarOverride).where(CalendarOverride.day == day))
     if row is None:
-        raise OverrideError(f"no override for {day}", f"{day} 没有本地调整")
+        raise OverrideError(f"no override for {day}", f"{day} 没有本地调整", 404)
     session.delete(row)
     session.flush()
 

@@ -3,21 +3,21 @@
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
 from core.accounts.models import Role
 from core.departments import Department
 from core.errors import NotPermitted, RuleViolation
-from core.web import ActorDep, ContextDep, SessionDep, commit
+from core.web import ActorDep, ContextDep, IsoDate, SessionDep, api_router, commit
 from dispatch.models import Ticket
 from sla.calendar import coverage_warnings
 from sla.kpi import GroupBy, compute_kpis
 from sla.models import SlaWarning, SweepRun
 from sla.supervision import sweep
 
-router = APIRouter(prefix="/api", tags=["sla"])
+router = api_router(prefix="/api", tags=["sla"])
 
 
 class KpiOut(BaseModel):
@@ -70,9 +70,11 @@ def kpis(
     ctx: ContextDep,
     session: SessionDep,
     actor: ActorDep,
-    start: Annotated[date | None, Query(description="first day (default: first day of this month)")] = None,
+    start: Annotated[
+        IsoDate | None, Query(description="first day (default: first day of this month)")
+    ] = None,
     end: Annotated[
-        date | None, Query(description="day after the last (default: first day of next month)")
+        IsoDate | None, Query(description="day after the last (default: first day of next month)")
     ] = None,
     group_by: GroupBy = "department",
 ) -> KpiReport:

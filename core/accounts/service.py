@@ -23,9 +23,9 @@ _NEEDS_DEPARTMENT_ZH = "部门联络员必须选择所属部门；其他角色�
 class AccountError(ValueError):
     """A user cannot be created or changed as asked; `zh` is the message for screens."""
 
-    def __init__(self, message: str, zh: str | None = None) -> None:
+    def __init__(self, message: str, zh: str | None = None, status: int = 422) -> None:
         super().__init__(message)
-        self.zh = zh or message
+        self.zh, self.status = zh or message, status
 
 
 def hash_password(password: str) -> str:
@@ -151,7 +151,7 @@ def list_users(session: Session) -> list[User]:
 def get_user(session: Session, username: str) -> User:
     user = session.scalar(select(User).where(User.username == username))
     if user is None:
-        raise AccountError(f"user {username!r} does not exist", f"用户 {username} 不存在")
+        raise AccountError(f"user {username!r} does not exist", f"用户 {username} 不存在", 404)
     return user
 
 

@@ -7,16 +7,17 @@ from datetime import datetime
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Path, UploadFile, status
+from fastapi import Path, UploadFile, status
 from fastapi.responses import Response
 from pydantic import BaseModel
 
 from core.accounts.models import Role
+from core.web import api_router
 from dispatch.attachments.models import TicketAttachment
 from dispatch.attachments.service import attachments_of
 from dispatch.desk import DeskDep
 
-router = APIRouter(prefix="/api", tags=["attachments"])
+router = api_router(prefix="/api", tags=["attachments"])
 
 NumberPath = Annotated[str, Path(pattern=r"^[0-9]{8}-[0-9]{3,8}$")]
 SOURCES = {

@@ -9,7 +9,7 @@ from collections.abc import Coroutine
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import select
 
@@ -20,7 +20,7 @@ from core import audit
 from core.accounts.actor import actor_of
 from core.accounts.models import Role, User
 from core.errors import NotPermitted
-from core.web import ContextDep, SessionDep, UserDep, audit_fields, commit
+from core.web import ContextDep, Flag, LocalDateTime, SessionDep, UserDep, api_router, audit_fields, commit
 from dispatch import schemas
 from dispatch.callbacks.links import send_survey_link
 from dispatch.callbacks.missed import (
@@ -52,7 +52,7 @@ from dispatch.callbacks.stats import GroupBy, callback_figures
 # Ids beyond the database integer are refused as bad input (422), not looked up.
 CallbackId = Annotated[int, Path(ge=1, le=schemas.MAX_ID)]
 
-router = APIRouter(prefix="/api", tags=["callbacks"])
+router = api_router(prefix="/api", tags=["callbacks"])
 T = TypeVar("T")
 Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None
 StateName = Literal["pending", "calling", "done", "unreachable", "opted_out", "cancelled"]
@@ -66,7 +66,7 @@ class ResultBody(_Body):
     """What the operator's call came to: a result (the citizen answered), or why nobody answered."""
 
     result: Literal["satisfied", "basically_satisfied", "dissatisfied"] | None = None
-    solved: bool | None = None
+    solved: Flag | None = None
     outcome: Literal["answered", "no_answer", "busy", "hung_up"] = "answered"
     note: Note = None
 
@@ -210,8 +210,8 @@ def list_callbacks(
 def stats(
     user: UserDep,
     session: SessionDep,
-    start: datetime,
-    end: datetime,
+    start: LocalDateTime,
+    end: LocalDateTime,
     group_by: GroupBy = "department",
 ) -> dict[str, Any]:
     """满意率, 回访率 and reopen counts for [start, end) per department, category or in all."""

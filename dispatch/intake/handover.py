@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from callcenter.models import CallEvent, CallRecord
 from core.errors import NotFound, RuleViolation, TooLarge, Unauthenticated
+from core.web import Flag
 from dispatch import schemas
 from dispatch.context import DispatchContext
 from dispatch.errors import TicketNotFound
@@ -50,7 +51,7 @@ class HandoverIn(BaseModel):
     address: schemas.ShortText | None = None
     # The sub-category the platform suggests (from GET /open311/v2/services.json), if any.
     subcategory_id: int | None = Field(default=None, ge=1, le=schemas.MAX_ID)
-    private: bool = False
+    private: Flag = False
 
 
 class HandoverOut(BaseModel):

@@ -15,6 +15,7 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
@@ -41,9 +42,12 @@ class ServiceRequestIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
     api_key: Annotated[str, StringConstraints(max_length=128)] | None = None
     jurisdiction_id: Short | None = None
-    service_code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=16)]
-    lat: float | None = Field(default=None, ge=-90, le=90)
-    long: float | None = Field(default=None, ge=-180, le=180)
+    service_code: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, pattern=r"\S", max_length=16)
+    ]
+    # Form fields have no null: an absent coordinate is left out, never sent as "null".
+    lat: Annotated[float, Field(ge=-90, le=90)] | SkipJsonSchema[None] = None
+    long: Annotated[float, Field(ge=-180, le=180)] | SkipJsonSchema[None] = None
     address_string: Annotated[str, StringConstraints(strip_whitespace=True, max_length=256)] | None = None
     address_id: Short | None = None
     email: Annotated[str, StringConstraints(strip_whitespace=True, max_length=254)] | None = None

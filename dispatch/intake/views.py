@@ -9,14 +9,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from pydantic import StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core import audit
 from core.accounts.models import Role, User
 from core.errors import HotlineError, UnsupportedMediaType
-from core.web import SessionDep, UserDep, WebError, audit_fields, client_ip, commit
+from core.web import ApiRoute, SessionDep, UserDep, WebError, api_router, audit_fields, client_ip, commit
 from dispatch.desk import DispatchContextDep as ContextDep
 from dispatch.intake import citizen, disclosure, handover, open311_xml
 from dispatch.intake.models import HandoverDirection
@@ -51,7 +50,7 @@ def _xml(root: str, item: str | None, content: Any, status_code: int = 200) -> R
     return Response(open311_xml.document(root, item, content), status_code, media_type=open311_xml.MEDIA_TYPE)
 
 
-class Open311Route(APIRoute):
+class Open311Route(ApiRoute):
     """Every error of an Open311 endpoint, ours or FastAPI's, in the specification's shape."""
 
     def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
@@ -182,8 +181,8 @@ def get_request_xml(
 # ---- 110 hand-over ---------------------------------------------------------------------------------
 
 # The police platform's signed hand-over (no login: a partner key and signature) and the staff's side.
-police_router = APIRouter(prefix="/api", tags=["110"])
-police_staff_router = APIRouter(prefix="/api", tags=["110"])
+police_router = api_router(prefix="/api", tags=["110"])
+police_staff_router = api_router(prefix="/api", tags=["110"])
 SIGNED_BODY = {
     "requestBody": {
         "required": True,
@@ -262,7 +261,7 @@ def list_police_handovers(
 
 # ---- the citizens' public JSON -------------------------------------------------------------------
 
-public_router = APIRouter(prefix="/api/public", tags=["public"])
+public_router = api_router(prefix="/api/public", tags=["public"])
 
 
 @public_router.post("/status")

@@ -66,6 +66,7 @@ def fill_replied_tickets(ctx: HotlineContext, count: int, first: int = 0) -> Non
                 "created_at": now,
                 "updated_at": now,
                 "replied_at": now,
+                "reply_approved_at": now,  # reviewed: ready for its callback
                 "reopen_count": 0,
                 "supervision_count": 0,
                 "extension_days_granted": 0,

@@ -94,6 +94,7 @@ def test_the_disclosure_shows_closed_tickets_without_personal_data(phone_page: A
             content="我叫赵铁柱，家住河西路18号3栋501室，电话13900009999，楼下餐馆油烟直排。",
             caller_phone="13900009999",
             caller_name="赵铁柱",
+            disclosure_consent=True,  # the operator asked; the citizen agreed to the publication
         )
         number = service.register(users["op01"], body).number
         dispatch = schemas.DispatchBody(
