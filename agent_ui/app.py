@@ -25,7 +25,7 @@ from callcenter.views import router as callcenter_router
 from core.accounts.sessions import SessionSigner, load_secret
 from core.errors import HotlineError
 from core.scheduler import Jobs
-from core.web import get_user, set_api_zone
+from core.web import RefuseNul, get_user, set_api_zone
 from dispatch.attachments.views import router as attachments_router
 from dispatch.callbacks import scheduled as callbacks_scheduled
 from dispatch.callbacks.views import router as callbacks_router
@@ -148,6 +148,7 @@ def create_app(ctx: UiContext, background: bool = False) -> FastAPI:
     app.state.ctx = ctx
     set_api_zone(ctx.settings.hotline.timezone)
     document_errors(app)
+    app.add_middleware(RefuseNul)
     app.state.callcentre = None  # callcenter.runtime.CallCentre when `hotline serve` runs the telephony
     app.state.callcentre_error = None  # why it could not start (e.g. Kamailio not installed)
     app.state.survey_runner = None  # dispatch.callbacks.runner.SurveyRunner under `hotline serve`

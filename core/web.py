@@ -320,3 +320,57 @@ def _true_or_false(value: Any) -> Any:
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 Flag = Annotated[bool, BeforeValidator(_true_or_false)]
 LocalDateTime = Annotated[datetime, BeforeValidator(_iso_datetime), AfterValidator(to_local)]
+
+
+# ---- NUL characters ----------------------------------------------------------------------------------
+# PostgreSQL cannot store a NUL in text, and no person types one: a request that carries one (in its
+# query, a JSON body or a form) is refused before it reaches a view, with the same error shape.
+
+_NUL_IN = {  # how a NUL looks in a query, a JSON body and a form body
+    "query": (b"%00", b"\x00"),
+    "application/json": (b"\\u0000", b"\x00"),
+    "application/x-www-form-urlencoded": (b"%00", b"\x00"),
+}
+
+
+class RefuseNul:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if any(marker in scope.get("query_string", b"") for marker in _NUL_IN["query"]):
+            await _nul_refused(send)
+            return
+        headers = dict(scope.get("headers") or [])
+        kind = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
+        if kind not in _NUL_IN:
+            await self.app(scope, receive, send)
+            return
+        body, messages = b"", []
+        while True:  # a JSON or form body is small: read it whole, then hand it on unchanged
+            message = await receive()
+            messages.append(message)
+            body += message.get("body", b"")
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
+        if any(marker in body for marker in _NUL_IN[kind]):
+            await _nul_refused(send)
+            return
+
+        async def replay() -> Any:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _nul_refused(send: Any) -> None:
+    body = (
+        b'{"error":"NulCharacter","detail":"text must not contain NUL characters",'
+        b'"detail_zh":"\\u6587\\u5b57\\u4e2d\\u4e0d\\u80fd\\u542b\\u6709\\u7a7a\\u5b57\\u7b26\\uff08NUL\\uff09"}'
+    )
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 400, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -3,6 +3,7 @@ with the input that broke it: a clear 4xx (or a correct answer) now, on both bac
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 
 import pytest
@@ -60,3 +61,22 @@ def test_the_xlsx_export_survives_control_characters(client: TestClient) -> None
     export = client.get("/api/kb/export", params={"format": "xlsx"}, auth=("adm", PASSWORD))
     assert export.status_code == 200
     assert export.content[:2] == b"PK"  # a real workbook
+
+
+def test_a_nul_character_is_refused_in_every_kind_of_input_on_both_databases(ctx: HotlineContext) -> None:
+    """PostgreSQL cannot store a NUL; SQLite would. Neither gets one: a clear 400, nothing stored."""
+    from hotline.demo_data import load_staff
+
+    with ctx.unit_of_work() as session:
+        load_staff(session, ctx.clock.now())
+    auth = {"Authorization": "Basic " + base64.b64encode(b"admin:hotline-demo").decode()}
+    with TestClient(create_app(ctx)) as client:
+        as_json = client.post("/api/admin/departments", json={"code": "nul", "name": "A\x00B"}, headers=auth)
+        in_query = client.get("/api/tickets", params={"text": "A\x00B"}, headers=auth)
+        in_form = client.post(
+            "/open311/v2/requests.json", data={"description": "A\x00B", "service_code": "1"}
+        )
+        for response in (as_json, in_query, in_form):
+            assert response.status_code == 400, response.text
+            assert response.json()["detail_zh"] == "文字中不能含有空字符（NUL）"
+        assert client.get("/api/admin/departments", headers=auth).json()[-1]["code"] != "nul"
