@@ -148,7 +148,7 @@ def create_app(ctx: UiContext, background: bool = False) -> FastAPI:
     app.state.ctx = ctx
     set_api_zone(ctx.settings.hotline.timezone)
     document_errors(app)
-    app.add_middleware(RefuseNul)
+    app.add_middleware(RefuseNul, shape=intake_views.open311_nul_refused)
     app.state.callcentre = None  # callcenter.runtime.CallCentre when `hotline serve` runs the telephony
     app.state.callcentre_error = None  # why it could not start (e.g. Kamailio not installed)
     app.state.survey_runner = None  # dispatch.callbacks.runner.SurveyRunner under `hotline serve`

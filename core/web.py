@@ -15,6 +15,7 @@ import binascii
 import functools
 import hmac
 import inspect
+import json
 import re
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
@@ -334,15 +335,17 @@ _NUL_IN = {  # how a NUL looks in a query, a JSON body and a form body
 
 
 class RefuseNul:
-    def __init__(self, app: Any) -> None:
-        self.app = app
+    """`shape(path)` may give another error body for a path: (content type, body), e.g. Open311's."""
+
+    def __init__(self, app: Any, shape: Callable[[str], tuple[str, bytes] | None] | None = None) -> None:
+        self.app, self.shape = app, shape
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         if any(marker in scope.get("query_string", b"") for marker in _NUL_IN["query"]):
-            await _nul_refused(send)
+            await self._refuse(scope, send)
             return
         headers = dict(scope.get("headers") or [])
         kind = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
@@ -357,7 +360,7 @@ class RefuseNul:
             if message["type"] != "http.request" or not message.get("more_body"):
                 break
         if any(marker in body for marker in _NUL_IN[kind]):
-            await _nul_refused(send)
+            await self._refuse(scope, send)
             return
 
         async def replay() -> Any:
@@ -365,12 +368,19 @@ class RefuseNul:
 
         await self.app(scope, replay, send)
 
+    async def _refuse(self, scope: dict[str, Any], send: Any) -> None:
+        shaped = self.shape(scope.get("path", "")) if self.shape else None
+        media, body = shaped or ("application/json", NUL_REFUSED)
+        await _send_400(send, media, body)
 
-async def _nul_refused(send: Any) -> None:
-    body = (
-        b'{"error":"NulCharacter","detail":"text must not contain NUL characters",'
-        b'"detail_zh":"\\u6587\\u5b57\\u4e2d\\u4e0d\\u80fd\\u542b\\u6709\\u7a7a\\u5b57\\u7b26\\uff08NUL\\uff09"}'
-    )
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+
+NUL_DETAIL = "text must not contain NUL characters"
+NUL_REFUSED = json.dumps(
+    {"error": "NulCharacter", "detail": NUL_DETAIL, "detail_zh": "文字中不能含有空字符（NUL）"}
+).encode()
+
+
+async def _send_400(send: Any, media: str, body: bytes) -> None:
+    headers = [(b"content-type", media.encode()), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 400, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -3,6 +3,7 @@ reverse under /api/police and /api/calls, and the citizens' public JSON (status 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -15,7 +16,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from core import audit
 from core.accounts.models import Role, User
 from core.errors import HotlineError, UnsupportedMediaType
-from core.web import ApiRoute, SessionDep, UserDep, WebError, api_router, audit_fields, client_ip, commit
+from core.web import (
+    NUL_DETAIL,
+    ApiRoute,
+    SessionDep,
+    UserDep,
+    WebError,
+    api_router,
+    audit_fields,
+    client_ip,
+    commit,
+)
 from dispatch.desk import DispatchContextDep as ContextDep
 from dispatch.intake import citizen, disclosure, handover, open311_xml
 from dispatch.intake.models import HandoverDirection
@@ -39,6 +50,15 @@ def open311_error(status_code: int, description: str, xml: bool = False) -> Resp
             open311_xml.errors(status_code, description), status_code, media_type=open311_xml.MEDIA_TYPE
         )
     return JSONResponse(status_code=status_code, content=[{"code": status_code, "description": description}])
+
+
+def open311_nul_refused(path: str) -> tuple[str, bytes] | None:
+    """A NUL in a request under /open311 is refused in the specification's error shape."""
+    if not path.startswith("/open311/"):
+        return None
+    if path.endswith(".xml"):
+        return open311_xml.MEDIA_TYPE, open311_xml.errors(400, NUL_DETAIL)
+    return "application/json", json.dumps([{"code": 400, "description": NUL_DETAIL}]).encode()
 
 
 def open311_not_found(path: str) -> Response:
