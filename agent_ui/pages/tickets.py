@@ -6,7 +6,7 @@ from datetime import date
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
@@ -94,9 +94,15 @@ def ticket_print(
 SearchParams = dict[str, Any]
 
 
-def _search_params(
-    text: str, phone: str, state: list[str] | None, created_from: str, created_to: str, department: str
+def search_params(
+    text: str = "",
+    phone: str = "",
+    state: Annotated[list[str] | None, Query()] = None,
+    created_from: str = "",
+    created_to: str = "",
+    department: str = "",
 ) -> SearchParams:
+    """The search form's fields, for the page and its spreadsheet."""
     return {
         "text": text.strip(),
         "phone": phone.strip(),
@@ -105,6 +111,9 @@ def _search_params(
         "created_to": created_to,
         "department": department,
     }
+
+
+SearchDep = Annotated[SearchParams, Depends(search_params)]
 
 
 def _search_filter(
@@ -136,15 +145,9 @@ def search_page(
     ctx: ContextDep,
     session: SessionDep,
     user: PageUserDep,
-    text: str = "",
-    phone: str = "",
-    state: Annotated[list[str] | None, Query()] = None,
-    created_from: str = "",
-    created_to: str = "",
-    department: str = "",
+    form: SearchDep,
     page: Annotated[int, Query(ge=1, le=10000)] = 1,
 ) -> Response:
-    form = _search_params(text, phone, state, created_from, created_to, department)
     searched = any(v for v in form.values())
     rows, total, error = [], 0, None
     if searched:
@@ -194,15 +197,9 @@ def search_export(
     ctx: ContextDep,
     session: SessionDep,
     user: PageUserDep,
-    text: str = "",
-    phone: str = "",
-    state: Annotated[list[str] | None, Query()] = None,
-    created_from: str = "",
-    created_to: str = "",
-    department: str = "",
+    form: SearchDep,
 ) -> Response:
     """Every ticket the search finds (up to the export cap), as the search page would show them."""
-    form = _search_params(text, phone, state, created_from, created_to, department)
     flt, error = _search_filter(form, 500, 0)
     if flt is None:
         raise WebError(422, "invalid search", error or "查询条件有误")

@@ -132,14 +132,12 @@ _RULES: list[tuple[str, re.Pattern[str], Callable[[str], str]]] = [
         re.compile(rf"(?P<x>{_SURNAME}{_GIVEN_CHAR}{{1,2}})(?=(?:{TITLES}))"),
         lambda v: _surname(v) + "某",
     ),
-    (
+    (  # a name before 电话/家中 …, where a name can start: not inside a word, or after a place
         "name",
-        re.compile(rf"(?<![\u4e00-\u9fff])(?P<x>{_SURNAME}{_GIVEN_CHAR}{{1,2}})(?={AFTER_NAME})"),
-        lambda v: _surname(v) + "某",
-    ),
-    (
-        "name",
-        re.compile(rf"(?<=[，,。；;：:、\s区村组栋室])(?P<x>{_SURNAME}{_GIVEN_CHAR}{{1,2}})(?={AFTER_NAME})"),
+        re.compile(
+            rf"(?:(?<![\u4e00-\u9fff])|(?<=[，,。；;：:、\s区村组栋室]))"
+            rf"(?P<x>{_SURNAME}{_GIVEN_CHAR}{{1,2}})(?={AFTER_NAME})"
+        ),
         lambda v: _surname(v) + "某",
     ),
 ]
