@@ -119,7 +119,7 @@ TICKETS: list[tuple[int, str, str, str | None, str | None, str | None, list[str]
         "育才路小学门口",
         "道路塌陷",
         "ddzx",
-        ["dispatch"],
+        ["dispatch", "sign"],
     ),
 ]
 

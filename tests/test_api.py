@@ -248,7 +248,7 @@ def test_create_ticket(api: Api) -> None:
     assert ticket["content"] == "河西路18号小区停水"  # stripped
     assert ticket["channel"] == "web"
     assert ticket["caller_phone"] == WATER_PHONE
-    assert ticket["created_at"] == "2026-11-16T09:00:00"
+    assert ticket["created_at"] == "2026-11-16T09:00:00+08:00"
     assert ticket["lead_department"] is None
     assert ticket["deadline"] is None
     assert ticket["overdue"] is False
@@ -287,7 +287,7 @@ def test_read_ticket_and_events(api: Api) -> None:
     assert event["actor_name"] == "op1"
     assert event["from_state"] is None
     assert event["to_state"] == "registered"
-    assert event["at"] == "2026-11-16T09:00:00"
+    assert event["at"] == "2026-11-16T09:00:00+08:00"
     assert event["data"] == {"channel": "phone"}
 
 
@@ -369,7 +369,7 @@ def test_list_filter_validation(api: Api) -> None:
         response = api.get("/api/tickets", **params)
         body = assert_error(response, 422, "ValidationError", field)
         assert any(field in p["field"] for p in body["problems"]), body
-    assert_error(api.get("/api/tickets", department="nosuch"), 422, "RuleViolation", "nosuch")
+    assert_error(api.get("/api/tickets", department="nosuch"), 404, "NotFound", "nosuch")
 
 
 # ---- one test per action --------------------------------------------------------------------------
@@ -392,8 +392,8 @@ def test_dispatch(api: Api) -> None:
     assert ticket["state"] == "dispatched"
     assert ticket["lead_department"]["code"] == "sw"
     assert [d["code"] for d in ticket["assisting_departments"]] == ["cgj"]
-    assert ticket["dispatched_at"] == "2026-11-16T09:05:00"
-    assert ticket["deadline"] == "2026-11-17T17:30:00"  # 1 working day
+    assert ticket["dispatched_at"] == "2026-11-16T09:05:00+08:00"
+    assert ticket["deadline"] == "2026-11-17T17:30:00+08:00"  # 1 working day
     last = api.events(number)[-1]
     assert last["action"] == "dispatch"
     assert (last["from_state"], last["to_state"], last["note"]) == ("registered", "dispatched", "急")
@@ -406,8 +406,8 @@ def test_dispatch_refusals(api: Api) -> None:
     sub = api.sub("停水")
     assert_error(
         api.post(f"/api/tickets/{number}/dispatch", {"department": "nosuch", "subcategory_id": sub}),
-        422,
-        "RuleViolation",
+        404,
+        "NotFound",
         "nosuch",
     )
     assert_error(
@@ -420,8 +420,8 @@ def test_dispatch_refusals(api: Api) -> None:
     )
     assert_error(
         api.post(f"/api/tickets/{number}/dispatch", {"department": "sw", "subcategory_id": 99999}),
-        422,
-        "RuleViolation",
+        404,
+        "NotFound",
         "99999",
     )
     assert_error(
@@ -438,7 +438,7 @@ def test_sign(api: Api) -> None:
     api.clock.advance(timedelta(minutes=10))
     ticket = api.act(number, "sign", {"note": "已安排抢修"}, "sw1")
     assert ticket["state"] == "in_progress"
-    assert ticket["signed_at"] == "2026-11-16T09:10:00"
+    assert ticket["signed_at"] == "2026-11-16T09:10:00+08:00"
     assert api.events(number)[-1]["note"] == "已安排抢修"
 
 
@@ -509,8 +509,8 @@ def test_redispatch_to_another_department(api: Api) -> None:
     assert ticket["state"] == "dispatched"
     assert ticket["lead_department"]["code"] == "cgj"
     assert ticket["subcategory"] == "路灯损坏"
-    assert ticket["dispatched_at"] == "2026-11-17T09:00:00"
-    assert ticket["deadline"] == "2026-11-20T17:30:00"  # 3 working days from Tuesday
+    assert ticket["dispatched_at"] == "2026-11-17T09:00:00+08:00"
+    assert ticket["deadline"] == "2026-11-20T17:30:00+08:00"  # 3 working days from Tuesday
     assert ticket["signed_at"] is None
     # The water company no longer sees it; 城管局 does and can sign.
     assert_error(api.get(f"/api/tickets/{number}", "sw1"), 403, "NotPermitted")
@@ -523,7 +523,7 @@ def test_redispatch_to_the_same_department_gives_back_the_working_time(api: Api)
     api.clock.set(datetime(2026, 11, 17, 10, 0))  # 6 + 1.5 working hours at the hotline
     ticket = api.act(number, "redispatch", {"department": "sw"}, "op1")
     assert ticket["lead_department"]["code"] == "sw"
-    assert ticket["deadline"] == "2026-11-19T09:30:00"  # Tue 17:30 + 7.5 working hours
+    assert ticket["deadline"] == "2026-11-19T09:30:00+08:00"  # Tue 17:30 + 7.5 working hours
 
 
 def test_request_extension(api: Api) -> None:
@@ -558,7 +558,7 @@ def test_approve_extension(api: Api) -> None:
     api.act(number, "request_extension", {"days": 3, "reason": "需更换主管道"}, "sw1")
     assert_error(api.post(f"/api/tickets/{number}/approve_extension", {}, "op1"), 403, "NotPermitted")
     ticket = api.act(number, "approve_extension", {"note": "同意"}, "sup")
-    assert ticket["deadline"] == "2026-11-20T17:30:00"  # three more working days
+    assert ticket["deadline"] == "2026-11-20T17:30:00+08:00"  # three more working days
     assert ticket["extension_requested_days"] is None
     assert api.events(number)[-1]["data"] == {"days": 3}
 
@@ -567,7 +567,7 @@ def test_refuse_extension(api: Api) -> None:
     number = api.signed()
     api.act(number, "request_extension", {"days": 3, "reason": "需更换主管道"}, "sw1")
     ticket = api.act(number, "refuse_extension", {"reason": "停水须当日解决"}, "adm")
-    assert ticket["deadline"] == "2026-11-17T17:30:00"
+    assert ticket["deadline"] == "2026-11-17T17:30:00+08:00"
     assert ticket["extension_requested_days"] is None
     assert ticket["extension_reason"] is None
     assert_error(
@@ -593,7 +593,7 @@ def test_reopen(api: Api) -> None:
     assert ticket["state"] == "in_progress"
     assert ticket["reopen_count"] == 1
     assert ticket["closed_at"] is None
-    assert ticket["deadline"] == "2026-11-19T17:30:00"  # a fresh 1 working day from now
+    assert ticket["deadline"] == "2026-11-19T17:30:00+08:00"  # a fresh 1 working day from now
     assert_error(api.post(f"/api/tickets/{number}/reopen", {"reason": "x"}, "op1"), 403, "NotPermitted")
 
 
@@ -640,7 +640,7 @@ def test_answer_on_spot(api: Api) -> None:
     assert ticket["state_label"] == "直接答复"
     assert ticket["reply_text"] == "携带身份证到社保窗口补办"
     assert ticket["kb_entry_id"] == "kb-42"
-    assert ticket["closed_at"] == "2026-11-16T09:00:00"
+    assert ticket["closed_at"] == "2026-11-16T09:00:00+08:00"
     assert_error(
         api.post(f"/api/tickets/{number}/answer_on_spot", {"answer": "再答"}), 409, "IllegalTransition"
     )

@@ -342,7 +342,8 @@ def test_cli_init_db_and_demo_data(tmp_path: Path) -> None:
     assert after_demo["categories"] == after_init["categories"]
     assert after_demo["subcategories"] == after_init["subcategories"]
     states = set(after_demo["states"])  # type: ignore[arg-type]
-    assert {"registered", "dispatched", "in_progress", "returned", "closed", "archived"} <= states
+    expected = {"registered", "dispatched", "in_progress", "returned", "replied", "closed", "archived"}
+    assert expected <= states  # replied: a reply waiting for the hotline's review
     assert len(after_demo["numbers"]) == len(set(after_demo["numbers"]))  # type: ignore[arg-type]
 
     demo_again = run_cli("demo-data", env=env, cwd=tmp_path)

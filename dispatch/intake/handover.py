@@ -208,7 +208,7 @@ def _register(
     )
     try:
         registered = channel.register(ctx.tickets(session), signed.partner.name, create, via="api", ip=client)
-    except (RuleViolation, TicketNotFound) as exc:  # an unknown sub-category
+    except (RuleViolation, NotFound) as exc:  # an unknown sub-category: the hand-over's body is wrong
         raise IntakeError(str(exc), exc.zh) from None
     session.add(
         PoliceHandover(

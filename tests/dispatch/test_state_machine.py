@@ -17,7 +17,7 @@ from sqlalchemy import select
 from core.accounts.actor import Actor
 from core.accounts.models import Role
 from core.clock import ManualClock
-from core.errors import HotlineError, NotPermitted, RuleViolation
+from core.errors import HotlineError, NotFound, NotPermitted, RuleViolation
 from dispatch import schemas
 from dispatch.errors import IllegalTransition, TicketNotFound
 from dispatch.models import Ticket, TicketEvent
@@ -391,7 +391,7 @@ def test_redispatching_into_a_simple_query_is_refused(ctx: HotlineContext, staff
 def test_dispatch_to_an_unknown_department_is_refused(ctx: HotlineContext, staff: Staff) -> None:
     number = register(ctx, staff)
     body = schemas.DispatchBody(department="nosuch", subcategory_id=sub_id(ctx, "停水"))
-    assert "nosuch" in str(assert_refused(ctx, number, staff.operator, A.DISPATCH, body, RuleViolation))
+    assert "nosuch" in str(assert_refused(ctx, number, staff.operator, A.DISPATCH, body, NotFound))
 
 
 def test_unknown_ticket(ctx: HotlineContext, staff: Staff) -> None:
