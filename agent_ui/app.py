@@ -20,7 +20,7 @@ from agent_ui import live
 from agent_ui.context import UiContext
 from agent_ui.deps import LoginRequired, login_url, page_user, render
 from agent_ui.openapi import document_errors
-from agent_ui.pages import admin, auth, console, dashboard, portal, public, survey, tickets
+from agent_ui.pages import admin, auth, console, dashboard, portal, public, survey, tickets, wall
 from callcenter.views import router as callcenter_router
 from core.accounts.sessions import SessionSigner, load_secret
 from core.errors import HotlineError
@@ -178,7 +178,7 @@ def create_app(ctx: UiContext, background: bool = False) -> FastAPI:
     )
     for router in staff_api:
         app.include_router(router, dependencies=[Depends(get_user)])
-    for page in (console, portal, tickets, dashboard, admin):
+    for page in (console, portal, tickets, dashboard, admin, wall):
         app.include_router(page.router, dependencies=[Depends(page_user)])
     # Open to citizens and partner systems, each with its own check (an app's api_key, a signed
     # hand-over, a rate limit, a single-use survey link); the live stream checks its viewer itself.

@@ -9,8 +9,10 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from dispatch.models import Ticket, TicketEvent
+from core.departments import Department
+from dispatch.models import SubCategory, Ticket, TicketEvent
 from dispatch.states import AT_DEPARTMENT, Action, TicketState
+from sla.models import SlaWarning
 
 SATISFIED = ("satisfied", "basically_satisfied")
 
@@ -117,3 +119,45 @@ def waiting_decisions(session: Session, limit: int = 50) -> list[Ticket]:
             .limit(limit)
         ).unique()
     )
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str  # the sub-category (or 未分类)
+    count: int
+
+
+def top_topics(session: Session, start: datetime, end: datetime, limit: int = 5) -> list[Topic]:
+    """What the day's (or any period's) tickets were about most: counts per sub-category."""
+    name = func.coalesce(SubCategory.name, "未分类")
+    rows = session.execute(
+        select(name, func.count())
+        .select_from(Ticket)
+        .outerjoin(SubCategory, SubCategory.id == Ticket.subcategory_id)
+        .where(Ticket.created_at >= start, Ticket.created_at < end)
+        .group_by(name)
+        .order_by(func.count().desc(), name)
+        .limit(limit)
+    )
+    return [Topic(n, c) for n, c in rows]
+
+
+@dataclass(frozen=True)
+class Alert:
+    number: str
+    message: str
+    department: str | None
+    at: datetime
+
+
+def recent_alerts(session: Session, since: datetime, limit: int = 8) -> list[Alert]:
+    """The supervision warnings raised since `since` (即将到期, 已超期 …), newest first."""
+    rows = session.execute(
+        select(Ticket.number, SlaWarning.message, Department.name, SlaWarning.created_at)
+        .join(Ticket, Ticket.id == SlaWarning.ticket_id)
+        .outerjoin(Department, Department.id == SlaWarning.department_id)
+        .where(SlaWarning.created_at >= since)
+        .order_by(SlaWarning.created_at.desc(), SlaWarning.id.desc())
+        .limit(limit)
+    )
+    return [Alert(*row) for row in rows]
