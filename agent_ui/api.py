@@ -26,6 +26,7 @@ from core.web import (
     api_router,
     client_ip,
     commit,
+    require_role,
     via_of,
 )
 from dispatch import catalog, schemas
@@ -113,11 +114,6 @@ def problems_zh(problems: list[dict[str, str]]) -> str:
     return "；".join(parts)
 
 
-def _require(user: User, *allowed: Role) -> None:
-    if Role(user.role) not in allowed:
-        raise WebError(status.HTTP_403_FORBIDDEN, "your role may not do this", "您的角色无权执行此操作")
-
-
 # ---- triage: what the router and the knowledge base make of a text ------------------------------
 
 
@@ -129,7 +125,7 @@ def triage_endpoint(
     text: Annotated[str, Query(min_length=1, max_length=4000)],
 ) -> TriageOut:
     """Category, sub-category, department, deadline if dispatched now, and knowledge-base answers."""
-    _require(user, Role.OPERATOR, Role.SUPERVISOR, Role.ADMIN)
+    require_role(user, Role.OPERATOR, Role.SUPERVISOR, Role.ADMIN)
     return triage_text(session, text, ctx.rules, ctx.clock.now())
 
 
@@ -148,7 +144,7 @@ def deadline_preview(
     subcategory_id: Annotated[int, Query(ge=1, le=schemas.MAX_ID)],
 ) -> DeadlinePreview:
     """The deadline a ticket of this sub-category gets if dispatched now (working days and a date)."""
-    _require(user, Role.OPERATOR, Role.SUPERVISOR, Role.ADMIN)
+    require_role(user, Role.OPERATOR, Role.SUPERVISOR, Role.ADMIN)
     sub = catalog.subcategory(session, subcategory_id)
     if sub is None:
         raise WebError(status.HTTP_404_NOT_FOUND, "no such sub-category", "所选小类不存在")
@@ -202,7 +198,7 @@ def _count_kb_hit(session: Session, entry_id: str) -> None:
 
 
 def admin_user(user: UserDep) -> User:
-    _require(user, Role.ADMIN)
+    require_role(user, Role.ADMIN)
     return user
 
 

@@ -31,11 +31,11 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from core import audit
 from core.accounts.actor import Actor, actor_of
-from core.accounts.models import User
+from core.accounts.models import Role, User
 from core.accounts.service import Lockout, LoginResult, authenticate_token, log_in, password_fingerprint
 from core.accounts.sessions import SessionData, SessionSigner
 from core.context import Context
-from core.errors import ConcurrentChange
+from core.errors import ConcurrentChange, NotPermitted
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
@@ -221,6 +221,12 @@ def get_user(request: Request, session: SessionDep, ctx: ContextDep, csrf: CsrfD
 
 
 UserDep = Annotated[User, Depends(get_user)]
+
+
+def require_role(user: User, *allowed: Role) -> None:
+    """Refuse (403) a user whose role is not one of `allowed`."""
+    if Role(user.role) not in allowed:
+        raise NotPermitted("your role may not do this", "您的角色无权执行此操作")
 
 
 def get_actor(user: UserDep) -> Actor:

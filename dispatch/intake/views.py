@@ -14,18 +14,18 @@ from pydantic import StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core import audit
-from core.accounts.models import Role, User
+from core.accounts.models import Role
 from core.errors import HotlineError, UnsupportedMediaType
 from core.web import (
     NUL_DETAIL,
     ApiRoute,
     SessionDep,
     UserDep,
-    WebError,
     api_router,
     audit_fields,
     client_ip,
     commit,
+    require_role,
 )
 from dispatch.desk import DispatchContextDep as ContextDep
 from dispatch.intake import citizen, disclosure, handover, open311_xml
@@ -243,11 +243,6 @@ def _is_json(content_type: str | None) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
-def _role(user: User, *allowed: Role) -> None:
-    if Role(user.role) not in allowed:
-        raise WebError(status.HTTP_403_FORBIDDEN, "your role may not do this", "您的角色无权执行此操作")
-
-
 @police_staff_router.post("/calls/{uid}/police-handover")
 def record_transfer_to_110(
     uid: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,40}$")],
@@ -258,7 +253,7 @@ def record_transfer_to_110(
     request: Request,
 ) -> handover.HandoverRecord:
     """What the operator handed to 110 with a call's transfer (recorded against the transfer event)."""
-    _role(user, Role.OPERATOR, Role.SUPERVISOR, Role.ADMIN)
+    require_role(user, Role.OPERATOR, Role.SUPERVISOR, Role.ADMIN)
     record = handover.record_transfer(ctx, session, uid, body, user.display_name)
     detail = {"call": uid, "external_id": body.external_id}
     who = audit_fields(request, user)
@@ -275,7 +270,7 @@ def list_police_handovers(
     direction: HandoverDirection | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[handover.HandoverRecord]:
-    _role(user, Role.SUPERVISOR, Role.ADMIN, Role.OPERATOR)
+    require_role(user, Role.SUPERVISOR, Role.ADMIN, Role.OPERATOR)
     return handover.list_handovers(session, direction, limit)
 
 
