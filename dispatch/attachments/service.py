@@ -80,24 +80,28 @@ def clean_name(filename: str | None, kind: Kind) -> str:
     return stem[: 200 - len(suffix[:20])] + suffix[:20]
 
 
+def check_file(settings: AttachmentSettings, filename: str | None, data: bytes) -> Kind:
+    """Raise unless the file may be attached (size and type); nothing is stored, no database needed."""
+    limit = settings.max_bytes
+    if not data:
+        raise RuleViolation(f"{filename or 'the file'} is empty", f"文件「{filename or ''}」是空的")
+    if len(data) > limit:
+        raise TooLarge(
+            f"{filename} is larger than {limit} bytes",
+            f"文件「{filename}」超过 {limit // (1024 * 1024) or 1} MB，请压缩后再上传",
+        )
+    kind = sniff(data, filename or "")
+    if kind is None:
+        raise UnsupportedMediaType(f"{filename} is not a photo or a document we accept", ALLOWED_ZH)
+    return kind
+
+
 class Attachments:
     def __init__(self, session: Session, settings: AttachmentSettings, folder: Path, clock: Clock) -> None:
         self.session, self.settings, self.folder, self.clock = session, settings, folder, clock
 
     def check(self, filename: str | None, data: bytes) -> Kind:
-        """Raise unless the file may be attached (size and type); nothing is stored."""
-        limit = self.settings.max_bytes
-        if not data:
-            raise RuleViolation(f"{filename or 'the file'} is empty", f"文件「{filename or ''}」是空的")
-        if len(data) > limit:
-            raise TooLarge(
-                f"{filename} is larger than {limit} bytes",
-                f"文件「{filename}」超过 {limit // (1024 * 1024) or 1} MB，请压缩后再上传",
-            )
-        kind = sniff(data, filename or "")
-        if kind is None:
-            raise UnsupportedMediaType(f"{filename} is not a photo or a document we accept", ALLOWED_ZH)
-        return kind
+        return check_file(self.settings, filename, data)
 
     def count(self, ticket: Ticket) -> int:
         query = select(func.count()).select_from(TicketAttachment)

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from core.errors import NotFound, RuleViolation
 from dispatch import schemas
-from dispatch.attachments.service import attachments_of
+from dispatch.attachments.service import attachments_of, check_file
 from dispatch.context import DispatchContext
 from dispatch.intake import channel
 from dispatch.intake.ratelimit import RateLimiter
@@ -79,10 +79,8 @@ def check_files(ctx: DispatchContext, files: list[tuple[str | None, bytes]]) -> 
             f"a letter takes at most {settings.max_per_letter} files",
             f"每封来信最多附 {settings.max_per_letter} 个文件",
         )
-    with ctx.sessions() as session:
-        store = attachments_of(ctx, session)
-        for name, data in files:
-            store.check(name, data)
+    for name, data in files:
+        check_file(settings, name, data)
 
 
 def submit_letter(
