@@ -34,7 +34,7 @@ from dispatch.catalog import upsert_department
 from dispatch.desk import DeskDep
 from dispatch.routing_words import RoutingWordError, add_word, list_words, remove_word
 from dispatch.states import Action
-from dispatch.triage_service import TriageOut, triage_text
+from dispatch.triage_service import TriageOut, triage_text, understanding_status
 from knowledge_base import service as kb_service
 from sla.overrides import OverrideError, apply_overrides, list_overrides, remove_override, set_override
 
@@ -50,8 +50,11 @@ def health(request: Request, session: SessionDep, ctx: ContextDep) -> dict[str, 
     state = request.app.state
     telephony = telephony_status(state.callcentre, state.callcentre_error, ctx.settings.callcenter)
     speech = telephony.get("speech", {})
+    understanding = understanding_status()
     return {
-        "status": "ok",
+        "status": "degraded" if understanding["state"] == "degraded" else "ok",
+        "understanding": understanding["state"],
+        "understanding_reason": understanding["reason"],
         "callcenter": "on" if telephony.get("enabled") else "off",
         "callcenter_reason": telephony.get("reason"),
         "transcription": speech.get("transcription", "off"),

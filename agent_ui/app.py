@@ -22,10 +22,12 @@ from agent_ui.deps import LoginRequired, login_url, page_user, render
 from agent_ui.openapi import document_errors
 from agent_ui.pages import admin, auth, console, dashboard, portal, public, survey, tickets, wall
 from callcenter.views import router as callcenter_router
+from core import semantics
 from core.accounts.sessions import SessionSigner, load_secret
 from core.errors import HotlineError
 from core.scheduler import Jobs
 from core.web import RefuseNul, get_user, set_api_zone
+from dispatch import scheduled as dispatch_scheduled
 from dispatch.attachments.views import router as attachments_router
 from dispatch.callbacks import scheduled as callbacks_scheduled
 from dispatch.callbacks.views import router as callbacks_router
@@ -132,6 +134,7 @@ def create_app(ctx: UiContext, background: bool = False) -> FastAPI:
 
                 _app.state.callcentre, _app.state.callcentre_error = await start_call_centre(ctx)
             sla_scheduled.register(jobs, ctx)
+            dispatch_scheduled.register(jobs, ctx)
             _app.state.survey_runner = callbacks_scheduled.register(jobs, ctx, _app.state.callcentre)
             jobs.start()
         yield
@@ -147,6 +150,9 @@ def create_app(ctx: UiContext, background: bool = False) -> FastAPI:
     )
     app.state.ctx = ctx
     set_api_zone(ctx.settings.hotline.timezone)
+    # the embedding model is loaded (or found missing, and said so) at start, not on the first call
+    understanding = ctx.settings.understanding
+    semantics.configure(understanding.encoder, understanding.threads or None)
     document_errors(app)
     app.add_middleware(RefuseNul, shape=intake_views.open311_nul_refused)
     app.state.callcentre = None  # callcenter.runtime.CallCentre when `hotline serve` runs the telephony

@@ -33,8 +33,9 @@ class Understanding(Protocol):
         """Today's knowledge-base matcher: `.match(text, k)`, `.by_id`, `.entries`."""
         ...
 
-    def classify(self, text: str) -> dict[str, Any] | None:
-        """Category, sub-category, department, transfer, confidence and evidence of a text."""
+    def classify(self, session: Session, text: str) -> dict[str, Any] | None:
+        """Category, sub-category, department, transfer, confidence and evidence of a text, by the
+        same router the console uses (with the admins' routing words)."""
         ...
 
 

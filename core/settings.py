@@ -29,6 +29,15 @@ class HotlineSection(Section):
         return value
 
 
+class UnderstandingSection(Section):
+    """`[understanding]`: the sentence-embedding model under the knowledge base, the router and the
+    emergency check (core.semantics). "none" turns it off: the lexical paths serve alone."""
+
+    encoder: str = Field(default="multilingual-e5-small-q4", pattern=r"^(multilingual-e5-small-q4|none)$")
+    # threads of the embedding engine (OpenMP); 0: as many as the machine has
+    threads: int = Field(default=2, ge=0, le=64)
+
+
 class DatabaseSection(Section):
     url: str = "sqlite:///var/hotline.db"
     echo: bool = False

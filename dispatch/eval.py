@@ -2,7 +2,10 @@
 
 Prints top-1/top-3 per kind, the failing lines with their notes, and as the last line one JSON object
 with top1, top3, false_positive_rate, confident_precision, confident_coverage, category_accuracy,
-department_accuracy, emergency_recall, p50_ms and p99_ms (latency with the KB scaled to 10 000 entries).
+department_accuracy, emergency_recall, false_alarm_rate (ordinary calls filed as an emergency),
+emergency_prompt_rate (ordinary calls on which the console asks 转1xx？), p50_ms and p99_ms (latency
+with the KB scaled to 10 000 entries; the synthetic entries are embedded too, so keep --scale small
+when the embedding model is on, or use python -m hotline.benches.understanding).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 from dispatch.routing import Router
 from dispatch.triage import triage
 from knowledge_base.bench import load_jsonl, scaled, select
-from knowledge_base.matcher import KnowledgeBase, load_confidence
+from knowledge_base.matcher import KnowledgeBase
 
 EMERGENCY = {"应急处突", "转110", "转119", "转120"}
 
@@ -32,7 +35,7 @@ def evaluate(kb: KnowledgeBase, queries: list[dict[str, Any]], scale: int = 10_0
     router = Router()
     per_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # n, top1, top3
     answerable = top1 = top3 = negatives = false_pos = confident = confident_right = 0
-    cat_ok = dept_ok = emerg_n = emerg_ok = 0
+    cat_ok = dept_ok = emerg_n = emerg_ok = ordinary = false_alarms = prompts = 0
     failures: list[str] = []
     for q in queries:
         hits = kb.match(q["text"], k=3)
@@ -65,6 +68,10 @@ def evaluate(kb: KnowledgeBase, queries: list[dict[str, Any]], scale: int = 10_0
         category, department = decided.category, decided.department
         cat_ok += category == q.get("expected_category")
         dept_ok += department == q.get("expected_department")
+        if q.get("expected_category") not in EMERGENCY:
+            ordinary += 1
+            false_alarms += category in EMERGENCY
+            prompts += decided.classification.possible_emergency is not None
         if q.get("kind") == "emergency" or q.get("expected_category") in EMERGENCY:
             emerg_n += 1
             emerg_ok += category == q.get("expected_category")
@@ -96,6 +103,9 @@ def evaluate(kb: KnowledgeBase, queries: list[dict[str, Any]], scale: int = 10_0
             "category_accuracy": _ratio(cat_ok, len(queries)) if router else None,
             "department_accuracy": _ratio(dept_ok, len(queries)) if router else None,
             "emergency_recall": _ratio(emerg_ok, emerg_n) if router else None,
+            # ordinary calls filed as an emergency, and those on which the console asks 转1xx？
+            "false_alarm_rate": _ratio(false_alarms, ordinary),
+            "emergency_prompt_rate": _ratio(prompts, ordinary),
             "p50_ms": round(statistics.median(times), 3),
             "p99_ms": round(times[min(len(times) - 1, int(len(times) * 0.99))], 3),
             "kb_entries_for_latency": len(big),
@@ -109,16 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kb", required=True, help="knowledge base, JSON Lines")
     parser.add_argument("--queries", required=True, help="utterances with expected results, JSON Lines")
     parser.add_argument("--subset", choices=["all", "a", "b"], default="all", help="a/b: halves of a split")
-    parser.add_argument(
-        "--confidence", type=Path, default=None, help="threshold file (default: the calibrated one)"
-    )
+    parser.add_argument("--ranker", type=Path, default=None, help="ranker model (default: the trained one)")
     parser.add_argument("--scale", type=int, default=10_000, help="KB size for the latency figures")
     args = parser.parse_args(argv)
-    settings = load_confidence(args.confidence) if args.confidence else {}
-    kb = KnowledgeBase.from_jsonl(args.kb, **settings)
+    kb = KnowledgeBase.from_jsonl(args.kb, ranker=args.ranker)
     result = evaluate(kb, select(load_jsonl(args.queries), args.subset), args.scale)
     print(
-        f"knowledge base: {len(kb)} entries; threshold {kb.threshold}, margin {kb.margin}, "
+        f"knowledge base: {len(kb)} entries ({kb.mode}); threshold {kb.threshold}, "
         f"answerable {kb.answerable_threshold}"
     )
     for kind, v in sorted(result["per_kind"].items()):

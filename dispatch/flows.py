@@ -5,7 +5,6 @@ call to the ticket it became."""
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from pydantic import ValidationError
@@ -18,7 +17,7 @@ from core.accounts.actor import Actor
 from core.clock import Clock
 from dispatch.deadlines import DeadlinePolicy
 from dispatch.models import Ticket
-from dispatch.routing import Router
+from dispatch.routing_words import router_for
 from dispatch.schemas import TicketCreate
 from dispatch.service import TicketService
 from dispatch.states import STATE_LABELS, TicketState
@@ -66,22 +65,15 @@ def link_call(session: Session, clock: Clock, uid: str, ticket: Ticket) -> CallR
 class Understanding:
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
-        self._router: Router | None = None
-        self._lock = threading.Lock()
 
     def knowledge_base(self, session: Session) -> KnowledgeBase:
         return cached_matcher(session, self.clock.now().date())
 
-    def _the_router(self) -> Router:
-        with self._lock:  # the routing table is loaded once, on first use
-            if self._router is None:
-                self._router = Router()
-            return self._router
-
-    def classify(self, text: str) -> dict[str, Any] | None:
+    def classify(self, session: Session, text: str) -> dict[str, Any] | None:
         if not text:
             return None
-        c = self._the_router().classify(text)
+        # the console's router: the trained model and the admins' routing words
+        c = router_for(session).classify(text)
         return {
             "category": c.category,
             "subcategory": c.subcategory,

@@ -6,12 +6,15 @@ Combines the router (categories, departments, emergencies) with the knowledge ba
 2. a confident knowledge-base answer makes it 简单咨询, answered from that entry;
 3. a question that the knowledge base probably answers is 简单咨询 too: the operator checks the
    suggestion and answers on the spot. "Probably" means the first hit scores at least the calibrated
-   `answerable_threshold`, the caller asks for nothing the entry does not cover, the entry belongs to
-   the department the router's words point at (a policy question about 敬老院 is not answered by an
-   entry of the education bureau), and the router reads a question: 政策咨询, or a call it files
+   `answerable_threshold` (a probability learned from data, knowledge_base.ranker), the lexical and
+   the dense retrievers agree on it, the caller asks for nothing the entry does not cover, and the
+   router reads a question: 政策咨询, or a call it files
    under a complaint, a help request or nothing at all whose wording is a question ("的士夜里怎么收费"
    names a complaint topic but asks how things are);
-4. otherwise the router's category, sub-category and department.
+4. otherwise the router's category, sub-category and department; but when the first hit is close to
+   what was asked (relevance at least NEAR_TOPIC) though it does not answer it, and the knowledge
+   base is surer of its topic than the router of its department, the entry's department takes it: a
+   complaint that the ID card takes too long sits beside the ID-card entry, and goes to its department.
 """
 
 from __future__ import annotations
@@ -28,11 +31,16 @@ QUESTION_CATEGORIES = frozenset({"政策咨询"})
 ASKED_CATEGORIES = frozenset({"投诉建议", "生活求助", "无法判定"})
 
 
+NEAR_TOPIC = 0.5
+ORDINARY = frozenset({"政策咨询", "生活求助", "投诉建议"})
+
+
 class _Hit(Protocol):
     entry_id: str
     score: float
     confident: bool
     needs_unmet: frozenset[str]
+    relevance: float
 
 
 class _Entry(Protocol):
@@ -67,9 +75,7 @@ def is_answerable(
         return False
     if hit.confident:
         return True
-    if hit.score < answerable_threshold or hit.needs_unmet:
-        return False
-    if classification.topical and entry_department not in (None, classification.department):
+    if hit.score < answerable_threshold or hit.needs_unmet or not getattr(hit, "agreed", True):
         return False
     return classification.category in QUESTION_CATEGORIES or (
         classification.asking and classification.category in ASKED_CATEGORIES
@@ -86,6 +92,14 @@ def triage(text: str, kb: _KnowledgeBase, router: Router, answerable_threshold: 
     ):
         assert top is not None
         return Triage(ON_THE_SPOT, None, department, None, top.entry_id, top.confident, classification, hits)
+    if (
+        top is not None
+        and department is not None
+        and classification.category in ORDINARY
+        and getattr(top, "relevance", 0.0) >= max(NEAR_TOPIC, classification.confidence)
+        and department != classification.department
+    ):
+        classification = router.with_department(classification, department)
     return Triage(
         classification.category,
         classification.subcategory,

@@ -9,9 +9,11 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import semantics
 from core.departments import Department
 from dispatch.deadlines import DeadlinePolicy
 from dispatch.models import Category, SubCategory
+from dispatch.router_model import RouterModelError, current_model_path, load_cached
 from dispatch.routing_words import router_for
 from dispatch.triage import triage
 from knowledge_base.schemas import MatchOut, match_out
@@ -27,6 +29,8 @@ class TriageOut(BaseModel):
     assisting: list[str]
     transfer: str | None
     emergency: bool
+    # an emergency the trained model suspects and no rule confirmed: the console asks 转120？是/否
+    confirm_emergency: str | None = None
     confidence: float
     evidence: list[str]
     on_the_spot: bool  # 简单咨询: answer from `kb_entry_id`
@@ -72,6 +76,7 @@ def triage_text(session: Session, text: str, rules: DeadlinePolicy, now: datetim
         assisting=list(decided.classification.assisting),
         transfer=decided.transfer,
         emergency=decided.transfer is not None or decided.category == "应急处突",
+        confirm_emergency=decided.classification.possible_emergency,
         confidence=decided.classification.confidence,
         evidence=list(decided.classification.evidence),
         on_the_spot=decided.kb_entry_id is not None,
@@ -82,3 +87,22 @@ def triage_text(session: Session, text: str, rules: DeadlinePolicy, now: datetim
         first_reply_due=first_reply,
         suggestions=suggestions,
     )
+
+
+def understanding_status() -> dict[str, str]:
+    """For /api/health: "ok", or "degraded" and why (the embedding model missing or off, the
+    router's model missing or broken); in either case the lexical paths keep serving."""
+    encoder = semantics.status()
+    path = current_model_path()
+    if encoder.state != "ok":
+        path = path.with_name(path.stem + "-lexical" + path.suffix)
+    try:
+        load_cached(path)
+    except RouterModelError as exc:
+        return {"state": "degraded", "reason": f"{exc}；只按规则分派"}
+    if encoder.state != "ok":
+        return {
+            "state": "degraded",
+            "reason": f"语义模型不可用（{encoder.reason}），知识库与分派只用词面特征",
+        }
+    return {"state": "ok", "reason": ""}

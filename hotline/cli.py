@@ -89,6 +89,22 @@ def cmd_issue_token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_router(settings: Settings, args: argparse.Namespace) -> int:
+    from core import semantics
+    from dispatch.router_training import describe, train_router
+
+    understanding = settings.understanding
+    semantics.configure(understanding.encoder, understanding.threads or None)
+    if args.seed_only:
+        result = train_router(None, seed_only=True, force=args.force)
+    else:
+        ctx = _context(settings)
+        with ctx.unit_of_work() as session:
+            result = train_router(session, force=args.force)
+    print(describe(result))
+    return 0
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -112,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         "create-user": ("add a user", cmd_create_user),
         "issue-token": ("print a new API token for a user", cmd_issue_token),
         "serve": ("start the web application", cmd_serve),
+        "train-router": ("retrain the router on the seed corpus and the signed tickets", cmd_train_router),
     }
     for name, (help_text, func) in commands.items():
         command = sub.add_parser(name, help=help_text)
@@ -127,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
             )
             command.add_argument("--department", help="department code (liaisons only)")
             command.add_argument("--name", help="display name")
+        if name == "train-router":
+            command.add_argument("--seed-only", action="store_true", help="write the shipped model")
+            command.add_argument("--force", action="store_true", help="keep the new model even if worse")
         if name == "issue-token":
             command.add_argument("username")
             command.add_argument("--label", default="")

@@ -14,7 +14,14 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from callcenter.settings import CallCenterSettings
-from core.settings import AuthSection, DatabaseSection, HotlineSection, Section, ServerSection
+from core.settings import (
+    AuthSection,
+    DatabaseSection,
+    HotlineSection,
+    Section,
+    ServerSection,
+    UnderstandingSection,
+)
 from dispatch.callbacks.settings import CallbackSettings
 from dispatch.intake.settings import IntakeSettings
 from dispatch.settings import DispatchSection
@@ -38,6 +45,7 @@ class Settings(Section):
     auth: AuthSection = AuthSection()
     callcenter: CallCenterSettings = CallCenterSettings()
     callbacks: CallbackSettings = CallbackSettings()
+    understanding: UnderstandingSection = UnderstandingSection()
     # Where the file was read from; relative paths inside it are resolved against its folder.
     base_dir: Path = Field(default=REPO_ROOT, exclude=True)
 

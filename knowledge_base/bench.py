@@ -1,4 +1,4 @@
-"""Shared pieces of the understanding benchmarks (`dispatch.eval`, `dispatch.calibrate`): loading,
+"""Shared pieces of the understanding benchmarks (`dispatch.eval`, `knowledge_base.calibrate`): loading,
 splitting, scaling."""
 
 from __future__ import annotations
@@ -65,4 +65,11 @@ def _splice(rng: random.Random, texts: list[str]) -> str:
 
 
 def scaled(kb: KnowledgeBase, total: int) -> KnowledgeBase:
-    return KnowledgeBase([*kb.entries, *synthetic_entries(kb.entries, total)], kb.threshold, kb.margin)
+    return KnowledgeBase(
+        [*kb.entries, *synthetic_entries(kb.entries, total)],
+        kb.threshold,
+        kb.answerable_threshold,
+        encoder=kb.encoder,
+        vectors=getattr(kb, "vectors", None),
+        ranker=kb.models,
+    )

@@ -12,14 +12,15 @@ Pipeline, for the entries once and for every query:
    character bigrams and toneless fuzzy-pinyin bigrams (the last survives any homophone); and a
    weaker fourth over the words of the answer, for callers who ask about a detail only it gives;
 5. the best candidates are re-scored with absolute measures (how much of an entry's phrasing the
-   query covers, per channel, and rapidfuzz partial similarity; not the answer, whose share of the
-   score is at most W_RANK * W_ANSWER = 0.05, so it reorders hits but never makes one confident alone),
-   giving a score in 0..1;
-6. `confident` needs the score over the calibrated threshold, a margin over the runner-up, no
-   need in the query (a delay, a fault, a complaint, a wrong record, an odd amount, an emergency)
-   that the entry does not itself speak of, no case the entry's question is limited to (在外地,
-   新生儿, 退休, 丢失 …) that the caller does not mention, and no action the caller names (注册,
-   注销, 提取 …) when the entry names only others: a near miss is worse than no suggestion.
+   query covers, per channel, and rapidfuzz partial similarity), giving a lexical score in 0..1;
+6. dense retrieval: the utterance's sentence embedding (core.semantics, multilingual-e5-small) against
+   the embeddings of every entry's question, alternatives and answer; the best entries of both
+   retrievers become the candidates;
+7. a learned model (knowledge_base.ranker) turns each candidate's features (dense and lexical scores,
+   the gaps to the next entry, agreement of the retrievers, needs and cases the entry does not
+   cover) into the probability that it answers the caller; hits are ranked by it, and the first is
+   `confident` at or above the threshold chosen for the console's precision, never when the caller
+   asks for something the entry does not cover (a near miss is worse than no suggestion).
 """
 
 from __future__ import annotations
@@ -32,14 +33,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rapidfuzz import fuzz
 
+from core import semantics
 from knowledge_base import text as tx
+from knowledge_base.ranker import RANKER_FILE, LinearModel, Models, load_models, short_feature
 
-CONFIDENCE_FILE = Path(__file__).resolve().parent / "confidence.json"
-DEFAULT_THRESHOLD = 0.62
-DEFAULT_MARGIN = 0.04
 CANDIDATES = 24
+# Used by the environment variable / argument "default": the process-wide encoder of core.semantics.
+_DEFAULT = object()
 
 # Weights of the absolute re-scoring (they sum to 1).
 W_WORD, W_CHAR, W_PINYIN, W_FUZZ, W_RANK = 0.30, 0.15, 0.15, 0.15, 0.25
@@ -75,9 +78,31 @@ class Entry:
 @dataclass(frozen=True)
 class Hit:
     entry_id: str
-    score: float
+    score: float  # probability that the entry answers the caller (knowledge_base.ranker)
     confident: bool
     needs_unmet: frozenset[str] = field(default_factory=frozenset)
+    # probability it would answer if the caller's case were the entry's: how closely it matches what
+    # was asked, whatever is unmet (the order of the hits; a near miss still shows its topic)
+    relevance: float = 0.0
+    # first of both retrievers (lexical and dense): without it a hit is never "probably the answer"
+    agreed: bool = True
+
+
+@dataclass(frozen=True)
+class EntryVectors:
+    """An entry's embeddings: one row per phrasing (question, then alternatives), and its answer."""
+
+    phrasings: np.ndarray
+    answer: np.ndarray | None
+
+
+@dataclass
+class Candidates:
+    """What the matcher measured of an utterance against its candidate entries (for the ranker)."""
+
+    index: list[int]
+    features: dict[str, np.ndarray]
+    unmet: list[frozenset[str]]
 
 
 @dataclass
@@ -159,17 +184,26 @@ class KnowledgeBase:
         self,
         entries: Iterable[Entry | Mapping[str, Any] | Any],
         threshold: float | None = None,
-        margin: float | None = None,
         answerable: float | None = None,
+        *,
+        encoder: Any = _DEFAULT,
+        vectors: Mapping[str, EntryVectors] | None = None,
+        ranker: Path | Models | None = None,
     ) -> None:
+        """`encoder`: the sentence-embedding model (default: core.semantics' process-wide one; None:
+        lexical only). `vectors`: embeddings already made for some entries (kept in the database with
+        each entry version), so only the others are embedded now. `ranker`: the learned model (default
+        `ranker.json`); thresholds may be overridden for experiments."""
         self.entries: list[Entry] = [self._entry(e) for e in entries]
         self.by_id = {e.id: e for e in self.entries}
-        settings = load_confidence()
-        self.threshold = threshold if threshold is not None else settings["threshold"]
-        self.margin = margin if margin is not None else settings["margin"]
+        self.encoder: semantics.Encoder | None = semantics.encoder() if encoder is _DEFAULT else encoder
+        self.models = ranker if isinstance(ranker, Models) else load_models(ranker or RANKER_FILE)
+        self._setup_dense(vectors or {})
+        model = self.model
+        self.threshold = threshold if threshold is not None else model.threshold
         # Lower bar for "probably answers it" (see dispatch.triage); never above the confident one.
         self.answerable_threshold = min(
-            answerable if answerable is not None else settings["answerable"], self.threshold
+            answerable if answerable is not None else model.answerable, self.threshold
         )
         vocab: set[str] = set()
         for e in self.entries:
@@ -203,6 +237,15 @@ class KnowledgeBase:
             for p in prepared:
                 vocab.update(w for w in p.words if len(w) >= 2 and tx.is_dictionary_word(w))
         self._words = _Channel(word_docs)
+        # Key terms of the knowledge base (every entry's keywords and topic): a caller who names one
+        # that an entry never mentions (身份证, asking the 户口本 entry) is probably asking another.
+        self._key_terms = {
+            _canonicalise(tx.basic_normalise(k))
+            for e in self.entries
+            for k in (*e.keywords, e.topic or "")
+            if len(k) >= 2
+        }
+        self._entry_terms = [set(doc) for doc in word_docs]
         self._bigrams = _Channel(bigram_docs)
         self._pinyin = _Channel(pinyin_docs)
         self._answers = _Channel(answer_docs)
@@ -279,53 +322,178 @@ class KnowledgeBase:
                 i += 1
         return "".join(out)
 
-    def match(self, text: str, k: int = 3) -> list[Hit]:
+    @property
+    def model(self) -> LinearModel:
+        return self.models.hybrid if self._dense is not None else self.models.lexical
+
+    @property
+    def mode(self) -> str:
+        """ "hybrid" (lexical and dense retrieval) or "lexical" (no embedding model)."""
+        return "hybrid" if self._dense is not None else "lexical"
+
+    def _setup_dense(self, given: Mapping[str, EntryVectors]) -> None:
+        self._dense: np.ndarray | None = None
+        if self.encoder is None or not self.entries:
+            return
+        self.vectors: dict[str, EntryVectors] = {}
+        todo = [e for e in self.entries if e.id not in given]
+        phrasings = [tx.basic_normalise(p) for e in todo for p in (e.question, *e.alternatives)]
+        phrase_vecs = self.encoder.queries(phrasings)
+        answer_vecs = self.encoder.passages([e.answer or e.question for e in todo])
+        at = 0
+        for n, e in enumerate(todo):
+            count = 1 + len(e.alternatives)
+            self.vectors[e.id] = EntryVectors(phrase_vecs[at : at + count], answer_vecs[n])
+            at += count
+        for e in self.entries:
+            if e.id in given:
+                self.vectors[e.id] = given[e.id]
+        owners = [i for i, e in enumerate(self.entries) for _ in range(len(self.vectors[e.id].phrasings))]
+        self._dense = np.vstack([self.vectors[e.id].phrasings for e in self.entries]).astype(np.float32)
+        self._owner = np.asarray(owners, dtype=np.int64)
+        dim = self._dense.shape[1]
+        self._answer_dense = np.vstack(
+            [
+                self.vectors[e.id].answer if self.vectors[e.id].answer is not None else np.zeros(dim)
+                for e in self.entries
+            ]
+        ).astype(np.float32)
+
+    def embed(self, text: str) -> np.ndarray | None:
+        """The utterance's embedding as the matcher uses it (shared with the router, cached)."""
+        if self.encoder is None:
+            return None
+        return self.encoder.query(tx.basic_normalise(text))
+
+    def _lexical(self, q: _Prepared, i: int, acc: dict[int, float], sets: tuple[set[str], ...]) -> float:
+        q_words, q_bigrams, q_pinyin = sets
+        best = 0.0
+        for p, (words, bigrams, pinyin) in zip(self._phrasings[i], self._weighed[i], strict=True):
+            value = (
+                W_WORD * _Channel.covered(q_words, words)
+                + W_CHAR * _Channel.covered(q_bigrams, bigrams)
+                + W_PINYIN * _Channel.covered(q_pinyin, pinyin)
+                + W_FUZZ * fuzz.partial_ratio(p.canon, q.canon) / 100
+            )
+            best = max(best, value)
+        return min(1.0, best + W_RANK * acc.get(i, 0.0))
+
+    def candidates(self, text: str) -> Candidates | None:
+        """The candidate entries of an utterance with the ranker's features (None: nothing to match)."""
         if not self.entries or not text.strip():
-            return []
+            return None
         normalised = tx.basic_normalise(text)
         if not normalised:
-            return []
-        q = _prepare(self.repair_homophones(normalised))
-        q_words = set(q.words) | set(q.said)
-        q_bigrams = set(q.bigrams)
-        q_pinyin = set(q.pinyin)
+            return None
+        repaired = self.repair_homophones(normalised)
+        q = _prepare(repaired)
+        sets = (set(q.words) | set(q.said), set(q.bigrams), set(q.pinyin))
         acc: dict[int, float] = {}
-        self._words.score(q_words, acc, 0.5)
+        self._words.score(sets[0], acc, 0.5)
         self._bigrams.score(q.bigrams, acc, 0.25)
         self._pinyin.score(q.pinyin, acc, 0.25)
-        self._answers.score(q_words, acc, W_ANSWER)
-        if not acc:
-            return []
-        candidates = sorted(acc, key=acc.__getitem__, reverse=True)[: max(CANDIDATES, k)]
-        scored: list[tuple[float, int]] = []
-        for i in candidates:
-            best = 0.0
-            for p, (words, bigrams, pinyin) in zip(self._phrasings[i], self._weighed[i], strict=True):
-                value = (
-                    W_WORD * _Channel.covered(q_words, words)
-                    + W_CHAR * _Channel.covered(q_bigrams, bigrams)
-                    + W_PINYIN * _Channel.covered(q_pinyin, pinyin)
-                    + W_FUZZ * fuzz.partial_ratio(p.canon, q.canon) / 100
-                )
-                best = max(best, value)
-            scored.append((best + W_RANK * acc[i], i))
-        scored.sort(reverse=True)
+        self._answers.score(sets[0], acc, W_ANSWER)
+        lexical_first = sorted(acc, key=acc.__getitem__, reverse=True)[:CANDIDATES]
+        dense = answer = None
+        pool = list(lexical_first)
+        asks = 0.0
+        if self._dense is not None and self.encoder is not None:
+            # the normalised text as said (not repaired): the router embeds the same, once for both
+            v = self.encoder.query(normalised)
+            if self.models.question is not None:
+                asks = self.models.question.probability(v)
+            dense = np.full(len(self.entries), -1.0, dtype=np.float32)
+            np.maximum.at(dense, self._owner, self._dense @ v)
+            answer = self._answer_dense @ v
+            top = np.argpartition(-dense, min(CANDIDATES, len(dense) - 1))[:CANDIDATES]
+            pool.extend(int(i) for i in top if int(i) not in acc)
+        if not pool:
+            return None
+        lex = np.array([self._lexical(q, i, acc, sets) for i in pool])
+        features = self._features(pool, lex, dense, answer, len(normalised))
+        named = {w for w in sets[0] if w in self._key_terms}
+        features["foreign_terms"] = np.array(
+            [min(3, len(named - self._entry_terms[i])) / 3 for i in pool], dtype=float
+        )
+        if dense is not None:
+            features["asks"] = np.full(len(pool), asks)
         q_needs = tx.needs_of(normalised)
         q_actions = tx.actions_of(q.canon)
-        hits: list[Hit] = []
-        runner_up = scored[1][0] if len(scored) > 1 else 0.0
-        for rank, (score, i) in enumerate(scored[:k]):
-            # an entry whose question is about a case (在外地补办身份证) answers a caller who says
-            # nothing of that case (身份证丢了咋整) only maybe: never confidently
-            unmet = (q_needs - self._needs[i]) | {
+        unmet: list[frozenset[str]] = []
+        for n, i in enumerate(pool):
+            missing = (q_needs - self._needs[i]) | {
                 "condition:" + c for c in self._conditions[i] if not tx.has_condition(q.canon, c)
             }
-            if q_actions and self._actions[i] and not q_actions & self._actions[i]:
-                unmet |= {"action:" + a for a in q_actions}
-            confident = (
-                rank == 0 and score >= self.threshold and score - runner_up >= self.margin and not unmet
+            actions = (
+                {"action:" + a for a in q_actions}
+                if q_actions and self._actions[i] and not (q_actions & self._actions[i])
+                else set()
             )
-            hits.append(Hit(self.entries[i].id, round(min(1.0, max(0.0, score)), 4), confident, unmet))
+            features["unmet_need"][n] = float(bool(q_needs - self._needs[i]))
+            features["unmet_condition"][n] = float(any(m.startswith("condition:") for m in missing))
+            features["unmet_action"][n] = float(bool(actions))
+            unmet.append(frozenset(missing | actions))
+        return Candidates(pool, features, unmet)
+
+    @staticmethod
+    def _features(
+        pool: list[int], lex: np.ndarray, dense: np.ndarray | None, answer: np.ndarray | None, length: int
+    ) -> dict[str, np.ndarray]:
+        n = len(pool)
+
+        def gap(values: np.ndarray) -> np.ndarray:
+            if len(values) < 2:
+                return values.copy()
+            first, second = np.sort(values)[::-1][:2]
+            return values - np.where(values >= first, second, first)
+
+        f: dict[str, np.ndarray] = {
+            "lex": lex,
+            "lex_gap": gap(lex),
+            "lex_first": (lex >= lex.max()).astype(float) if n else lex,
+            "unmet_need": np.zeros(n),
+            "unmet_condition": np.zeros(n),
+            "unmet_action": np.zeros(n),
+            "short": np.full(n, short_feature(length)),
+            "foreign_terms": np.zeros(n),
+        }
+        if dense is not None and answer is not None:
+            own = dense[pool].astype(float)
+            best = float(dense.max())
+            others = np.sort(dense)[::-1]
+            second = float(others[1]) if len(others) > 1 else -1.0
+            f["dense"] = own
+            f["dense_answer"] = answer[pool].astype(float)
+            f["dense_gap"] = own - np.where(own >= best, second, best)
+            f["dense_first"] = (own >= best).astype(float)
+            f["agree"] = f["dense_first"] * f["lex_first"]
+        return f
+
+    def match(self, text: str, k: int = 3) -> list[Hit]:
+        found = self.candidates(text)
+        if found is None:
+            return []
+        model = self.model
+        rows = np.column_stack([found.features[name] for name in model.features])
+        probability = model.probabilities(rows)
+        # ranked as if every need were met: an entry for a narrower case (在外地补办身份证) is still the
+        # nearest topic for 身份证丢了, and must not fall behind 户口本丢了 for it; its probability of
+        # answering (the score) counts what is unmet
+        met = rows.copy()
+        for n, name in enumerate(model.features):
+            if name.startswith("unmet_"):
+                met[:, n] = 0.0
+        relevance = model.probabilities(met)
+        order = sorted(range(len(found.index)), key=lambda n: (-relevance[n], found.index[n]))[:k]
+        hits: list[Hit] = []
+        for rank, n in enumerate(order):
+            p = float(probability[n])
+            confident = rank == 0 and p >= self.threshold and not found.unmet[n]
+            entry_id = self.entries[found.index[n]].id
+            agreed = bool(found.features.get("agree", found.features["lex_first"])[n])
+            hits.append(
+                Hit(entry_id, round(p, 4), confident, found.unmet[n], round(float(relevance[n]), 4), agreed)
+            )
         return hits
 
     def explain(self, text: str) -> dict[str, Any]:
@@ -340,17 +508,3 @@ class KnowledgeBase:
             "words": q.words,
             "needs": sorted(tx.needs_of(normalised)),
         }
-
-
-def load_confidence(path: Path = CONFIDENCE_FILE) -> dict[str, float]:
-    """The calibrated thresholds; `answerable` is the lower one used by `dispatch.triage`."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        threshold = float(data["threshold"])
-        return {
-            "threshold": threshold,
-            "margin": float(data.get("margin", DEFAULT_MARGIN)),
-            "answerable": float(data.get("answerable_threshold", threshold)),
-        }
-    except (OSError, ValueError, KeyError, TypeError):
-        return {"threshold": DEFAULT_THRESHOLD, "margin": DEFAULT_MARGIN, "answerable": DEFAULT_THRESHOLD}

@@ -128,11 +128,35 @@
       if (t.deadline_days != null) html += `，时限 ${t.deadline_days} 个工作日（截至 ${t.deadline ? t.deadline.replace("T", " ").slice(0, 16) : "—"}）`;
     }
     html += ` <span class="score">置信度 ${Math.round(t.confidence * 100)}%</span>`;
+    // The model suspects an emergency that no rule confirmed: ask rather than stay silent.
+    if (t.confirm_emergency && dismissedAlarm !== $("content").value.trim()) {
+      const to = t.confirm_emergency.replace("转", "");
+      html += `<div class="confirm-emergency" id="confirm-emergency">⚠ 可能是紧急情况：<b>${Hotline.escape(t.confirm_emergency)}</b>？
+        <button type="button" class="danger" data-alarm-yes="${Hotline.escape(to)}">是</button>
+        <button type="button" data-alarm-no>否</button></div>`;
+      box.classList.add("emergency");
+    }
     box.innerHTML = html;
     if (t.subcategory_id && !touched.subcategory) { $("subcategory").value = String(t.subcategory_id); showDeadline(); }
     if (t.department && !touched.department) $("department").value = t.department;
     if (t.transfer) document.querySelector(`[data-transfer="${t.transfer}"]`)?.focus();
   }
+  let dismissedAlarm = null;
+  $("triage").addEventListener("click", (e) => {
+    const yes = e.target.closest("[data-alarm-yes]");
+    const no = e.target.closest("[data-alarm-no]");
+    if (yes) {
+      const button = document.querySelector(`[data-transfer="${yes.dataset.alarmYes}"]`);
+      if (button && !button.disabled) button.click();
+      else if (button) { button.focus(); Hotline.toast(`请立即转 ${yes.dataset.alarmYes}（当前无通话可转接）`, "error"); }
+      else Hotline.toast("请按应急处突登记并立即派督办中心", "error");
+    }
+    if (no) {
+      dismissedAlarm = $("content").value.trim();
+      $("confirm-emergency")?.remove();
+      $("triage").classList.remove("emergency");
+    }
+  });
   function showSuggestions(hits, t) {
     suggestions = hits;
     // Only the entry the triage chose may be read out as it is; every other hit is checked first.

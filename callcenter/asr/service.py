@@ -417,7 +417,7 @@ class TranscriptionService:
             row.audio_seconds, row.decode_seconds = transcript.audio_seconds, transcript.decode_seconds
             row.finished_at, row.error = self.ctx.clock.now(), None
             row.suggestions = suggestions(kb, text)
-            row.classification = self._classify(text)
+            row.classification = self._classify(session, text)
             session.flush()
             extension = (
                 session.scalar(select(Seat.extension).where(Seat.id == record.seat_id))
@@ -436,9 +436,9 @@ class TranscriptionService:
     def _warm(self) -> None:
         with self.ctx.unit_of_work() as session:
             kb = self.knowledge_base(session)
+            self._classify(session, "你好")
         if self.settings.vocabulary_correction:
             self._vocabulary_for(kb)
-        self._classify("你好")
 
     def knowledge_base(self, session: Session) -> Any:
         # The same cached matcher the knowledge-base pages use (rebuilt only when entries change).
@@ -449,8 +449,8 @@ class TranscriptionService:
             self._vocabulary = (id(kb), Vocabulary.from_hotline(kb.entries))
         return self._vocabulary[1]
 
-    def _classify(self, text: str) -> dict[str, Any] | None:
-        return self.ctx.understanding.classify(text) if text else None
+    def _classify(self, session: Session, text: str) -> dict[str, Any] | None:
+        return self.ctx.understanding.classify(session, text) if text else None
 
 
 def suggestions(kb: Any, text: str, k: int = 3) -> list[dict[str, Any]]:

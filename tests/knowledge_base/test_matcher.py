@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from hotline.config import REPO_ROOT
-from knowledge_base import Entry, Hit, KnowledgeBase
+from knowledge_base import Hit, KnowledgeBase
 from knowledge_base.text import basic_normalise, numerals_to_digits
 from tests.conftest import SHARED
 
@@ -53,9 +53,7 @@ def test_fillers_that_are_also_parts_of_words() -> None:
 
 
 def _tiny_kb(*rows: tuple[str, str, str]) -> KnowledgeBase:
-    return KnowledgeBase(
-        [{"id": i, "question": q, "answer": a} for i, q, a in rows], threshold=0.6, margin=0.0
-    )
+    return KnowledgeBase([{"id": i, "question": q, "answer": a} for i, q, a in rows], threshold=0.6)
 
 
 def test_balance_is_one_word_in_entries_and_in_speech() -> None:
@@ -210,51 +208,49 @@ def test_eval_command_prints_json_last(capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_eval_and_calibrate_on_demo_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Runs without the shared samples: the demo KB with a few handwritten queries."""
-    from dispatch import calibrate
+    """Runs without the shared samples: the demo KB with a few handwritten queries, in two sets (the
+    thresholds are chosen on predictions for one set by a model trained on the other)."""
     from dispatch import eval as kb_eval
+    from knowledge_base import calibrate
 
-    queries = tmp_path / "q.jsonl"
-    lines = [
-        {"text": "户口本找不着了咋整", "expected_kb_id": "demo-007", "kind": "paraphrase"},
-        {"text": "公鸡金退休了怎么取", "expected_kb_id": "demo-006", "kind": "asr_noise"},
-        {"text": "楼下烧烤店太吵了", "expected_kb_id": None, "kind": "dispatch"},
-    ]
-    queries.write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in lines), encoding="utf-8")
-    out = tmp_path / "confidence.json"
-    assert calibrate.main(["--kb", str(DEMO), "--queries", str(queries), "--out", str(out)]) == 0
-    assert "threshold" in json.loads(out.read_text(encoding="utf-8"))
-    assert kb_eval.main(["--kb", str(DEMO), "--queries", str(queries), "--scale", "200"]) == 0
+    first, second = tmp_path / "q1.jsonl", tmp_path / "q2.jsonl"
+    sets = {
+        first: [
+            {"text": "户口本找不着了咋整", "expected_kb_id": "demo-007", "kind": "paraphrase"},
+            {"text": "楼下烧烤店太吵了", "expected_kb_id": None, "kind": "dispatch"},
+        ],
+        second: [
+            {"text": "公鸡金退休了怎么取", "expected_kb_id": "demo-006", "kind": "asr_noise"},
+            {"text": "我家停水两天了", "expected_kb_id": None, "kind": "dispatch"},
+        ],
+    }
+    for path, lines in sets.items():
+        path.write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in lines), encoding="utf-8")
+    out = tmp_path / "ranker.json"
+    args = ["--set", str(DEMO), str(first), "--set", str(DEMO), str(second), "--out", str(out)]
+    assert calibrate.main(args) == 0
+    written = json.loads(out.read_text(encoding="utf-8"))
+    assert {"hybrid", "lexical", "question"} <= set(written)
+    assert 0.0 < written["hybrid"]["threshold"] <= 0.99
+    assert (
+        kb_eval.main(["--kb", str(DEMO), "--queries", str(first), "--scale", "200", "--ranker", str(out)])
+        == 0
+    )
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["top1"] == 1.0
 
 
-class _FixedKb:
-    """Stands in for a KnowledgeBase: one fixed first hit per text."""
+def test_answerable_bar_separates_answered_from_unanswered() -> None:
+    from knowledge_base.calibrate import best_split
 
-    def __init__(self, hits: dict[str, Hit]) -> None:
-        self.hits = hits
-        self.by_id = {h.entry_id: Entry(h.entry_id, h.entry_id) for h in hits.values()}
-
-    def match(self, text: str, k: int = 3) -> list[Hit]:
-        return [self.hits[text]]
-
-
-def test_answerable_bar_is_not_lowered_for_a_wrong_entry() -> None:
-    from dispatch.calibrate import calibrate_answerable
-
-    queries = [
-        {"text": "离婚冷静期是多少天", "expected_kb_id": "divorce", "expected_category": "简单咨询"},
-        {"text": "社保卡丢了怎么补办", "expected_kb_id": "card", "expected_category": "简单咨询"},
-        {"text": "低保的标准是多少", "expected_kb_id": None, "expected_category": "政策咨询"},
+    # (probability of the first hit, it is right, something unmet, the utterance has an answer)
+    hits = [
+        (0.9, True, False, True),
+        (0.7, True, False, True),
+        (0.4, False, False, False),
+        (0.2, False, False, False),
     ]
-    kb = _FixedKb(
-        {
-            # the right category, but only because an unrelated entry came first
-            "离婚冷静期是多少天": Hit("card", 0.10, False),
-            "社保卡丢了怎么补办": Hit("card", 0.40, False),
-            "低保的标准是多少": Hit("card", 0.05, False),
-        }
-    )
-    bar = calibrate_answerable(kb, queries, threshold=0.6)  # type: ignore[arg-type]
-    assert 0.1 < bar <= 0.4
+    assert 0.4 < best_split(hits) <= 0.7
+    # a wrong first hit does not lower the bar below an unanswered utterance
+    hits.append((0.3, False, False, True))
+    assert best_split(hits) > 0.4

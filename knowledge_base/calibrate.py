@@ -1,0 +1,258 @@
+"""Train the knowledge-base ranker: `python -m knowledge_base.calibrate [--set KB QUERIES ...]`.
+
+For every utterance of the tuning sets (a knowledge base and utterances with the expected entry, or
+none) the matcher's candidates and their features are collected; a logistic regression learns which
+candidate is the expected entry. The confident threshold is chosen on predictions made without the
+utterance's own set (leave one set out), as the lowest at which confident answers are right at least
+MIN_PRECISION of the time and at most MAX_FALSE_POSITIVE of the utterances without an answer get one;
+the "probably answers it" threshold of dispatch.triage as the one that best separates utterances the
+first hit answers from those no entry answers. Writes
+knowledge_base/ranker.json with both models (with and without the embedding model) and the figures.
+
+Default sets: the two tuning sets of knowledge_base/tuning (written for training, by other hands than
+the evaluation set), the project's earlier held-out batches in tests/knowledge_base/data (1-4, tuned
+on since this model exists) and, when it is present, ../shared/samples. Never pass an evaluation set
+(tests/knowledge_base/data/heldout5_*) here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core import semantics
+from knowledge_base import text as tx
+from knowledge_base.bench import load_jsonl
+from knowledge_base.matcher import KnowledgeBase
+from knowledge_base.ranker import (
+    HYBRID_FEATURES,
+    LEXICAL_FEATURES,
+    RANKER_FILE,
+    LinearModel,
+    Models,
+    QuestionModel,
+)
+
+MIN_PRECISION = 0.97
+MAX_FALSE_POSITIVE = 0.03
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "knowledge_base" / "data"
+SHARED = ROOT.parent / "shared" / "samples"
+TUNING = Path(__file__).resolve().parent / "tuning"
+DEFAULT_SETS = [
+    (TUNING / "t1_kb.jsonl", TUNING / "t1_queries.jsonl"),
+    (TUNING / "t2_kb.jsonl", TUNING / "t2_queries.jsonl"),
+    (DATA / "heldout_kb.jsonl", DATA / "heldout_queries.jsonl"),
+    (DATA / "heldout_kb.jsonl", DATA / "heldout_queries_2.jsonl"),
+    (DATA / "heldout3_kb.jsonl", DATA / "heldout3_queries.jsonl"),
+    (DATA / "heldout4_kb.jsonl", DATA / "heldout4_queries.jsonl"),
+    (SHARED / "kb_sample.jsonl", SHARED / "queries_sample.jsonl"),
+]
+
+
+# Utterances of the router's seed corpus (dispatch) also teach the question model what a standard
+# question sounds like (简单咨询) and what does not (everything else).
+SEED_CORPUS = ROOT / "dispatch" / "models" / "seed_corpus.jsonl"
+
+
+@dataclass
+class Utterance:
+    text: str
+    group: int  # which tuning set
+    rows: dict[str, np.ndarray]  # feature -> value per candidate
+    label: np.ndarray  # 1 for the expected entry
+    unmet: np.ndarray  # candidate has an unmet need (never confident)
+    answerable: bool
+
+
+def collect(sets: list[tuple[Path, Path]], encoder: semantics.Encoder | None) -> list[Utterance]:
+    out: list[Utterance] = []
+    placeholder = _placeholder()
+    for group, (kb_path, queries_path) in enumerate(sets):
+        kb = KnowledgeBase.from_jsonl(kb_path, encoder=encoder, ranker=placeholder)
+        for q in load_jsonl(queries_path):
+            found = kb.candidates(q["text"])
+            expected = q.get("expected_kb_id")
+            if found is None:
+                out.append(Utterance(q["text"], group, {}, np.zeros(0), np.zeros(0, bool), bool(expected)))
+                continue
+            ids = [kb.entries[i].id for i in found.index]
+            label = np.array([float(i == expected) for i in ids])
+            unmet = np.array([bool(u) for u in found.unmet])
+            out.append(Utterance(q["text"], group, found.features, label, unmet, bool(expected)))
+    return out
+
+
+def _placeholder() -> Models:
+    """A model of zeros, so the matcher can be built before any model exists."""
+
+    def zero(features: tuple[str, ...]) -> LinearModel:
+        n = len(features)
+        return LinearModel(features, np.zeros(n), np.ones(n), np.zeros(n), 0.0, 1.0, 1.0)
+
+    return Models(zero(HYBRID_FEATURES), zero(LEXICAL_FEATURES), None)
+
+
+def fit_question(
+    utterances: list[Utterance], encoder: semantics.Encoder, skip_group: int | None = None
+) -> QuestionModel:
+    from sklearn.linear_model import LogisticRegression
+
+    seed = load_jsonl(SEED_CORPUS) if SEED_CORPUS.exists() else []
+    texts = [u.text for u in utterances if u.group != skip_group] + [r["text"] for r in seed]
+    labels = [u.answerable for u in utterances if u.group != skip_group]
+    labels += [r.get("category") == "简单咨询" for r in seed]
+    x = encoder.queries([tx.basic_normalise(t) for t in texts])
+    clf = LogisticRegression(C=1.0, max_iter=2000).fit(x, labels)
+    return QuestionModel(clf.coef_[0].astype(np.float32), float(clf.intercept_[0]))
+
+
+def add_question_feature(utterances: list[Utterance], encoder: semantics.Encoder) -> QuestionModel:
+    """Each utterance's `asks` feature, predicted by a question model that did not see its set."""
+    vectors = encoder.queries([tx.basic_normalise(u.text) for u in utterances])
+    for g in sorted({u.group for u in utterances}):
+        model = fit_question(utterances, encoder, skip_group=g)
+        for u, v in zip(utterances, vectors, strict=True):
+            if u.group == g and len(u.label):
+                u.rows["asks"] = np.full(len(u.label), model.probability(v))
+    return fit_question(utterances, encoder)
+
+
+def _matrix(utterances: list[Utterance], features: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    rows = [np.column_stack([u.rows[f] for f in features]) for u in utterances if len(u.label)]
+    labels = [u.label for u in utterances if len(u.label)]
+    return np.vstack(rows), np.concatenate(labels)
+
+
+def fit(utterances: list[Utterance], features: tuple[str, ...]) -> LinearModel:
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = _matrix(utterances, features)
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale = np.where(scale > 1e-9, scale, 1.0)
+    clf = LogisticRegression(C=1.0, max_iter=2000, class_weight={0: 1.0, 1: 3.0})
+    clf.fit((x - mean) / scale, y)
+    return LinearModel(features, mean, scale, clf.coef_[0], float(clf.intercept_[0]), 1.0, 1.0)
+
+
+def first_hits(model: LinearModel, utterances: list[Utterance]) -> list[tuple[float, bool, bool, bool]]:
+    """(probability, right, unmet, answerable) of each utterance's first hit."""
+    out = []
+    for u in utterances:
+        if not len(u.label):
+            out.append((0.0, False, True, u.answerable))
+            continue
+        rows = np.column_stack([u.rows[f] for f in model.features])
+        p = model.probabilities(rows)
+        met = rows.copy()
+        met[:, [i for i, f in enumerate(model.features) if f.startswith("unmet_")]] = 0.0
+        n = int(np.argmax(model.probabilities(met)))  # the matcher's first hit (see KnowledgeBase.match)
+        out.append((float(p[n]), bool(u.label[n]), bool(u.unmet[n]), u.answerable))
+    return out
+
+
+def cross_validated(
+    utterances: list[Utterance], features: tuple[str, ...]
+) -> list[tuple[float, bool, bool, bool]]:
+    groups = sorted({u.group for u in utterances})
+    out: list[tuple[float, bool, bool, bool]] = []
+    for g in groups:
+        model = fit([u for u in utterances if u.group != g], features)
+        out.extend(first_hits(model, [u for u in utterances if u.group == g]))
+    return out
+
+
+def figures(hits: list[tuple[float, bool, bool, bool]], t: float) -> dict[str, float]:
+    confident = [h for h in hits if h[0] >= t and not h[2]]
+    answerable = sum(h[3] for h in hits) or 1
+    negatives = sum(not h[3] for h in hits) or 1
+    right = sum(h[1] for h in confident)
+    return {
+        "precision": right / len(confident) if confident else 1.0,
+        "coverage": right / answerable,
+        "false_positive_rate": sum(not h[3] for h in confident) / negatives,
+    }
+
+
+def choose(hits: list[tuple[float, bool, bool, bool]], precision: float, max_fp: float = 1.0) -> float:
+    """The lowest threshold meeting the precision (and false-positive) target, and every higher one."""
+    candidates = sorted({round(h[0], 4) for h in hits} | {0.99})
+    feasible = [
+        t
+        for t in candidates
+        if all(
+            figures(hits, u)["precision"] >= precision and figures(hits, u)["false_positive_rate"] <= max_fp
+            for u in candidates
+            if u >= t
+        )
+    ]
+    return min(feasible) if feasible else 0.99
+
+
+def best_split(hits: list[tuple[float, bool, bool, bool]]) -> float:
+    """The "probably answers it" bar: the threshold that best separates utterances the first hit
+    answers (counted right above it) from those no entry answers (counted right below it)."""
+
+    def correct(t: float) -> int:
+        return sum((h[0] >= t and h[1]) or (h[0] < t and not h[3]) for h in hits if not h[2])
+
+    candidates = sorted({round(h[0], 4) for h in hits})
+    return max(candidates, key=lambda t: (correct(t), t)) if candidates else 0.5
+
+
+def train(sets: list[tuple[Path, Path]], encoder: semantics.Encoder | None) -> dict[str, Any]:
+    utterances = collect(sets, encoder)
+    result: dict[str, Any] = {}
+    if encoder is not None:
+        result["question"] = add_question_feature(utterances, encoder).to_json()
+    for name, features in (("hybrid", HYBRID_FEATURES), ("lexical", LEXICAL_FEATURES)):
+        if name == "hybrid" and encoder is None:
+            raise SystemExit(
+                "the hybrid model needs the embedding model (core.semantics): " + semantics.status().reason
+            )
+        hits = cross_validated(utterances, features)
+        threshold = choose(hits, MIN_PRECISION, MAX_FALSE_POSITIVE)
+        answerable = min(threshold, best_split(hits))
+        model = fit(utterances, features)
+        model = LinearModel(
+            model.features, model.mean, model.scale, model.coef, model.intercept, threshold, answerable
+        )
+        result[name] = model.to_json() | {
+            "cross_validated": {k: round(v, 4) for k, v in figures(hits, threshold).items()},
+        }
+    result["trained_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    result["encoder"] = encoder.version if encoder else None
+    result["sets"] = [f"{k.name} + {q.name}" for k, q in sets]
+    result["utterances"] = len(utterances)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m knowledge_base.calibrate", description=__doc__)
+    parser.add_argument("--set", nargs=2, action="append", metavar=("KB", "QUERIES"), help="a tuning set")
+    parser.add_argument("--out", type=Path, default=RANKER_FILE)
+    args = parser.parse_args(argv)
+    sets = (
+        [(Path(k), Path(q)) for k, q in args.set] if args.set else [s for s in DEFAULT_SETS if s[0].exists()]
+    )
+    result = train(sets, semantics.encoder())
+    args.out.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    for name in ("hybrid", "lexical"):
+        r = result[name]
+        print(
+            f"{name}: threshold {r['threshold']}, answerable {r['answerable']}, "
+            f"cross-validated {r['cross_validated']}"
+        )
+    print(f"written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

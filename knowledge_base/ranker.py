@@ -1,0 +1,138 @@
+"""Which knowledge-base entry answers a caller, and how sure to be: a model learned from data.
+
+For every candidate entry (the best of the lexical retriever and the best of the dense one) the
+matcher measures a handful of features: how close the sentence embeddings are, by how much this
+entry beats the next one in each retriever, whether the two retrievers agree, and whether the caller
+asks for something the entry does not cover (a delay, a fault, a case such as 在外地 or 新生儿 that the
+entry is limited to). A logistic regression turns them into the probability that the entry is the
+right answer; hits are ranked by it and the first is "confident" above a threshold chosen, on
+cross-validated predictions, for the precision the console promises (可直接宣读).
+
+The model is a JSON file of coefficients (`ranker.json`, no pickled code), trained by
+`python -m knowledge_base.calibrate`. There are two: `hybrid` (with the embedding model) and
+`lexical` (used when the embedding model is not available).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RANKER_FILE = Path(__file__).resolve().with_name("ranker.json")
+
+LEXICAL_FEATURES = (
+    "lex",  # the lexical matcher's absolute score, 0..1
+    "lex_gap",  # lex minus the best lex among the other candidates
+    "lex_first",  # 1 when this entry is the lexical retriever's first
+    "unmet_need",  # the caller asks for a delay / fault / complaint ... the entry does not speak of
+    "unmet_condition",  # the entry is limited to a case (在外地, 新生儿 ...) the caller does not mention
+    "unmet_action",  # the caller names an action (注销, 提取 ...) and the entry names only others
+    "short",  # 1 for an utterance of under 6 characters, 0 from 12 on
+    "foreign_terms",  # key terms of the knowledge base the caller names and this entry never does
+)
+DENSE_FEATURES = (
+    "dense",  # best cosine of the utterance with the entry's question or alternatives
+    "dense_answer",  # cosine with the entry's answer
+    "dense_gap",  # dense minus the best dense of any other entry
+    "dense_first",  # 1 when this entry is the dense retriever's first
+    "agree",  # first in both retrievers
+    "asks",  # probability that the utterance asks a question with a standard answer (QuestionModel)
+)
+HYBRID_FEATURES = LEXICAL_FEATURES + DENSE_FEATURES
+
+
+@dataclass(frozen=True)
+class LinearModel:
+    features: tuple[str, ...]
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+    threshold: float  # confident at or above (precision target on cross-validation)
+    answerable: float  # "probably answers it" (the lower bar of dispatch.triage)
+
+    def probabilities(self, rows: np.ndarray) -> np.ndarray:
+        z = ((rows - self.mean) / self.scale) @ self.coef + self.intercept
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "features": list(self.features),
+            "mean": [round(float(x), 6) for x in self.mean],
+            "scale": [round(float(x), 6) for x in self.scale],
+            "coef": [round(float(x), 6) for x in self.coef],
+            "intercept": round(float(self.intercept), 6),
+            "threshold": round(float(self.threshold), 4),
+            "answerable": round(float(self.answerable), 4),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LinearModel:
+        features = tuple(data["features"])
+        arrays = [np.asarray(data[k], dtype=np.float64) for k in ("mean", "scale", "coef")]
+        if any(a.shape != (len(features),) for a in arrays):
+            raise ValueError("ranker model: coefficients do not match the features")
+        return cls(
+            features,
+            arrays[0],
+            np.where(arrays[1] > 0, arrays[1], 1.0),
+            arrays[2],
+            float(data["intercept"]),
+            float(data["threshold"]),
+            float(data.get("answerable", data["threshold"])),
+        )
+
+
+@dataclass(frozen=True)
+class QuestionModel:
+    """Does the utterance ask something a knowledge base answers (rather than report a fault, complain,
+    or ask about a case)? A logistic regression over the sentence embedding."""
+
+    coef: np.ndarray
+    intercept: float
+
+    def probability(self, vector: np.ndarray) -> float:
+        z = float(vector @ self.coef) + self.intercept
+        return 1.0 / (1.0 + float(np.exp(-np.clip(z, -30, 30))))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"coef": [round(float(x), 6) for x in self.coef], "intercept": round(self.intercept, 6)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> QuestionModel:
+        return cls(np.asarray(data["coef"], dtype=np.float32), float(data["intercept"]))
+
+
+class RankerError(ValueError):
+    """The ranker file is missing or unusable; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Models:
+    hybrid: LinearModel
+    lexical: LinearModel
+    question: QuestionModel | None
+
+
+def load_models(path: Path = RANKER_FILE) -> Models:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        question = QuestionModel.from_json(data["question"]) if data.get("question") else None
+        models = Models(
+            LinearModel.from_json(data["hybrid"]), LinearModel.from_json(data["lexical"]), question
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RankerError(f"知识库置信度模型 {path} 无法读取：{exc}") from exc
+    if models.hybrid.features != HYBRID_FEATURES or models.lexical.features != LEXICAL_FEATURES:
+        raise RankerError(
+            f"知识库置信度模型 {path} 的特征与程序不一致，请重新运行 python -m knowledge_base.calibrate"
+        )
+    return models
+
+
+def short_feature(length: int) -> float:
+    return float(min(1.0, max(0.0, (12 - length) / 6)))
