@@ -5,6 +5,7 @@ search, admin (users, departments, calendar, routing words), role guards and liv
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 from collections.abc import Iterator
 from datetime import date
@@ -357,11 +358,13 @@ def test_calendar_override_moves_new_deadlines(app_client: TestClient, ctx: Hotl
 def test_routing_words_change_the_suggestion(app_client: TestClient, ctx: HotlineContext) -> None:
     text = "小区里的拱形彩灯架歪了"
     before = app_client.get("/api/triage", params={"text": text}, headers=basic("op1")).json()
-    word = {"word": "彩灯架", "subcategory_id": sub(ctx, "路灯损坏"), "level": "strong"}
+    # the trained model reads a street light; the admin's word says it is 市容环卫 here
+    word = {"word": "彩灯架", "subcategory_id": sub(ctx, "市容环卫"), "level": "strong"}
     added = app_client.post("/api/admin/routing-words", json=word, headers=basic("adm"))
     assert added.status_code == 201, added.text
     after = app_client.get("/api/triage", params={"text": text}, headers=basic("op1")).json()
-    assert after["subcategory"] == "路灯损坏" != before["subcategory"]
+    assert after["subcategory"] == "市容环卫" != before["subcategory"]
+    assert any("分派词" in e for e in after["evidence"])
     again = app_client.post("/api/admin/routing-words", json=word, headers=basic("adm"))
     assert again.status_code == 422 and "已是" in again.json()["detail_zh"]
     listed = app_client.get("/api/admin/routing-words", headers=basic("adm")).json()
@@ -401,6 +404,23 @@ def test_health_and_the_dashboard_say_when_calls_or_transcription_are_off(
     assert "转写关闭" in page and "呼叫中心" in page and "未启用" in page
     # On screen in Chinese; the English detail for the engineers stays in the tooltip.
     assert "配置中未启用" in page and ("未配置语音模型" in page or "语音转写未启动" in page)
+
+
+def test_health_says_when_understanding_is_degraded(ctx: HotlineContext) -> None:
+    from core import semantics
+
+    ok = TestClient(create_app(ctx), base_url="http://testserver").get("/api/health").json()
+    assert ok["understanding"] == "ok" and ok["status"] == "ok"
+    settings = ctx.settings.model_copy(
+        update={"understanding": ctx.settings.understanding.model_copy(update={"encoder": "none"})}
+    )
+    try:
+        without = dataclasses.replace(ctx, settings=settings)
+        degraded = TestClient(create_app(without), base_url="http://testserver").get("/api/health").json()
+        assert degraded["status"] == "degraded" and degraded["understanding"] == "degraded"
+        assert "语义模型不可用" in degraded["understanding_reason"]
+    finally:
+        semantics.configure(semantics.E5_NAME)
 
 
 def test_dashboard_and_calendar_warn_that_next_year_has_no_official_holidays(

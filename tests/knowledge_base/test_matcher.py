@@ -254,3 +254,54 @@ def test_answerable_bar_separates_answered_from_unanswered() -> None:
     # a wrong first hit does not lower the bar below an unanswered utterance
     hits.append((0.3, False, False, True))
     assert best_split(hits) > 0.4
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   ",
+        "嗯嗯那个就是喂",
+        "😀😀👍",
+        "hello, how do I renew my ID card?",
+        "社保" * 5000,
+        "\x00\ufeff？？",
+    ],
+    ids=["empty", "blank", "fillers", "emoji", "english", "10000-chars", "control"],
+)
+def test_odd_input_is_never_an_error_nor_a_confident_answer(demo: KnowledgeBase, text: str) -> None:
+    from dispatch.routing import Router
+
+    hits = demo.match(text, k=3)
+    assert len(hits) <= 3 and not any(h.confident for h in hits)
+    assert Router().classify(text).transfer is None
+
+
+def test_without_the_embedding_model_the_lexical_path_serves() -> None:
+    kb = KnowledgeBase.from_jsonl(DEMO, encoder=None)
+    assert kb.mode == "lexical" and kb.embed("户口本") is None
+    hits = kb.match("户口本找不着了咋整", k=3)
+    assert hits and hits[0].entry_id == "demo-007"
+    # the lexical model alone is never sure enough to be read out as it is
+    assert kb.threshold > 0.99
+
+
+def test_a_broken_ranker_file_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    from knowledge_base.ranker import RankerError
+
+    broken = tmp_path / "ranker.json"
+    broken.write_text('{"hybrid": {}}', encoding="utf-8")
+    with pytest.raises(RankerError, match="知识库置信度模型"):
+        KnowledgeBase.from_jsonl(DEMO, ranker=broken)
+
+
+def test_an_unknown_encoder_degrades_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    from core import semantics
+
+    status = semantics.configure("no-such-model")
+    try:
+        assert status.state == "degraded" and "no-such-model" in status.reason
+        assert semantics.encoder() is None
+    finally:
+        semantics.configure(semantics.E5_NAME)
+    assert semantics.status().state == "ok"
