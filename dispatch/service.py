@@ -344,8 +344,19 @@ class TicketService:
             "department": lead.code,
             "assisting": [d.code for d in assisting],
             "deadline": deadline.isoformat(),
+            # what the router suggested for the same text: the KPI of its agreement with the operator
+            "suggested": self._suggestion(t.content),
         }
         apply_transition(t, actor, Action.DISPATCH, now, body.note, data, effect)
+
+    def _suggestion(self, text: str) -> dict[str, Any] | None:
+        from dispatch.routing_words import router_for  # the router with the admins' words
+
+        try:
+            c = router_for(self.session).classify(text)
+        except Exception:  # the suggestion is a statistic: it never stops a dispatch
+            return None
+        return {"category": c.category, "subcategory": c.subcategory, "department": c.department}
 
     def _do_sign(self, t: Ticket, actor: Actor, body: schemas.NoteBody, now: datetime) -> None:
         apply_transition(

@@ -105,6 +105,29 @@ def cmd_train_router(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_embed_kb(settings: Settings, _args: argparse.Namespace) -> int:
+    from core import semantics
+    from core.errors import HotlineError
+    from knowledge_base.service import embed_all, index_status
+
+    understanding = settings.understanding
+    semantics.configure(understanding.encoder, understanding.threads or None)
+    ctx = _context(settings)
+
+    def progress(done: int, total: int) -> None:
+        print(f"已嵌入 {done}/{total} 条知识", flush=True)
+
+    try:
+        with ctx.unit_of_work() as session:
+            made = embed_all(session, progress)
+            status = index_status(session)
+    except HotlineError as exc:
+        print(f"错误：{exc.zh}", file=sys.stderr)
+        return 1
+    print(f"made {made}; {status['embedded']}/{status['total']} entries embedded by {status['model']}")
+    return 0
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -128,6 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
         "create-user": ("add a user", cmd_create_user),
         "issue-token": ("print a new API token for a user", cmd_issue_token),
         "serve": ("start the web application", cmd_serve),
+        "embed-kb": (
+            "make the knowledge base's missing embeddings (after a model change), with progress",
+            cmd_embed_kb,
+        ),
         "train-router": ("retrain the router on the seed corpus and the signed tickets", cmd_train_router),
     }
     for name, (help_text, func) in commands.items():

@@ -333,18 +333,13 @@ class KnowledgeBase:
 
     def _setup_dense(self, given: Mapping[str, EntryVectors]) -> None:
         self._dense: np.ndarray | None = None
+        self.vectors: dict[str, EntryVectors] = {}
+        self.embedded_now: list[str] = []  # entries embedded here (not given): worth keeping
         if self.encoder is None or not self.entries:
             return
-        self.vectors: dict[str, EntryVectors] = {}
         todo = [e for e in self.entries if e.id not in given]
-        phrasings = [tx.basic_normalise(p) for e in todo for p in (e.question, *e.alternatives)]
-        phrase_vecs = self.encoder.queries(phrasings)
-        answer_vecs = self.encoder.passages([e.answer or e.question for e in todo])
-        at = 0
-        for n, e in enumerate(todo):
-            count = 1 + len(e.alternatives)
-            self.vectors[e.id] = EntryVectors(phrase_vecs[at : at + count], answer_vecs[n])
-            at += count
+        self.vectors = embed_entries(self.encoder, todo)
+        self.embedded_now = [e.id for e in todo]
         for e in self.entries:
             if e.id in given:
                 self.vectors[e.id] = given[e.id]
@@ -508,3 +503,17 @@ class KnowledgeBase:
             "words": q.words,
             "needs": sorted(tx.needs_of(normalised)),
         }
+
+
+def embed_entries(encoder: semantics.Encoder, entries: list[Entry]) -> dict[str, EntryVectors]:
+    """The embeddings of entries: every phrasing (normalised, as utterances are) and the answer."""
+    phrasings = [tx.basic_normalise(p) for e in entries for p in (e.question, *e.alternatives)]
+    phrase_vecs = encoder.queries(phrasings)
+    answer_vecs = encoder.passages([e.answer or e.question for e in entries])
+    out: dict[str, EntryVectors] = {}
+    at = 0
+    for n, e in enumerate(entries):
+        count = 1 + len(e.alternatives)
+        out[e.id] = EntryVectors(phrase_vecs[at : at + count], answer_vecs[n])
+        at += count
+    return out

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -66,3 +67,20 @@ class KbEntryVersion(Base):
     note: Mapped[str | None] = mapped_column(Text)
 
     entry: Mapped[KbEntry] = relationship(back_populates="versions")
+
+
+class KbEntryVector(Base):
+    """An entry's sentence embeddings for one embedding model, made from one version of the entry:
+    a new version, or another model (core.semantics), makes them again."""
+
+    __tablename__ = "kb_entry_vectors"
+    __table_args__ = (UniqueConstraint("entry_id", "model"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("kb_entries.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)  # the entry version they were made from
+    model: Mapped[str] = mapped_column(String(96))
+    dim: Mapped[int] = mapped_column(Integer)
+    phrasings: Mapped[bytes] = mapped_column(LargeBinary)  # float32, (1 + alternatives) x dim
+    answer: Mapped[bytes] = mapped_column(LargeBinary)  # float32, dim
+    created_at: Mapped[datetime] = mapped_column(DateTime)

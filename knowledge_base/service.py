@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+import numpy as np
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from knowledge_base.matcher import KnowledgeBase
-from knowledge_base.models import KbEntry, KbEntryVersion
+from core import semantics
+from core.errors import RuleViolation
+from knowledge_base.matcher import EntryVectors, KnowledgeBase, embed_entries
+from knowledge_base.models import KbEntry, KbEntryVector, KbEntryVersion
 
 REQUIRED: dict[str, type] = {"id": str, "question": str, "answer": str}
 LISTS = ("alternatives", "keywords")
@@ -51,6 +57,9 @@ FIELD_ZH = {
 
 def _zh(name: str) -> str:
     return f"「{FIELD_ZH.get(name, name)}」"
+
+
+log = logging.getLogger(__name__)
 
 
 class KbImportError(ValueError):
@@ -374,14 +383,118 @@ def export_xlsx(session: Session) -> bytes:
 
 
 def knowledge_base(session: Session, today: date | None = None) -> KnowledgeBase:
-    """A matcher over the active entries valid today."""
+    """A matcher over the active entries valid today, with the embeddings kept in the database (those
+    missing, or made from an older version of the entry or by another model, are made and kept)."""
     rows = [
         e
         for e in all_entries(session, active_only=True)
         if today is None
         or ((e.valid_from is None or e.valid_from <= today) and (e.valid_to is None or e.valid_to >= today))
     ]
-    return KnowledgeBase(rows)
+    encoder = semantics.encoder()
+    stored = stored_vectors(session, rows, encoder.version) if encoder is not None else {}
+    kb = KnowledgeBase(rows, vectors=stored)
+    if kb.embedded_now:
+        by_id = {e.external_id: e for e in rows}
+        keep_vectors(session, [(by_id[i], kb.vectors[i]) for i in kb.embedded_now], kb.encoder.version)
+    return kb
+
+
+def stored_vectors(session: Session, rows: list[KbEntry], model: str) -> dict[str, EntryVectors]:
+    """The kept embeddings that still fit: made by `model` from the entry's current version."""
+    if not rows:
+        return {}
+    by_id = {e.id: e for e in rows}
+    out: dict[str, EntryVectors] = {}
+    for start in range(0, len(rows), 500):
+        ids = [e.id for e in rows[start : start + 500]]
+        found = session.scalars(
+            select(KbEntryVector).where(KbEntryVector.model == model, KbEntryVector.entry_id.in_(ids))
+        )
+        for v in found:
+            entry = by_id[v.entry_id]
+            phrasings = np.frombuffer(v.phrasings, dtype=np.float32)
+            if v.version != entry.version or phrasings.size != v.dim * (1 + len(entry.alternatives or ())):
+                continue
+            answer = np.frombuffer(v.answer, dtype=np.float32)
+            out[entry.external_id] = EntryVectors(phrasings.reshape(-1, v.dim), answer)
+    return out
+
+
+def keep_vectors(session: Session, made: list[tuple[KbEntry, EntryVectors]], model: str) -> None:
+    """Keep new embeddings, in a transaction of their own: a request that only reads, or one that
+    fails later, keeps them all the same; if they cannot be written they are made again next time."""
+    if not made:
+        return
+    try:
+        with Session(session.get_bind()) as own, own.begin():
+            own.execute(
+                delete(KbEntryVector).where(
+                    KbEntryVector.model == model, KbEntryVector.entry_id.in_([e.id for e, _v in made])
+                )
+            )
+            for entry, vectors in made:
+                own.add(
+                    KbEntryVector(
+                        entry_id=entry.id,
+                        version=entry.version,
+                        model=model,
+                        dim=int(vectors.phrasings.shape[1]),
+                        phrasings=vectors.phrasings.astype(np.float32).tobytes(),
+                        answer=(vectors.answer if vectors.answer is not None else vectors.phrasings[0])
+                        .astype(np.float32)
+                        .tobytes(),
+                        created_at=entry.updated_at,
+                    )
+                )
+    except SQLAlchemyError as exc:
+        log.warning("knowledge-base embeddings not kept (made again next time): %s", exc)
+
+
+def embed_all(session: Session, progress: Callable[[int, int], None] | None = None, batch: int = 32) -> int:
+    """Make the embeddings every entry lacks for the current model (`hotline embed-kb`, after a model
+    change), `batch` entries at a time, reporting progress; returns how many were made."""
+    encoder = semantics.encoder()
+    if encoder is None:
+        raise RuleViolation(
+            "the embedding model is not available", "语义模型不可用：" + semantics.status().reason
+        )
+    rows = all_entries(session)
+    stored = stored_vectors(session, rows, encoder.version)
+    todo = [e for e in rows if e.external_id not in stored]
+    for start in range(0, len(todo), batch):
+        chunk = todo[start : start + batch]
+        made = embed_entries(encoder, [KnowledgeBase._entry(e) for e in chunk])
+        keep_vectors(session, [(e, made[e.external_id]) for e in chunk], encoder.version)
+        if progress is not None:
+            progress(min(start + batch, len(todo)), len(todo))
+    return len(todo)
+
+
+def index_status(session: Session) -> dict[str, Any]:
+    """How many entries have embeddings of the current model (for the admin's knowledge-base page)."""
+    status = semantics.status()
+    total = int(session.scalar(select(func.count()).select_from(KbEntry)) or 0)
+    if status.state != "ok":
+        return {
+            "model": status.model,
+            "state": status.state,
+            "reason": status.reason,
+            "embedded": 0,
+            "total": total,
+        }
+    encoder = semantics.encoder()
+    assert encoder is not None
+    embedded = int(
+        session.scalar(
+            select(func.count())
+            .select_from(KbEntryVector)
+            .join(KbEntry, KbEntry.id == KbEntryVector.entry_id)
+            .where(KbEntryVector.model == encoder.version, KbEntryVector.version == KbEntry.version)
+        )
+        or 0
+    )
+    return {"model": encoder.version, "state": "ok", "reason": "", "embedded": embedded, "total": total}
 
 
 # The matcher is built from the database once and rebuilt only when entries change.

@@ -125,6 +125,21 @@ def match(
     return [match_out(kb, hit) for hit in kb.match(q, k=k)]
 
 
+class IndexStatusOut(BaseModel):
+    model: str
+    state: str  # ok | degraded | off
+    reason: str
+    embedded: int  # entries whose embeddings fit their current version
+    total: int
+
+
+@router.get("/index")
+def index(session: SessionDep, actor: ActorDep) -> IndexStatusOut:
+    """How much of the knowledge base the embedding model has indexed (`hotline embed-kb` fills it)."""
+    _require(actor, READERS)
+    return IndexStatusOut(**service.index_status(session))
+
+
 @router.get("/entries")
 def list_entries(session: SessionDep, actor: ActorDep, active: bool | None = None) -> list[EntryOut]:
     _require(actor, READERS)

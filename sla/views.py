@@ -31,6 +31,14 @@ class KpiOut(BaseModel):
     returns: int
     extensions: int
     avg_handling_working_days: float | None
+    dispatched: int = 0
+    dispatched_right: int = 0
+    # 派单准确率: dispatches signed without a return or re-dispatch first / dispatches settled
+    dispatch_accuracy: float | None = None
+    suggested: int = 0
+    suggestion_followed: int = 0
+    # 建议采纳率: first dispatches to the department the router suggested / those with a suggestion
+    suggestion_agreement: float | None = None
 
 
 class KpiReport(BaseModel):

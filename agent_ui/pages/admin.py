@@ -128,7 +128,10 @@ def kb_page(
         ]
     cat = catalogue(session)
     names = {d.code: d.name for d in cat.departments}
-    return _page(request, ctx, user, "kb.html", entries=entries, q=q, cat=cat, department_names=names)
+    index = kb_service.index_status(session)
+    return _page(
+        request, ctx, user, "kb.html", entries=entries, q=q, cat=cat, department_names=names, index=index
+    )
 
 
 @router.get("/admin/kb/{external_id}", response_class=HTMLResponse)

@@ -137,7 +137,20 @@ HEADERS = {
     "overdue": ["工单号", "承办部门", "时限", "状态", "诉求内容"],
     "soon": ["工单号", "承办部门", "时限", "诉求内容"],
     "waiting": ["工单号", "事项", "承办部门", "理由"],
-    "league": ["名次", "部门", "到期", "办结", "按时", "按时办结率", "超期未办", "退单", "延期", "平均用时"],
+    "league": [
+        "名次",
+        "部门",
+        "到期",
+        "办结",
+        "按时",
+        "按时办结率",
+        "超期未办",
+        "退单",
+        "延期",
+        "平均用时",
+        "派单准确率",
+        "建议采纳率",
+    ],
     "callbacks": [
         "部门",
         "应回访",
@@ -167,7 +180,13 @@ def _waiting_row(t: Any) -> list[Any]:
 
 
 def _late(r: Any) -> list[Any]:
-    return [r.returns, r.extensions, r.avg_handling_working_days]
+    return [
+        r.returns,
+        r.extensions,
+        r.avg_handling_working_days,
+        rate(r.dispatch_accuracy),
+        rate(r.suggestion_agreement),
+    ]
 
 
 def _survey(r: Any) -> list[Any]:

@@ -178,3 +178,60 @@ def test_api_bad_import_is_422_with_lines(api: Api) -> None:
     assert response.status_code == 422
     assert response.json()["problems"][0]["line"] == 2
     assert api.client.get("/api/kb/entries", headers=api.h("op1")).json() == []
+
+
+def _kept(ctx: HotlineContext) -> dict[str, int]:
+    from knowledge_base.models import KbEntryVector
+
+    with ctx.unit_of_work() as session:
+        rows = session.execute(
+            select(KbEntry.external_id, KbEntryVector.version).join(
+                KbEntryVector, KbEntryVector.entry_id == KbEntry.id
+            )
+        )
+        return {external_id: version for external_id, version in rows}
+
+
+def test_embeddings_are_kept_with_each_entry_version(ctx: HotlineContext) -> None:
+    _import(ctx, DEMO_TEXT)
+    with ctx.unit_of_work() as session:
+        first = service.knowledge_base(session)
+        assert first.mode == "hybrid" and len(first.embedded_now) == len(first)
+    kept = _kept(ctx)
+    assert len(kept) == len(first) and set(kept.values()) == {1}
+    # built again: every embedding comes from the database, none is made
+    with ctx.unit_of_work() as session:
+        again = service.knowledge_base(session)
+        assert again.embedded_now == []
+        assert [h.entry_id for h in again.match("户口本找不着了咋整")] == [
+            h.entry_id for h in first.match("户口本找不着了咋整")
+        ]
+    # an edit makes a new version: that entry alone is embedded again
+    with ctx.unit_of_work() as session:
+        record = service.entry_record(service.get_entry(session, "demo-007"))
+        record["alternatives"] = [*record["alternatives"], "户口簿不见了"]
+        service.save_entry(session, record, ctx.clock.now(), "tester")
+    with ctx.unit_of_work() as session:
+        assert service.knowledge_base(session).embedded_now == ["demo-007"]
+    assert _kept(ctx)["demo-007"] == 2
+    # another model version: nothing fits, `hotline embed-kb` makes them all, showing progress
+    with ctx.unit_of_work() as session:
+        assert service.stored_vectors(session, service.all_entries(session), "another-model") == {}
+        status = service.index_status(session)
+        assert status["state"] == "ok" and status["embedded"] == status["total"] == len(first)
+        assert service.embed_all(session) == 0  # nothing missing for the current model
+
+
+def test_embed_all_fills_what_is_missing_with_progress(ctx: HotlineContext) -> None:
+    from knowledge_base.models import KbEntryVector
+
+    _import(ctx, DEMO_TEXT)
+    with ctx.unit_of_work() as session:
+        assert service.index_status(session)["embedded"] == 0
+        steps: list[tuple[int, int]] = []
+        made = service.embed_all(session, lambda done, total: steps.append((done, total)), batch=5)
+        total = session.scalar(select(func.count()).select_from(KbEntry))
+        assert made == total and steps[-1] == (total, total) and len(steps) == -(-total // 5)
+    with ctx.unit_of_work() as session:
+        assert session.scalar(select(func.count()).select_from(KbEntryVector)) == total
+        assert service.index_status(session)["embedded"] == total

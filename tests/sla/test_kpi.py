@@ -56,6 +56,46 @@ def test_kpis_per_department(ctx: HotlineContext, staff: Staff, clock: ManualClo
     assert (city.closed, city.on_time_rate, city.returns, city.extensions) == (0, None, 1, 1)
     assert city.overdue_open == 1  # the extended ticket, past its moved deadline, still open
     assert city.due == 2  # the returned ticket's and the extended ticket's deadlines fall in November
+    # 派单准确率: the water company signed both; 城管 returned one of its two
+    assert (water.dispatched, water.dispatch_accuracy) == (2, 1.0)
+    assert (city.dispatched, city.dispatched_right, city.dispatch_accuracy) == (2, 1, 0.5)
+
+
+def test_dispatch_accuracy_charges_each_dispatch_to_its_department(
+    ctx: HotlineContext, staff: Staff, clock: ManualClock
+) -> None:
+    _scenario(ctx, staff, clock)
+    returned = dispatched(ctx, staff, "路灯损坏", "cgj")
+    act(ctx, returned, staff.city, Action.RETURN, schemas.ReasonBody(reason="不属于本部门职责"))
+    act(ctx, returned, staff.operator, Action.REDISPATCH, schemas.RedispatchBody(department="sw"))
+    rows = _kpis(ctx)
+    # the re-dispatch is not settled yet: it counts for nobody
+    assert (rows["sw"].dispatched, rows["cgj"].dispatched, rows["cgj"].dispatch_accuracy) == (
+        2,
+        3,
+        round(1 / 3, 4),
+    )
+    act(ctx, returned, staff.water, Action.SIGN, schemas.NoteBody())
+    rows = _kpis(ctx)
+    assert (rows["sw"].dispatched, rows["sw"].dispatched_right) == (3, 3)
+    overall = _kpis(ctx, "all")[None]
+    assert (overall.dispatched, overall.dispatched_right) == (6, 4)
+
+
+def test_agreement_with_the_router_suggestion(ctx: HotlineContext, staff: Staff, clock: ManualClock) -> None:
+    from dispatch.routing import Router
+
+    _scenario(ctx, staff, clock)
+    rows = _kpis(ctx)
+    router = Router()
+    # every first dispatch keeps what the router suggested for the ticket's text (re-dispatches not)
+    for code, sub, count in (("sw", "停水", 2), ("cgj", "路灯损坏", 1)):
+        followed = router.classify(f"{sub}的诉求").department == code
+        assert rows[code].suggested >= count
+        assert rows[code].suggestion_followed >= (count if followed else 0)
+    overall = _kpis(ctx, "all")[None]
+    assert overall.suggested == 4
+    assert overall.suggestion_agreement == round(overall.suggestion_followed / 4, 4)
 
 
 def test_kpis_per_category_and_overall(ctx: HotlineContext, staff: Staff, clock: ManualClock) -> None:
