@@ -39,6 +39,9 @@ from rapidfuzz.distance import Levenshtein
 REPO = Path(__file__).resolve().parents[2]
 CATEGORY_TREE = REPO / "dispatch" / "category_tree.toml"
 ROUTING_TABLE = REPO / "dispatch" / "routing.toml"
+# What callers say, written for the router's training (dispatch/models): its frequent words are the
+# hotline's vocabulary too, now that the routing table keeps only the emergency rules.
+SEED_CORPUS = REPO / "dispatch" / "models" / "seed_corpus.jsonl"
 MIN_LEN, MAX_LEN = 2, 6
 _HAN = re.compile(r"[\u4e00-\u9fff]+")
 _HAN_ONLY = re.compile(r"^[\u4e00-\u9fff]+$")
@@ -105,12 +108,15 @@ class Vocabulary:
         kb_entries: Iterable[Any] = (),
         category_tree: Path = CATEGORY_TREE,
         routing_table: Path = ROUTING_TABLE,
+        corpus: Path = SEED_CORPUS,
     ) -> Vocabulary:
-        """Terms of the category tree, the routing table and knowledge-base entries (objects with
-        question / alternatives / keywords / topic, as `knowledge_base.Entry` or the database rows)."""
+        """Terms of the category tree, the routing table, the router's seed corpus and knowledge-base
+        entries (objects with question / alternatives / keywords / topic, as `knowledge_base.Entry` or
+        the database rows)."""
         weights: Counter[str] = Counter()
         weights.update(_toml_terms(category_tree))
         weights.update(_toml_terms(routing_table))
+        weights.update(_corpus_terms(corpus))
         weights.update(_kb_terms(kb_entries))
         return cls(weights, weights)
 
@@ -175,7 +181,33 @@ def _toml_terms(path: Path) -> list[str]:
         if value.startswith("re:"):
             continue
         terms.extend(p.lstrip("!") for p in _SIGNAL_SPLIT.split(value) if p and not p.startswith("@"))
-    return [t for t in terms if _HAN_ONLY.match(t)]
+    terms = [t for t in terms if _HAN_ONLY.match(t)]
+    # a long name's words are terms too (噪音扰民: 噪音, 扰民)
+    return terms + [w for t in terms if len(t) > 3 for w in _words(t)]
+
+
+def _words(text: str) -> list[str]:
+    import jieba
+
+    return [w for w in jieba.lcut(text) if len(w) >= MIN_LEN]
+
+
+def _corpus_terms(path: Path, min_count: int = 2) -> list[str]:
+    """Words said at least `min_count` times in the corpus (lines written as recognition errors left
+    out: their mis-heard words must not become terms)."""
+    import jieba
+
+    if not path.exists():
+        return []
+    counts: Counter[str] = Counter()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if row.get("voice") == "asr_error":
+            continue
+        counts.update(w for w in jieba.lcut(row["text"]) if len(w) >= MIN_LEN and _HAN_ONLY.match(w))
+    return [w for w, n in counts.items() if n >= min_count]
 
 
 def _kb_terms(entries: Iterable[Any]) -> list[str]:

@@ -363,7 +363,10 @@ def test_dispatch_sets_department_category_and_deadline(
         "registered",
         "dispatched",
     )
-    assert event.data == {"department": department, "assisting": [], "deadline": deadline.isoformat()}
+    # the router's suggestion for the text is kept beside the operator's choice (建议采纳率)
+    data = dict(event.data)
+    assert set(data.pop("suggested")) == {"category", "subcategory", "department"}
+    assert data == {"department": department, "assisting": [], "deadline": deadline.isoformat()}
 
 
 def test_dispatch_with_assisting_departments(ctx: HotlineContext, staff: Staff) -> None:
