@@ -217,6 +217,10 @@ def scratch_context(folder: Path, model: Path) -> Any:
     return ctx
 
 
+# A stored transcript takes seconds; past this something is wrong: say what, do not wait forever.
+STORE_DEADLINE_S = 120.0
+
+
 async def hangup_to_stored(ctx: Any, folder: Path, seconds: float = 180.0) -> dict[str, float]:
     """A 3-minute call hangs up (record closed, event published); how long until its transcript is stored."""
     from sqlalchemy import select
@@ -254,6 +258,9 @@ async def hangup_to_stored(ctx: Any, folder: Path, seconds: float = 180.0) -> di
                 )
             if row is not None and row.status == "done":
                 break
+            if time.perf_counter() - hung_up > STORE_DEADLINE_S:
+                state = f"{row.status}: {row.error}" if row is not None else "no transcript row"
+                raise RuntimeError(f"the transcript was not stored within {STORE_DEADLINE_S} s ({state})")
             await asyncio.sleep(0.02)
         stored = time.perf_counter() - hung_up
     finally:
