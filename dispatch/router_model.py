@@ -174,6 +174,11 @@ def trained_dir() -> Path:
     return Path(os.environ.get("HOTLINE_MODEL_DIR", ROOT / "var" / "models"))
 
 
+def lexical_twin(path: Path) -> Path:
+    """The n-gram-only model trained beside a model, for when the embedding model is missing."""
+    return path.with_name(path.stem + "-lexical" + path.suffix)
+
+
 def current_model_path() -> Path:
     """The latest model `hotline train-router` chose, else the shipped one."""
     trained = trained_dir() / "router.npz"

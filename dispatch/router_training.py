@@ -31,6 +31,7 @@ from dispatch.router_model import (
     RouterModelError,
     base_examples,
     current_model_path,
+    lexical_twin,
     train,
     trained_dir,
 )
@@ -108,7 +109,7 @@ def train_router(session: Session | None, seed_only: bool = False, force: bool =
         model.save(trained_dir() / f"router-{model.version}.npz")  # every kept model, by version
     model.save(target)
     # the twin without the embedding, for when the embedding model is missing
-    train(examples, None).save(target.with_name(target.stem + "-lexical" + target.suffix))
+    train(examples, None).save(lexical_twin(target))
     return TrainingResult(True, target, new, current, len(examples), len(history))
 
 

@@ -1,21 +1,20 @@
 """Routing: what a caller said -> ticket category, sub-category, department, or a 110/119/120 transfer.
 
-The rules live in a routing table (`dispatch/routing.toml` by default), written the way a hotline's
-dispatch desk writes its routing sheet: for every sub-category the words that signal it and the
-department that takes it, plus the emergency rules. `Router()` loads and checks the table once;
-`router.classify(text)` is pure, fast (well under a millisecond on a transcript line) and knows
-nothing about the web.
+A thin layer of rules over a trained model. The rules live in a routing table
+(`dispatch/routing.toml` by default) and hold only what must never be missed, plus the routing words
+admins add; the trained model (`dispatch/router_model.py`) decides the rest. `Router()` loads and
+checks the table and the model once; `router.classify(text)` is a pure function of the text and
+knows nothing about the web.
 
 Order of decision, most dangerous first:
 
-1. 110 / 119 / 120 transfers. A missed emergency is the worst error, so the transfer rules are
-   generous; phrases that only look like an emergency ("打不着火", "消防通道") are neutralised first
-   and a signal preceded by a hypothetical or past marker ("怕哪天", "上次") counts for little.
-2. 应急处突 (urgent public-safety matters), handled by the supervision centre.
-3. Out of scope (no request the hotline can take) -> 无法判定.
-4. 疑难复杂 (several departments passing a matter around, long-standing disputes) -> supervision centre.
-5. The best-scoring route: its sub-category and department; for "topic" routes (shift = true) the
-   caller's intent (asking / needing help / complaining) picks 政策咨询, 生活求助 or 投诉建议.
+1. 110 / 119 / 120 transfers by rule. A missed emergency is the worst error, so the transfer rules
+   are generous; phrases that only look like an emergency ("打不着火", "消防通道") are neutralised
+   first and a signal preceded by a hypothetical or past marker ("怕哪天", "上次") counts for little.
+2. 应急处突 (urgent public-safety matters) by rule, handled by the supervision centre.
+3. The admins' routing words (the table's `[[route]]` entries and the 分派词 page).
+4. The model: an emergency when its probability reaches EMERGENCY_DECIDE; 疑难复杂 by the model or
+   by the number of departments named; otherwise its category, sub-category and department.
 
 Signal syntax (in the table): parts joined by "+" must all occur, alternatives inside a part are
 separated by "|", "@name" expands a word group, "re:..." is a regular expression, and a part that
@@ -39,7 +38,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from core import semantics
 from core.tomlfile import load_toml_model
 from dispatch.catalog import CatalogError, CategoryTreeSpec, load_category_tree
-from dispatch.router_model import Featuriser, RouterModel, RouterModelError, current_model_path, load_cached
+from dispatch.router_model import (
+    Featuriser,
+    RouterModel,
+    RouterModelError,
+    current_model_path,
+    lexical_twin,
+    load_cached,
+)
 
 DEFAULT_PATH = Path(__file__).with_name("routing.toml")
 
@@ -111,7 +117,7 @@ class RouteSpec(RuleSet):
     subcategory: str
     department: str | None = None  # default: the sub-category's department in the category tree
     fallback_department: str | None = None  # for routes about conduct, not a topic
-    shift: bool = False  # the caller's intent may move it to another of 政策/生活/投诉
+    shift: bool = False  # read by tables of the rule router; the trained model reads the caller's intent
     local: bool = False  # a township named in the text takes it
 
 
@@ -402,7 +408,6 @@ class _Route:
     subcategory: str
     department: str | None
     fallback_department: str | None
-    shift: bool
     local: bool
     rules: _Rules
 
@@ -448,7 +453,7 @@ class Router:
             return model
         path = model or current_model_path()
         if self.encoder is None:
-            path = path.with_name(path.stem + "-lexical" + path.suffix)
+            path = lexical_twin(path)
         try:
             return load_cached(path)
         except RouterModelError as exc:
@@ -539,7 +544,6 @@ class Router:
                     r.subcategory,
                     department,
                     r.fallback_department,
-                    r.shift,
                     r.local,
                     rules,
                 )
@@ -677,23 +681,28 @@ class Router:
             found, department=department, subcategory=sub, evidence=(*found.evidence, "知识库条目的部门")
         )
 
+    def _own_sub(self, category: str, department: str) -> str | None:
+        """The sub-category of a category that belongs to a department (社会保障政策 for rsj), if any."""
+        return next((s.name for s in self._tree[category].subcategories if s.department == department), None)
+
     def _sub_for_department(self, category: str, department: str) -> str:
+        own = self._own_sub(category, department)
+        if own is not None:
+            return own
         subs = self._tree[category].subcategories
-        own = [s.name for s in subs if s.department == department]
-        if own:
-            return own[0]
         open_ = [s.name for s in subs if s.department is None]
         return open_[-1] if open_ else subs[-1].name
 
     def _best_sub(self, category: str, p: dict[str, dict[str, float]], department: str | None = None) -> str:
         """The likeliest sub-category of a category; a policy question goes to the department's."""
-        subs = [s.name for s in self._tree[category].subcategories]
         if category == "政策咨询" and department is not None:
-            for name in subs:
-                if self._sub_department.get((category, name)) == department:
-                    return name
+            own = self._own_sub(category, department)
+            if own is not None:
+                return own
         probs = p["subcategory"]
-        return max(subs, key=lambda name: probs.get(name, 0.0))
+        return max(
+            (s.name for s in self._tree[category].subcategories), key=lambda name: probs.get(name, 0.0)
+        )
 
     def _best_department(self, p: dict[str, dict[str, float]]) -> str | None:
         known = {d: v for d, v in p["department"].items() if d in self.departments}

@@ -24,6 +24,7 @@ from dispatch import schemas
 from dispatch.deadlines import DeadlinePolicy
 from dispatch.errors import TicketNotFound
 from dispatch.models import Category, SubCategory, Ticket, TicketCounter, ticket_assisting_departments
+from dispatch.routing_words import router_for
 from dispatch.state_machine import apply_transition, check_allowed, start_ticket
 from dispatch.states import AT_DEPARTMENT, OPEN_STATES, STATE_LABELS, Action, TicketState
 
@@ -350,9 +351,7 @@ class TicketService:
         apply_transition(t, actor, Action.DISPATCH, now, body.note, data, effect)
 
     def _suggestion(self, text: str) -> dict[str, Any] | None:
-        from dispatch.routing_words import router_for  # the router with the admins' words
-
-        try:
+        try:  # the router with the admins' words, as the console suggested
             c = router_for(self.session).classify(text)
         except Exception:  # the suggestion is a statistic: it never stops a dispatch
             return None

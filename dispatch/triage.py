@@ -41,6 +41,7 @@ class _Hit(Protocol):
     confident: bool
     needs_unmet: frozenset[str]
     relevance: float
+    agreed: bool
 
 
 class _Entry(Protocol):
@@ -75,7 +76,7 @@ def is_answerable(
         return False
     if hit.confident:
         return True
-    if hit.score < answerable_threshold or hit.needs_unmet or not getattr(hit, "agreed", True):
+    if hit.score < answerable_threshold or hit.needs_unmet or not hit.agreed:
         return False
     return classification.category in QUESTION_CATEGORIES or (
         classification.asking and classification.category in ASKED_CATEGORIES
@@ -96,7 +97,7 @@ def triage(text: str, kb: _KnowledgeBase, router: Router, answerable_threshold: 
         top is not None
         and department is not None
         and classification.category in ORDINARY
-        and getattr(top, "relevance", 0.0) >= max(NEAR_TOPIC, classification.confidence)
+        and top.relevance >= max(NEAR_TOPIC, classification.confidence)
         and department != classification.department
     ):
         classification = router.with_department(classification, department)

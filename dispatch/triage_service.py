@@ -13,7 +13,7 @@ from core import semantics
 from core.departments import Department
 from dispatch.deadlines import DeadlinePolicy
 from dispatch.models import Category, SubCategory
-from dispatch.router_model import RouterModelError, current_model_path, load_cached
+from dispatch.router_model import RouterModelError, current_model_path, lexical_twin, load_cached
 from dispatch.routing_words import router_for
 from dispatch.triage import triage
 from knowledge_base.schemas import MatchOut, match_out
@@ -95,7 +95,7 @@ def understanding_status() -> dict[str, str]:
     encoder = semantics.status()
     path = current_model_path()
     if encoder.state != "ok":
-        path = path.with_name(path.stem + "-lexical" + path.suffix)
+        path = lexical_twin(path)
     try:
         load_cached(path)
     except RouterModelError as exc:

@@ -151,9 +151,7 @@ def first_hits(model: LinearModel, utterances: list[Utterance]) -> list[tuple[fl
             continue
         rows = np.column_stack([u.rows[f] for f in model.features])
         p = model.probabilities(rows)
-        met = rows.copy()
-        met[:, [i for i, f in enumerate(model.features) if f.startswith("unmet_")]] = 0.0
-        n = int(np.argmax(model.probabilities(met)))  # the matcher's first hit (see KnowledgeBase.match)
+        n = int(np.argmax(model.relevance(rows)))  # the matcher's first hit (see KnowledgeBase.match)
         out.append((float(p[n]), bool(u.label[n]), bool(u.unmet[n]), u.answerable))
     return out
 

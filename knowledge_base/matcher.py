@@ -416,18 +416,17 @@ class KnowledgeBase:
         q_actions = tx.actions_of(q.canon)
         unmet: list[frozenset[str]] = []
         for n, i in enumerate(pool):
-            missing = (q_needs - self._needs[i]) | {
-                "condition:" + c for c in self._conditions[i] if not tx.has_condition(q.canon, c)
-            }
+            needs = q_needs - self._needs[i]
+            cases = {"condition:" + c for c in self._conditions[i] if not tx.has_condition(q.canon, c)}
             actions = (
                 {"action:" + a for a in q_actions}
                 if q_actions and self._actions[i] and not (q_actions & self._actions[i])
                 else set()
             )
-            features["unmet_need"][n] = float(bool(q_needs - self._needs[i]))
-            features["unmet_condition"][n] = float(any(m.startswith("condition:") for m in missing))
+            features["unmet_need"][n] = float(bool(needs))
+            features["unmet_condition"][n] = float(bool(cases))
             features["unmet_action"][n] = float(bool(actions))
-            unmet.append(frozenset(missing | actions))
+            unmet.append(frozenset(needs | cases | actions))
         return Candidates(pool, features, unmet)
 
     @staticmethod
@@ -450,7 +449,6 @@ class KnowledgeBase:
             "unmet_condition": np.zeros(n),
             "unmet_action": np.zeros(n),
             "short": np.full(n, short_feature(length)),
-            "foreign_terms": np.zeros(n),
         }
         if dense is not None and answer is not None:
             own = dense[pool].astype(float)
@@ -470,15 +468,8 @@ class KnowledgeBase:
             return []
         model = self.model
         rows = np.column_stack([found.features[name] for name in model.features])
-        probability = model.probabilities(rows)
-        # ranked as if every need were met: an entry for a narrower case (在外地补办身份证) is still the
-        # nearest topic for 身份证丢了, and must not fall behind 户口本丢了 for it; its probability of
-        # answering (the score) counts what is unmet
-        met = rows.copy()
-        for n, name in enumerate(model.features):
-            if name.startswith("unmet_"):
-                met[:, n] = 0.0
-        relevance = model.probabilities(met)
+        probability = model.probabilities(rows)  # of answering: counts what is unmet
+        relevance = model.relevance(rows)  # the order of the hits
         order = sorted(range(len(found.index)), key=lambda n: (-relevance[n], found.index[n]))[:k]
         hits: list[Hit] = []
         for rank, n in enumerate(order):

@@ -59,6 +59,14 @@ class LinearModel:
         z = ((rows - self.mean) / self.scale) @ self.coef + self.intercept
         return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
 
+    def relevance(self, rows: np.ndarray) -> np.ndarray:
+        """The probabilities as if every need were met: how closely each entry matches what was asked.
+        The hits are ranked by it (an entry for a narrower case, 在外地补办身份证, is still the nearest
+        topic for 身份证丢了, and must not fall behind 户口本丢了 for it)."""
+        met = rows.copy()
+        met[:, [n for n, name in enumerate(self.features) if name.startswith("unmet_")]] = 0.0
+        return self.probabilities(met)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "features": list(self.features),
