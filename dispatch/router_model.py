@@ -30,8 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from core import semantics
-from knowledge_base import text as tx
+from core import chinese, semantics
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_MODEL = Path(__file__).resolve().parent / "models" / "router.npz"
@@ -199,7 +198,7 @@ class Featuriser:
 
     @staticmethod
     def normalise(text: str) -> str:
-        return tx.basic_normalise(text)
+        return chinese.normalise(text)
 
     def rows(self, texts: Sequence[str]) -> Any:
         """A sparse matrix (the n-grams are sparse; training on it is many times faster)."""

@@ -26,16 +26,14 @@ from __future__ import annotations
 
 import re
 import sys
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core import semantics
+from core import chinese, semantics
 from core.tomlfile import load_toml_model
 from dispatch.catalog import CatalogError, CategoryTreeSpec, load_category_tree
 from dispatch.router_model import (
@@ -156,60 +154,21 @@ class RoutingSpec(BaseModel):
 # --------------------------------------------------------------------------------------------
 # Text: normalised characters, a pinyin key for homophones, and a masked copy for emergencies
 
-_DIGITS = {"零": "0", "〇": "0", "幺": "1", "一": "1", "二": "2", "两": "2", "三": "3", "四": "4"}
-_DIGITS |= {"五": "5", "六": "6", "七": "7", "八": "8", "九": "9"}
-_DIGIT_RUN = re.compile(f"[{''.join(_DIGITS)}]{{3,}}")
-_DROP = re.compile(r"[^\w]|_", re.UNICODE)
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 _REGEX_SIGNS = re.compile(r"[()\[\]{}\\*?]")
-# Characters so common in any sentence that sharing one with a route word proves nothing.
-_FUNCTION_CHARS = frozenset("的了是在我你他她它们这那个一不有也就都和与吗呢吧啊么着过还要")
 
 
 def normalise(text: str) -> str:
-    """Full/half width folded, lower case, punctuation and spaces dropped, spoken digit runs
-    ("一二三四五", "二零一五", "幺二零") written as digits."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    text = _DROP.sub("", text)
-    return _DIGIT_RUN.sub(lambda m: "".join(_DIGITS[c] for c in m.group()), text)
-
-
-@lru_cache(maxsize=8192)
-def _syllable(char: str) -> str:
-    from pypinyin import pinyin_dict
-
-    readings = pinyin_dict.pinyin_dict.get(ord(char))
-    if not readings:
-        return char
-    first = readings.split(",")[0]
-    plain = "".join(c for c in unicodedata.normalize("NFD", first) if not unicodedata.combining(c))
-    return plain.replace("ü", "v")
-
-
-@lru_cache(maxsize=8192)
-def _toned(char: str) -> frozenset[str]:
-    """Every reading of a character, with its tone."""
-    from pypinyin import pinyin_dict
-
-    readings = pinyin_dict.pinyin_dict.get(ord(char))
-    return frozenset(readings.split(",")) if readings else frozenset({char})
-
-
-def _same_tones(heard: str, word: str) -> bool:
-    return all(_toned(a) & _toned(b) for a, b in zip(heard, word, strict=False))
-
-
-def pinyin_key(text: str) -> str:
-    """Toneless syllables, space separated and framed by spaces, so `key in text_key` only
-    matches whole syllables."""
-    return " " + " ".join(_syllable(c) for c in text) + " "
+    """The shared normalisation (widths, case, punctuation, fillers), numerals as digits (一一零 -> 110)."""
+    return chinese.numerals_to_digits(chinese.normalise(text))
 
 
 @dataclass(frozen=True)
 class _Text:
     plain: str  # normalised
     masked: str  # normalised, with neutral phrases blotted out (for emergency rules)
-    pinyin: str  # pinyin key of `plain`
+    repaired: str  # `plain` with mis-heard rule words put back (same length)
+    repaired_masked: str
 
 
 # --------------------------------------------------------------------------------------------
@@ -219,24 +178,22 @@ class _Text:
 class _Part:
     """One "+"-separated part of a signal: alternatives searched as one alternation (in C)."""
 
-    __slots__ = ("_any_sound", "_literal", "negate", "patterns", "sounds")
+    __slots__ = ("_literal", "_sound", "negate", "patterns", "sound_words")
 
     def __init__(
         self,
         words: Sequence[str],
         patterns: Sequence[re.Pattern[str]],
-        sounds: Sequence[tuple[str, str]],  # (pinyin key, word) of words that may match by sound
+        sound_words: Sequence[str],  # words that may also match once the text's homophones are repaired
         negate: bool,
     ) -> None:
-        literal = "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True))
-        self._literal = re.compile(literal) if literal else None
+        self._literal = _alternation(words)
         self.patterns = tuple(patterns)
-        self.sounds = tuple(sounds)
-        keys = "|".join(re.escape(k) for k, _ in self.sounds)
-        self._any_sound = re.compile(keys) if keys else None
+        self.sound_words = tuple(sound_words)
+        self._sound = _alternation(sound_words)
         self.negate = negate
 
-    def find(self, text: str, sound: str) -> tuple[int, bool]:
+    def find(self, text: str, repaired: str) -> tuple[int, bool]:
         """Position of the first occurrence (-1 if none) and whether it was found by sound only."""
         best = -1
         if self._literal is not None:
@@ -249,23 +206,13 @@ class _Part:
                 best = m.start()
         if best >= 0:
             return best, False
-        if self._any_sound is None or not self._any_sound.search(sound):
-            return -1, False
-        for key, word in self.sounds:
-            at = sound.find(key)
-            while at >= 0:
-                pos = sound.count(" ", 0, at)
-                # a mis-heard word keeps at least one of its characters ("设保" for 社保, "公鸡金"
-                # for 公积金); a chance homophone of unrelated words ("喂听" / 违停) does not, nor
-                # one that shares only a function character ("的是" / 的士)
-                # a two-character word must also keep its tones: 学几 is not 学籍, 设保 is 社保
-                heard = text[pos : pos + len(word)]
-                if any(a == b and a not in _FUNCTION_CHARS for a, b in zip(heard, word, strict=False)) and (
-                    len(word) > 2 or _same_tones(heard, word)
-                ):
-                    return pos, True
-                at = sound.find(key, at + 1)
-        return -1, False
+        m = self._sound.search(repaired) if self._sound is not None else None
+        return (m.start(), True) if m else (-1, False)
+
+
+def _alternation(words: Sequence[str]) -> re.Pattern[str] | None:
+    literal = "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True))
+    return re.compile(literal) if literal else None
 
 
 @dataclass(frozen=True)
@@ -280,7 +227,9 @@ class _Signal:
         by_sound = False
         for part in self.parts:
             # exclusions look at the unmasked words: "抽烟" excludes even when masked away
-            pos, sound = part.find(text.plain if part.negate else body, text.pinyin)
+            pos, sound = part.find(
+                text.plain if part.negate else body, text.repaired_masked if masked else text.repaired
+            )
             if part.negate:
                 if pos >= 0:
                     return 0.0
@@ -374,11 +323,9 @@ def _compile_part(raw: str, groups: dict[str, list[str]], sound_min: int | None,
                 _add_alternative(member, words, patterns, f"{where} (group {alt})")
         else:
             _add_alternative(alt, words, patterns, where)
-    sounds: tuple[tuple[str, str], ...] = ()
+    sounds: list[str] = []
     if sound_min is not None and not negate:
-        sounds = tuple(
-            (pinyin_key(w), w) for w in words if len(w) >= sound_min and all(_CJK.match(c) for c in w)
-        )
+        sounds = [w for w in words if len(w) >= sound_min and all(_CJK.match(c) for c in w)]
     return _Part(words, patterns, sounds, negate)
 
 
@@ -548,16 +495,23 @@ class Router:
                     rules,
                 )
             )
+        every = [rules for _, rules in (*self._transfers, *self._urgent)] + [r.rules for r in self._routes]
+        self._repair = chinese.HomophoneRepair(
+            w for rules in every for signal in rules.signals for p in signal.parts for w in p.sound_words
+        )
 
     # -- classifying --------------------------------------------------------------------------
 
     def _prepare(self, text: str) -> _Text:
         plain = normalise(text)
-        masked = plain
+        repaired = self._repair.repair(plain)
+        return _Text(plain, self._mask(plain), repaired, self._mask(repaired))
+
+    def _mask(self, text: str) -> str:
         for phrase in self._neutral:
-            if phrase in masked:
-                masked = masked.replace(phrase, "□" * len(phrase))
-        return _Text(plain, masked, pinyin_key(plain))
+            if phrase in text:
+                text = text.replace(phrase, "□" * len(phrase))
+        return text
 
     def classify(self, text: str) -> Classification:
         t = self._prepare(text)

@@ -27,8 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from core import semantics
-from knowledge_base import text as tx
+from core import chinese, semantics
 from knowledge_base.bench import load_jsonl
 from knowledge_base.matcher import KnowledgeBase
 from knowledge_base.ranker import (
@@ -109,14 +108,14 @@ def fit_question(
     texts = [u.text for u in utterances if u.group != skip_group] + [r["text"] for r in seed]
     labels = [u.answerable for u in utterances if u.group != skip_group]
     labels += [r.get("category") == "简单咨询" for r in seed]
-    x = encoder.queries([tx.basic_normalise(t) for t in texts])
+    x = encoder.queries([chinese.normalise(t) for t in texts])
     clf = LogisticRegression(C=1.0, max_iter=2000).fit(x, labels)
     return QuestionModel(clf.coef_[0].astype(np.float32), float(clf.intercept_[0]))
 
 
 def add_question_feature(utterances: list[Utterance], encoder: semantics.Encoder) -> QuestionModel:
     """Each utterance's `asks` feature, predicted by a question model that did not see its set."""
-    vectors = encoder.queries([tx.basic_normalise(u.text) for u in utterances])
+    vectors = encoder.queries([chinese.normalise(u.text) for u in utterances])
     for g in sorted({u.group for u in utterances}):
         model = fit_question(utterances, encoder, skip_group=g)
         for u, v in zip(utterances, vectors, strict=True):

@@ -7,54 +7,7 @@ canonical term, which is added to the text (the original words stay, so nothing 
 
 from __future__ import annotations
 
-# Removed before matching: openings, hesitations and politeness that carry no request.
-FILLERS: tuple[str, ...] = (
-    "喂喂喂",
-    "喂喂",
-    "喂",
-    "你好",
-    "您好",
-    "我想问一下",
-    "我想问下",
-    "想问一下",
-    "想问下",
-    "我想咨询一下",
-    "咨询一下",
-    "请问一下",
-    "请问",
-    "问一下",
-    "麻烦问一下",
-    "麻烦你",
-    "麻烦",
-    "是这样的",
-    "是这样",
-    "那个",
-    "这个",
-    "就是说",
-    "就是",
-    "然后",
-    "嗯嗯",
-    "嗯",
-    "呃",
-    "哎呀",
-    "哎",
-    "唉",
-    "啊",
-    "呀",
-    "哦",
-    "噢",
-    "呢",
-    "呗",
-    "嘛",
-    "你帮我",
-    "帮我",
-    "我跟你说",
-)
-
-# Hesitations and particles that are also part of words (余额, 金额, 额度; 酒吧, 网吧; 哈尔滨): removed
-# only where a clause starts (CLAUSE_OPENERS) or ends (CLAUSE_ENDERS), never inside a word.
-CLAUSE_OPENERS: tuple[str, ...] = ("额",)
-CLAUSE_ENDERS: tuple[str, ...] = ("吧", "哈")
+# Fillers and clause particles are general spoken Mandarin: core.chinese.normalise removes them.
 
 # Words too common in questions to tell entries apart (kept out of the word index).
 STOP_WORDS: frozenset[str] = frozenset(

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from rapidfuzz import fuzz
 
-from core import semantics
+from core import chinese, semantics
 from knowledge_base import text as tx
 from knowledge_base.ranker import RANKER_FILE, LinearModel, Models, load_models, short_feature
 
@@ -121,11 +121,11 @@ def _canonicalise(text: str) -> str:
 
 
 def _prepare(normalised: str) -> _Prepared:
-    digits = tx.numerals_to_digits(normalised)
+    digits = chinese.numerals_to_digits(normalised)
     canon = _canonicalise(digits)
     words = tx.content_words(canon)
     said = [w for w in dict.fromkeys(tx.content_words(digits)) if w not in words] if canon != digits else []
-    return _Prepared(canon, words, tx.char_bigrams(canon), tx.pinyin_bigrams(tx.pinyin_of(canon)), said)
+    return _Prepared(canon, words, tx.char_bigrams(canon), tx.pinyin_bigrams(chinese.syllables(canon)), said)
 
 
 _Weighed = tuple[tuple[tuple[str, float], ...], float]
@@ -210,7 +210,7 @@ class KnowledgeBase:
             vocab.update(k for k in e.keywords if len(k) >= 2)
             if e.topic:
                 vocab.add(e.topic)
-        tx.add_words(vocab)
+        chinese.add_words(vocab)
         self._phrasings: list[list[_Prepared]] = []
         self._needs: list[frozenset[str]] = []
         self._conditions: list[frozenset[str]] = []
@@ -218,11 +218,11 @@ class KnowledgeBase:
         word_docs, bigram_docs, pinyin_docs, answer_docs = [], [], [], []
         for e in self.entries:
             texts = [e.question, *e.alternatives, "".join(e.keywords)]
-            prepared = [_prepare(tx.basic_normalise(t)) for t in texts]
+            prepared = [_prepare(chinese.normalise(t)) for t in texts]
             # Keywords also count one by one, so that a keyword is a word even if jieba splits it.
             prepared[-1].words = [
                 *prepared[-1].words,
-                *(_canonicalise(tx.basic_normalise(k)) for k in e.keywords),
+                *(_canonicalise(chinese.normalise(k)) for k in e.keywords),
             ]
             self._phrasings.append(prepared)
             word_docs.append(
@@ -230,17 +230,17 @@ class KnowledgeBase:
             )
             bigram_docs.append([g for p in prepared for g in p.bigrams])
             pinyin_docs.append([g for p in prepared for g in p.pinyin])
-            answer_docs.append(_prepare(tx.basic_normalise(e.answer)).words if e.answer else [])
-            self._needs.append(tx.needs_of(tx.basic_normalise(" ".join([e.question, *e.alternatives]))))
+            answer_docs.append(_prepare(chinese.normalise(e.answer)).words if e.answer else [])
+            self._needs.append(tx.needs_of(chinese.normalise(" ".join([e.question, *e.alternatives]))))
             self._conditions.append(tx.conditions_of(prepared[0].canon))
             self._actions.append(frozenset().union(*(tx.actions_of(p.canon) for p in prepared)))
             for p in prepared:
-                vocab.update(w for w in p.words if len(w) >= 2 and tx.is_dictionary_word(w))
+                vocab.update(w for w in p.words if len(w) >= 2 and chinese.is_dictionary_word(w))
         self._words = _Channel(word_docs)
         # Key terms of the knowledge base (every entry's keywords and topic): a caller who names one
         # that an entry never mentions (身份证, asking the 户口本 entry) is probably asking another.
         self._key_terms = {
-            _canonicalise(tx.basic_normalise(k))
+            _canonicalise(chinese.normalise(k))
             for e in self.entries
             for k in (*e.keywords, e.topic or "")
             if len(k) >= 2
@@ -257,10 +257,8 @@ class KnowledgeBase:
             for ps in self._phrasings
         ]
         self._vocab = vocab | {w for c, vs in tx.SYNONYMS.items() for w in (c, *vs) if len(w) >= 2}
-        self._sound: dict[tuple[str, ...], str] = {}
-        for w in sorted(self._vocab, key=lambda w: (-self._words.idf.get(w, 0.0), w)):
-            if all(tx._HAN.match(c) for c in w):
-                self._sound.setdefault(tuple(tx.char_pinyin(c) for c in w), w)
+        # rarer terms win a shared sound
+        self._repair = chinese.HomophoneRepair(self._vocab, Counter(self._words.idf))
 
     # --- construction helpers -------------------------------------------------------------------
 
@@ -293,34 +291,8 @@ class KnowledgeBase:
     # --- query side -----------------------------------------------------------------------------
 
     def repair_homophones(self, text: str) -> str:
-        """Replace windows that are not words but sound like a knowledge-base term.
-
-        A window never cuts through a common word the caller said: in 办过护照 the window 过护 sounds
-        like 过户 but would break 护照, in 村里自己 the window 里自 sounds like 离职 but would break both
-        村里 and 自己. Mis-heard terms (公鸡金, 身分正, 是用期) cover the pieces they split into whole."""
-        out: list[str] = []
-        inside = tx.inside_word_boundaries(text)
-        i, n = 0, len(text)
-        while i < n:
-            for size in (4, 3, 2):
-                w = text[i : i + size]
-                if len(w) < size or not all(tx._HAN.match(c) for c in w):
-                    continue
-                if i in inside or i + size in inside:
-                    continue
-                if w in self._vocab:
-                    out.append(w)
-                    i += size
-                    break
-                term = self._sound.get(tuple(tx.char_pinyin(c) for c in w))
-                if term is not None and not tx.is_dictionary_word(w):
-                    out.append(term)
-                    i += size
-                    break
-            else:
-                out.append(text[i])
-                i += 1
-        return "".join(out)
+        """Windows that are not words but sound like a knowledge-base term become the term."""
+        return self._repair.repair(text)
 
     @property
     def model(self) -> LinearModel:
@@ -358,7 +330,7 @@ class KnowledgeBase:
         """The utterance's embedding as the matcher uses it (shared with the router, cached)."""
         if self.encoder is None:
             return None
-        return self.encoder.query(tx.basic_normalise(text))
+        return self.encoder.query(chinese.normalise(text))
 
     def _lexical(self, q: _Prepared, i: int, acc: dict[int, float], sets: tuple[set[str], ...]) -> float:
         q_words, q_bigrams, q_pinyin = sets
@@ -377,7 +349,7 @@ class KnowledgeBase:
         """The candidate entries of an utterance with the ranker's features (None: nothing to match)."""
         if not self.entries or not text.strip():
             return None
-        normalised = tx.basic_normalise(text)
+        normalised = chinese.normalise(text)
         if not normalised:
             return None
         repaired = self.repair_homophones(normalised)
@@ -484,7 +456,7 @@ class KnowledgeBase:
 
     def explain(self, text: str) -> dict[str, Any]:
         """What the matcher made of a text (for people tuning it)."""
-        normalised = tx.basic_normalise(text)
+        normalised = chinese.normalise(text)
         repaired = self.repair_homophones(normalised)
         q = _prepare(repaired)
         return {
@@ -498,7 +470,7 @@ class KnowledgeBase:
 
 def embed_entries(encoder: semantics.Encoder, entries: list[Entry]) -> dict[str, EntryVectors]:
     """The embeddings of entries: every phrasing (normalised, as utterances are) and the answer."""
-    phrasings = [tx.basic_normalise(p) for e in entries for p in (e.question, *e.alternatives)]
+    phrasings = [chinese.normalise(p) for e in entries for p in (e.question, *e.alternatives)]
     phrase_vecs = encoder.queries(phrasings)
     answer_vecs = encoder.passages([e.answer or e.question for e in entries])
     out: dict[str, EntryVectors] = {}

@@ -1,22 +1,13 @@
 """Hotline vocabulary: correct recognised text towards the words the hotline lives on, by sound.
 
-A recogniser that does not know 公积金 writes what it heard, 公鸡金; a caller's 低保 becomes 底保. The
-terms come from the category tree, the routing table (every word of every rule, the place names) and
-the knowledge base (keywords, topics, and the words of its questions). A window of 2-6 Chinese
-characters that is not itself a word but sounds like a term is replaced by the term:
-
-- three characters or more: the toneless pinyin of any reading must match (tones are what
-  recognisers confuse most);
-- two characters: the usual reading with tones must match, and neither character may form a word
-  with its outer neighbour (在那边 is 在+那边, not 在那 -> 在哪): two-syllable look-alikes are common
-  in ordinary speech and a wrong "correction" adds an error instead of removing one;
-- function characters (的 了 是 不 那 ...) are never changed, a window that is a dictionary word
-  (jieba's) or a term is never replaced, and the longest window wins, scanning left to right.
+A recogniser that does not know 公积金 writes what it heard, 公鸡金. The terms come from the category
+tree, the routing table (every word of every rule, the place names), the router's seed corpus and the
+knowledge base (keywords, topics, and the words of its questions); the correction itself is the one
+homophone repair of the Chinese-text layer (`core.chinese.HomophoneRepair`, its rules are there).
 
 `python -m callcenter.asr.vocabulary --eval FILE` measures it: the character error rate of sentences
 with simulated homophone errors, before and after the correction, and on the clean sentences (where
-any change is a false correction). The measured figures are in the module's README section of the
-report; `vocabulary_correction` in `[callcenter.asr]` turns it off.
+any change is a false correction). `vocabulary_correction` in `[callcenter.asr]` turns it off.
 """
 
 from __future__ import annotations
@@ -28,13 +19,14 @@ import re
 import tomllib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
-from functools import lru_cache
-from itertools import product
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from rapidfuzz.distance import Levenshtein
+
+from core.chinese import HomophoneRepair, readings, toneless, words
+from core.chinese.repair import MIN_LEN
 
 REPO = Path(__file__).resolve().parents[2]
 CATEGORY_TREE = REPO / "dispatch" / "category_tree.toml"
@@ -42,38 +34,9 @@ ROUTING_TABLE = REPO / "dispatch" / "routing.toml"
 # What callers say, written for the router's training (dispatch/models): its frequent words are the
 # hotline's vocabulary too, now that the routing table keeps only the emergency rules.
 SEED_CORPUS = REPO / "dispatch" / "models" / "seed_corpus.jsonl"
-MIN_LEN, MAX_LEN = 2, 6
 _HAN = re.compile(r"[\u4e00-\u9fff]+")
 _HAN_ONLY = re.compile(r"^[\u4e00-\u9fff]+$")
 _SIGNAL_SPLIT = re.compile(r"[|+，,、\s]+")
-# Particles and deictics: a recogniser rarely gets them wrong, while they sound like half the lexicon.
-FUNCTION_CHARS = frozenset("的了是不在那这到就也都把被给得着过吗呢吧啊么")
-
-
-@lru_cache(maxsize=16384)
-def _readings(char: str) -> tuple[str, ...]:
-    """Every reading of a character, tone as a digit (zhong1, zhong4)."""
-    from pypinyin import Style, pinyin
-
-    found = pinyin(char, style=Style.TONE3, heteronym=True, neutral_tone_with_five=True)
-    return tuple(dict.fromkeys(found[0])) if found and found[0] else (char,)
-
-
-def _toneless(syllable: str) -> str:
-    return syllable.rstrip("012345")
-
-
-def _term_key(term: str) -> tuple[str, ...]:
-    """A term's own reading, in context (银行 is yin2 hang2, not yin2 xing2)."""
-    from pypinyin import Style, lazy_pinyin
-
-    return tuple(lazy_pinyin(term, style=Style.TONE3, neutral_tone_with_five=True))
-
-
-def _is_word(text: str) -> bool:
-    import jieba
-
-    return jieba.dt.FREQ.get(text, 0) > 0
 
 
 def cer(reference: str, hypothesis: str) -> float:
@@ -86,21 +49,8 @@ def _letters(text: str) -> str:
     return re.sub(r"[\W_]+", "", text)
 
 
-class Vocabulary:
-    """Terms indexed by sound; `correct(text)` is pure and thread-safe once built."""
-
-    def __init__(self, terms: Iterable[str], weights: Counter[str] | None = None) -> None:
-        self.terms = {t for t in terms if MIN_LEN <= len(t) <= MAX_LEN and _HAN_ONLY.match(t)}
-        weights = weights or Counter()
-        self._by_sound: dict[tuple[str, ...], str] = {}
-        # The term named most often in the sources wins a shared sound; then the shorter, then any.
-        for term in sorted(self.terms, key=lambda t: (-weights[t], len(t), t)):
-            reading = _term_key(term)
-            key = reading if len(term) == MIN_LEN else tuple(_toneless(s) for s in reading)
-            self._by_sound.setdefault(key, term)
-
-    def __len__(self) -> int:
-        return len(self.terms)
+class Vocabulary(HomophoneRepair):
+    """The hotline's terms; `correct(text)` repairs mis-heard ones (pure and thread-safe once built)."""
 
     @classmethod
     def from_hotline(
@@ -121,45 +71,7 @@ class Vocabulary:
         return cls(weights, weights)
 
     def correct(self, text: str) -> str:
-        return _HAN.sub(lambda m: self._correct_run(m.group()), text)
-
-    def _correct_run(self, run: str) -> str:
-        out: list[str] = []
-        i = 0
-        while i < len(run):
-            size, replacement = self._best_window(run, i)
-            out.append(replacement if size else run[i])
-            i += size or 1
-        return "".join(out)
-
-    def _best_window(self, run: str, i: int) -> tuple[int, str]:
-        for size in range(min(MAX_LEN, len(run) - i), MIN_LEN - 1, -1):
-            window = run[i : i + size]
-            if window in self.terms:
-                return size, window
-            term = self._sounds_like(window)
-            if term is not None and self._may_replace(run, i, window, term):
-                return size, term
-        return 0, ""
-
-    @staticmethod
-    def _may_replace(run: str, i: int, window: str, term: str) -> bool:
-        if _is_word(window) or any(a != b and a in FUNCTION_CHARS for a, b in zip(window, term, strict=True)):
-            return False
-        if len(window) > MIN_LEN:
-            return True
-        before, after = run[i - 1 : i + 1] if i else "", run[i + 1 : i + 3]
-        return not (len(before) == 2 and _is_word(before)) and not (len(after) == 2 and _is_word(after))
-
-    def _sounds_like(self, window: str) -> str | None:
-        if len(window) == MIN_LEN:
-            return self._by_sound.get(tuple(_readings(c)[0] for c in window))
-        options = [tuple(dict.fromkeys(_toneless(s) for s in _readings(c))) for c in window]
-        for key in product(*options):
-            term = self._by_sound.get(key)
-            if term is not None:
-                return term
-        return None
+        return self.repair(text)
 
 
 def _strings(value: Any) -> Iterator[str]:
@@ -187,16 +99,12 @@ def _toml_terms(path: Path) -> list[str]:
 
 
 def _words(text: str) -> list[str]:
-    import jieba
-
-    return [w for w in jieba.lcut(text) if len(w) >= MIN_LEN]
+    return words(text, MIN_LEN)
 
 
 def _corpus_terms(path: Path, min_count: int = 2) -> list[str]:
     """Words said at least `min_count` times in the corpus (lines written as recognition errors left
     out: their mis-heard words must not become terms)."""
-    import jieba
-
     if not path.exists():
         return []
     counts: Counter[str] = Counter()
@@ -206,20 +114,18 @@ def _corpus_terms(path: Path, min_count: int = 2) -> list[str]:
         row = json.loads(line)
         if row.get("voice") == "asr_error":
             continue
-        counts.update(w for w in jieba.lcut(row["text"]) if len(w) >= MIN_LEN and _HAN_ONLY.match(w))
+        counts.update(w for w in words(row["text"], MIN_LEN) if _HAN_ONLY.match(w))
     return [w for w, n in counts.items() if n >= min_count]
 
 
 def _kb_terms(entries: Iterable[Any]) -> list[str]:
-    import jieba
-
     terms: list[str] = []
     for entry in entries:
         terms.extend(entry.keywords or ())
         if getattr(entry, "topic", None):
             terms.append(entry.topic)
         for sentence in (entry.question, *(entry.alternatives or ())):
-            terms.extend(w for w in jieba.lcut(sentence) if len(w) >= MIN_LEN)
+            terms.extend(words(sentence, MIN_LEN))
     return terms
 
 
@@ -231,7 +137,7 @@ def homophone_pool(texts: Iterable[str]) -> dict[str, list[str]]:
     pool: dict[str, set[str]] = defaultdict(set)
     for text in texts:
         for char in "".join(_HAN.findall(text)):
-            pool[_toneless(_readings(char)[0])].add(char)
+            pool[toneless(readings(char)[0])].add(char)
     return {key: sorted(chars) for key, chars in pool.items()}
 
 
@@ -241,11 +147,11 @@ def simulate_errors(
     """Each hotline term in the sentence gets one character swapped for a homophone with probability
     `rate`, the way a recogniser without the term writes it (公积金 -> 公鸡金)."""
     out = sentence
-    for term in sorted(vocabulary.terms, key=len, reverse=True):
+    for term in sorted(vocabulary.terms, key=lambda t: (-len(t), t)):
         if len(term) < 3 or term not in out or rng.random() >= rate:
             continue
         pos = rng.randrange(len(term))
-        choices = [c for c in pool.get(_toneless(_readings(term[pos])[0]), []) if c != term[pos]]
+        choices = [c for c in pool.get(toneless(readings(term[pos])[0]), []) if c != term[pos]]
         if choices:
             out = out.replace(term, term[:pos] + rng.choice(choices) + term[pos + 1 :], 1)
     return out

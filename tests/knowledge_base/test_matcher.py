@@ -11,7 +11,6 @@ import pytest
 
 from hotline.config import REPO_ROOT
 from knowledge_base import Hit, KnowledgeBase
-from knowledge_base.text import basic_normalise, numerals_to_digits
 from tests.conftest import SHARED
 
 DEMO = REPO_ROOT / "knowledge_base" / "demo_kb.jsonl"
@@ -33,23 +32,6 @@ def _load(path: Path) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def sample_kb() -> KnowledgeBase:
     return KnowledgeBase.from_jsonl(SAMPLES / "kb_sample.jsonl")
-
-
-def test_normalisation() -> None:
-    assert basic_normalise("喂，你好！我想问一下ＡＢＣ１２３") == "abc123"
-    assert numerals_to_digits("我妈六十六岁了") == "我妈66岁了"
-    assert numerals_to_digits("二零一五年") == "2015年"
-    assert numerals_to_digits("一年级") == "1年级"
-    assert numerals_to_digits("统一办理") == "统一办理"
-
-
-def test_fillers_that_are_also_parts_of_words() -> None:
-    # 额 is a hesitation only where a clause starts, 吧 a particle only where it ends
-    assert basic_normalise("额，我想问一下电费余额怎么查吧？") == "电费余额怎么查"
-    assert basic_normalise("嗯额那个金额对不对") == "金额对不对"
-    assert basic_normalise("贷款额度是多少") == "贷款额度是多少"
-    assert basic_normalise("楼下酒吧太吵了") == "楼下酒吧太吵了"
-    assert basic_normalise("是这个窗口吧，对吧") == "是窗口对"
 
 
 def _tiny_kb(*rows: tuple[str, str, str]) -> KnowledgeBase:
