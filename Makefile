@@ -22,6 +22,7 @@ system-packages:
 run: install system-packages
 	$(BIN)/hotline init-db
 	$(BIN)/hotline demo-data
+	$(BIN)/hotline speech-model
 	$(BIN)/hotline serve
 
 lint: install

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
@@ -26,15 +27,35 @@ class TransferTargets(Section):
 
 
 class AsrSettings(Section):
-    """`[callcenter.asr]`: speech to text with Vosk (callcenter/asr). No model path: transcription off."""
+    """`[callcenter.asr]`: speech to text (callcenter/asr): Whisper from PyPI packages, or Vosk."""
 
+    # The engine of the after-call transcripts: "whisper" (faster-whisper with the Whisper base model
+    # that `make` installs from PyPI) or "vosk" (needs model_path). Live partial text is always Vosk's,
+    # and only when model_path is set.
+    engine: Literal["whisper", "vosk"] = "vosk"
     # A Vosk model folder (e.g. vosk-model-small-cn-0.22); relative paths start at config.toml's folder.
     model_path: Path | None = None
+    # A faster-whisper model folder of your own; empty: the packaged Whisper base, joined into
+    # whisper_folder once and checked against the upstream SHA-256 on every load.
+    whisper_model: Path | None = None
+    whisper_folder: Path = Path("var/models/whisper-base")
+    # Beam search width (5: best text; 1: faster on long audio, a little less accurate) and CPU threads
+    # per transcription process.
+    whisper_beam_size: int = Field(default=5, ge=1, le=10)
+    whisper_threads: int = Field(default=1, ge=1, le=32)
+    # The caller's opening statement (智能填单): transcribed with Whisper as soon as they first pause
+    # and put into the console's 诉求内容 (engine = "whisper"), on this many threads of the live process.
+    opening_statement: bool = True
+    opening_workers: int = Field(default=1, ge=1, le=16)
+    # CPU threads per opening statement: the caller is waiting for the text, so more than after a call.
+    opening_threads: int = Field(default=2, ge=1, le=32)
     # Worker processes that transcribe finished calls; each loads the model once (memory: one model each).
     transcription_processes: int = Field(default=1, ge=1, le=64)
     # Upper bound of live streams (partial text while the citizen talks); the live recogniser lowers it
     # further to what it measures this machine's CPU keeps up with. Calls beyond it: after-call only.
     live_streams: int = Field(default=24, ge=0, le=500)
+    # The dashboard warns when a finished call has waited longer than this for its transcript.
+    backlog_warning_minutes: float = Field(default=15, gt=0, le=1440)
     # Correct recognised text towards hotline words (knowledge base, category tree, routing table).
     vocabulary_correction: bool = True
 

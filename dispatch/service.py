@@ -15,6 +15,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from callcenter.asr.models import CallTranscript
+from callcenter.models import CallRecord
 from core.accounts.actor import Actor
 from core.accounts.models import Role
 from core.clock import Clock
@@ -163,11 +165,18 @@ class TicketService:
             conditions.append(Ticket.caller_phone == flt.caller_phone)
         if flt.text:
             like = "%" + flt.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            # what the caller said counts too: the transcripts of the ticket's calls
+            said = exists(
+                select(CallRecord.id)
+                .join(CallTranscript, CallTranscript.call_record_id == CallRecord.id)
+                .where(CallRecord.ticket_id == Ticket.id, CallTranscript.text.like(like, escape="\\"))
+            )
             conditions.append(
                 or_(
                     Ticket.number == flt.text,
                     Ticket.content.like(like, escape="\\"),
                     Ticket.address.like(like, escape="\\"),
+                    said,
                 )
             )
         if flt.overdue is not None:

@@ -128,6 +128,26 @@ def cmd_embed_kb(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_speech_model(settings: Settings, _args: argparse.Namespace) -> int:
+    """Join the packaged Whisper model and check it (what `hotline serve` would do at its start)."""
+    from callcenter.asr.transcriber import ModelError
+    from callcenter.asr.whisper import check_whisper_folder, packaged_model, sha256_of
+
+    asr = settings.callcenter.asr
+    try:
+        if asr.whisper_model is not None:
+            folder = check_whisper_folder(settings.resolve(asr.whisper_model))
+        else:
+            folder = packaged_model(settings.resolve(asr.whisper_folder))
+    except ModelError as exc:
+        print(f"错误：语音模型不可用：{exc}", file=sys.stderr)
+        return 1
+    model = folder / "model.bin"
+    size, digest = model.stat().st_size, sha256_of(model)
+    print(f"{folder}: model.bin {size} bytes, SHA-256 {digest} (engine {asr.engine})")
+    return 0
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -156,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
             cmd_embed_kb,
         ),
         "train-router": ("retrain the router on the seed corpus and the signed tickets", cmd_train_router),
+        "speech-model": ("join the packaged Whisper model and check its SHA-256", cmd_speech_model),
     }
     for name, (help_text, func) in commands.items():
         command = sub.add_parser(name, help=help_text)

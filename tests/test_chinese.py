@@ -48,6 +48,11 @@ def test_numerals_as_digits(said: str, written: str) -> None:
     assert numerals_to_digits(said) == written
 
 
+def test_numerals_as_written_in_a_transcript() -> None:
+    said = "我家一个老人住三十五号楼，电话幺三八一二三四五六七八，十一月以前"
+    assert numerals_to_digits(said, lone=False) == "我家一个老人住35号楼，电话13812345678，11月以前"
+
+
 def test_syllables_are_read_in_context_and_blur_regional_distinctions() -> None:
     assert syllables("银行") == ["yin", "hang"]
     assert syllables("社保") == syllables("设保") == ["se", "bao"]  # sh/s merged

@@ -97,7 +97,21 @@
     $("transcript").textContent = transcript;
     $("transcript").scrollTop = $("transcript").scrollHeight;
     const content = $("content");
-    if (!content.dataset.typed) { content.value = transcript; scheduleTriage(); }
+    // Whisper's opening statement reads better than the live partials: it stays once it came.
+    if (!content.dataset.typed && !content.dataset.opening) { content.value = transcript; scheduleTriage(); }
+  });
+  // The caller's opening statement (智能填单), transcribed as soon as they paused: into 诉求内容 unless
+  // the operator has typed there already; the triage follows as if it had been typed.
+  Hotline.on("transcript.opening", (p) => {
+    if (p.call_uid !== C.callUid || !p.text) return;
+    if (!transcript) { transcript = p.text; $("transcript").textContent = transcript; }
+    const content = $("content");
+    if (!content.dataset.typed) {
+      content.value = p.text;
+      content.dataset.opening = "1";
+      scheduleTriage();
+      Hotline.toast("已按来电人开场陈述自动填写诉求内容，请核对", "info");
+    }
   });
   // The recogniser's suggestions for the call trigger the same triage as typing: one list, one confidence.
   Hotline.on("kb.suggestions", (p) => { if (p.call_uid === C.callUid && $("content").value.trim()) scheduleTriage(); });
@@ -238,6 +252,7 @@
     form.reset();  // consent included: each matter is asked again
     if (keepCaller) $("caller_phone").value = caller;  // the call goes on: a second matter, same caller
     delete $("content").dataset.typed;
+    delete $("content").dataset.opening;
     touched = { subcategory: false, department: false };
     $("kb_entry_id").value = "";
     $("triage").innerHTML = '<span class="muted">系统建议：等待输入诉求</span>';

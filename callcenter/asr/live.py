@@ -1,6 +1,6 @@
 """The live recogniser: a process of its own that turns the citizens' audio into text while they talk.
 
-    python -m callcenter.asr.live --socket PATH --model PATH --max-streams N
+    python -m callcenter.asr.live --socket PATH [--model VOSK] [--opening-model WHISPER] --max-streams N
 
 Media workers connect one Unix-socket stream per call (`callcenter.asr.client.LiveClient`: a JSON
 header line, then 16-bit PCM). Each stream gets its own Vosk recogniser and a thread; Vosk releases
@@ -13,6 +13,10 @@ connect with the header `{"subscribe": true}` and receive one JSON line per even
     {"type": "final", "call": uid, "text": "我想问一下公积金", "words": [...], "at": 3.1}
     {"type": "ended", "call": uid, "seconds": 93.2}
     {"type": "refused", "call": uid, "reason": "busy", "message": "..."}
+    {"type": "opening", "call": uid, "text": "...", "delay_seconds": 1.4, ...}  (callcenter.asr.opening)
+
+Partial text needs a Vosk model (`--model`); the opening statement needs a Whisper model
+(`--opening-model`): the caller's first statement, transcribed as soon as they pause. Either or both.
 
 The stream limit is the smaller of `--max-streams` and what a start-up measurement says this machine
 keeps up with: decoding a few seconds of test audio gives the CPU one stream costs per second of audio
@@ -33,11 +37,13 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from callcenter.asr.opening import OpeningStatements, Statement
 from callcenter.asr.transcriber import ModelError, Segment, SpeechToText, Transcriber
 
 log = logging.getLogger("callcenter.asr.live")
@@ -108,13 +114,24 @@ class Listeners:
                 self._queues.remove(q)
 
 
+# Builds the opening-statement transcriber around the server's event sink.
+OpeningFactory = Callable[[Callable[[dict[str, Any]], None]], OpeningStatements]
+
+
 class LiveServer:
-    def __init__(self, transcriber: SpeechToText, socket_path: Path, max_streams: int) -> None:
+    def __init__(
+        self,
+        transcriber: SpeechToText | None,
+        socket_path: Path,
+        max_streams: int,
+        opening: OpeningFactory | None = None,
+    ) -> None:
         self.transcriber = transcriber
         self.socket_path = socket_path
-        self.cpu_per_stream = measure_cpu_per_stream(transcriber)
-        self.max_streams = min(max_streams, capacity(self.cpu_per_stream))
+        self.cpu_per_stream = measure_cpu_per_stream(transcriber) if transcriber is not None else 0.0
+        self.max_streams = min(max_streams, capacity(self.cpu_per_stream)) if transcriber else max_streams
         self.listeners = Listeners()
+        self.opening = opening(self.listeners.emit) if opening is not None else None
         self.streams: set[str] = set()
         self._lock = threading.Lock()
         self._server: socket.socket | None = None
@@ -127,8 +144,9 @@ class LiveServer:
             "streams": len(self.streams),
             "cpu_per_stream": round(self.cpu_per_stream, 5),
             "cores": os.cpu_count(),
-            "model_path": str(self.transcriber.model_path),
-            "model_rate": self.transcriber.model_rate,
+            "model_path": str(self.transcriber.model_path) if self.transcriber else None,
+            "model_rate": self.transcriber.model_rate if self.transcriber else None,
+            "opening": self.opening is not None,
         }
 
     def bind(self) -> None:
@@ -194,23 +212,35 @@ class LiveServer:
         return True
 
     def _stream(self, conn: socket.socket, uid: str, rate: int, first: bytes) -> None:
-        stream = self.transcriber.stream(rate)
+        stream = self.transcriber.stream(rate) if self.transcriber is not None else None
+        opening = self.opening.detector(rate) if self.opening is not None else None
         chunk = int(rate * CHUNK_SECONDS) * 2
-        buffer, last_partial = bytearray(first), ""
+        buffer, last_partial, received = bytearray(first), "", 0
         while True:
             data = _recv(conn)
             if data:
                 buffer += data
             if len(buffer) >= chunk or (not data and buffer):
                 usable = len(buffer) - len(buffer) % 2
-                last_partial = self._emit(
-                    uid, stream.accept(bytes(buffer[:usable])), last_partial, stream.seconds
-                )
+                samples = np.frombuffer(bytes(buffer[:usable]), dtype="<i2")
+                received += len(samples)
+                if stream is not None:
+                    result = stream.accept_samples(samples)
+                    last_partial = self._emit(uid, result, last_partial, stream.seconds)
+                if opening is not None:
+                    self._opening(uid, opening.accept(samples))
                 del buffer[:usable]
             if not data:
                 break
-        self._emit(uid, stream.finish(), last_partial, stream.seconds)
-        self.listeners.emit({"type": "ended", "call": uid, "seconds": round(stream.seconds, 3)})
+        if stream is not None:
+            self._emit(uid, stream.finish(), last_partial, stream.seconds)
+        if opening is not None:
+            self._opening(uid, opening.finish())
+        self.listeners.emit({"type": "ended", "call": uid, "seconds": round(received / rate, 3)})
+
+    def _opening(self, uid: str, statement: Statement | None) -> None:
+        if statement is not None and self.opening is not None:
+            self.opening.submit(uid, statement)
 
     def _emit(self, uid: str, result: str | Segment, last_partial: str, at: float) -> str:
         if isinstance(result, Segment):
@@ -253,28 +283,47 @@ def _read_header(conn: socket.socket) -> tuple[dict[str, Any] | None, bytes]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Live speech recogniser for the call centre.")
     parser.add_argument("--socket", type=Path, required=True)
-    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--model", type=Path, help="Vosk model folder: partial text while the caller talks")
+    parser.add_argument("--opening-model", type=Path, help="faster-whisper folder: the opening statement")
+    parser.add_argument("--opening-packaged", action="store_true", help="check the packaged model's SHA-256")
+    parser.add_argument("--opening-workers", type=int, default=1)
+    parser.add_argument("--beam", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-streams", type=int, default=24)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.model is None and args.opening_model is None:
+        log.error("live recognition off: neither --model nor --opening-model given")
+        return 2
     try:
-        transcriber = Transcriber(args.model)
+        transcriber = Transcriber(args.model) if args.model is not None else None
+        opening = _opening_factory(args) if args.opening_model is not None else None
     except ModelError as exc:
         log.error("live recognition off: %s", exc)
         return 2
-    server = LiveServer(transcriber, args.socket, args.max_streams)
+    server = LiveServer(transcriber, args.socket, args.max_streams, opening)
     server.bind()
     signal.signal(signal.SIGTERM, lambda *_: server.shutdown())
     log.info(
-        "live recogniser on %s: model %s, %.4f CPU s per audio s, limit %d streams",
+        "live recogniser on %s: model %s, opening statements %s, %.4f CPU s per audio s, limit %d streams",
         args.socket,
         args.model,
+        args.opening_model,
         server.cpu_per_stream,
         server.max_streams,
     )
     print(json.dumps(server.info()), flush=True)  # the parent reads this line: ready
     server.serve_forever()
     return 0
+
+
+def _opening_factory(args: argparse.Namespace) -> OpeningFactory:
+    from callcenter.asr.whisper import WhisperTranscriber
+
+    whisper = WhisperTranscriber(
+        args.opening_model, beam_size=args.beam, threads=args.threads, packaged=args.opening_packaged
+    )
+    return lambda emit: OpeningStatements(whisper, args.opening_workers, emit)
 
 
 if __name__ == "__main__":

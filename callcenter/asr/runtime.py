@@ -15,6 +15,8 @@ worker processes), starts `python -m callcenter.asr.live` as a child process on
     transcript.partial   {"call_uid", "text" (everything said so far), "partial", "final": bool,
                           "suggestions" (with final segments)}
     transcript.live      {"call_uid", "state": "started" | "ended" | "refused", "message"}
+    transcript.opening   {"call_uid", "text" (corrected), "raw_text", "delay_seconds", "suggestions",
+                          "classification"}: the caller's first statement, as soon as they paused
     transcript.done      (from the transcription service) {"call_uid", "ticket_id", "extension",
                           "text", "suggestions", "classification"}
 """
@@ -31,6 +33,7 @@ from typing import Any
 
 from callcenter.asr.client import live_socket_path
 from callcenter.asr.service import TranscriptionService, suggestions
+from callcenter.asr.transcriber import ModelError, check_model_folder
 from callcenter.context import CallCentreContext
 from callcenter.settings import AsrSettings
 
@@ -43,10 +46,13 @@ AFTER_CALL_ONLY = "实时转写已满，仅通话后转写 (after-call transcrip
 class LiveBridge:
     """Reads the live recogniser's event lines and republishes them for the pages."""
 
-    def __init__(self, ctx: CallCentreContext, socket_path: Path, kb_for_text: Any = None) -> None:
+    def __init__(
+        self, ctx: CallCentreContext, socket_path: Path, kb_for_text: Any = None, understand: Any = None
+    ) -> None:
         self.ctx = ctx
         self.socket_path = socket_path
         self.kb_for_text = kb_for_text  # text -> suggestions; None: no suggestions while talking
+        self.understand = understand  # opening statement -> {"text", "suggestions", "classification"}
         self.texts: dict[str, str] = {}
         self.hello: dict[str, Any] = {}
 
@@ -66,6 +72,8 @@ class LiveBridge:
             self.hello = event
         elif kind in ("partial", "final"):
             await self._text(uid, event, kind == "final")
+        elif kind == "opening":
+            await self._opening(uid, event)
         elif kind == "refused":
             self.ctx.events.publish(
                 "transcript.live", {"call_uid": uid, "state": "refused", "message": AFTER_CALL_ONLY}
@@ -74,6 +82,17 @@ class LiveBridge:
             if kind == "ended":
                 self.texts.pop(uid, None)
             self.ctx.events.publish("transcript.live", {"call_uid": uid, "state": kind})
+
+    async def _opening(self, uid: str, event: dict[str, Any]) -> None:
+        payload: dict[str, Any] = {
+            "call_uid": uid,
+            "text": event["text"],
+            "raw_text": event["text"],
+            "delay_seconds": event.get("delay_seconds"),
+        }
+        if self.understand is not None and event["text"]:
+            payload.update(await asyncio.to_thread(self.understand, event["text"]))
+        self.ctx.events.publish("transcript.opening", payload)
 
     async def _text(self, uid: str, event: dict[str, Any], final: bool) -> None:
         said = self.texts.get(uid, "")
@@ -136,14 +155,14 @@ class SpeechRuntime:
         }
 
     async def _start_live(self) -> None:
-        model = self.transcription.model_path
         if self.settings.live_streams == 0:
             self.live_state = {"live": "off", "live_reason": "live_streams = 0"}
             return
-        if model is None or not self.transcription.on:
-            reason = self.transcription.status()["reason"] or "no usable model"
-            self.live_state = {"live": "off", "live_reason": reason}
+        vosk = self._live_model()
+        opening = self._opening_args()
+        if vosk is None and not opening:
             return
+        model = ["--model", str(vosk)] if vosk is not None else []
         self.live_log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.live_log, "ab") as errors:
             self._live = await asyncio.create_subprocess_exec(
@@ -152,8 +171,8 @@ class SpeechRuntime:
                 "callcenter.asr.live",
                 "--socket",
                 str(self.live_socket),
-                "--model",
-                str(model),
+                *model,
+                *opening,
                 "--max-streams",
                 str(self.settings.live_streams),
                 stdout=asyncio.subprocess.PIPE,
@@ -169,9 +188,49 @@ class SpeechRuntime:
             self.live_state = {"live": "off", "live_reason": reason}
             log.error("live speech recognition off: see %s", self.live_log)
             return
-        self._bridge = LiveBridge(self.ctx, self.live_socket, self._suggest)
+        self._bridge = LiveBridge(self.ctx, self.live_socket, self._suggest, self._understand)
         self._bridge_task = asyncio.create_task(self._follow(self._bridge), name="asr-live-bridge")
-        self.live_state = {"live": "on", "live_reason": None}
+        self.live_state = {
+            "live": "on" if vosk is not None else "off",
+            "live_reason": self.live_state.get("live_reason") if vosk is None else None,
+            "opening": "on" if opening else "off",
+        }
+
+    def _live_model(self) -> Path | None:
+        """Live partial text is Vosk's: its model folder, or None with the reason in live_state."""
+        if self.transcription.engine == "vosk":
+            if self.transcription.on:
+                return self.transcription.model_path
+            reason = self.transcription.status()["reason"] or "no usable model"
+            self.live_state = {"live": "off", "live_reason": reason}
+            return None
+        if self.settings.model_path is None:
+            reason = "no Vosk model for live text ([callcenter.asr] model_path)"
+            self.live_state = {"live": "off", "live_reason": reason}
+            return None
+        try:
+            return check_model_folder(self.ctx.settings.resolve(self.settings.model_path))
+        except ModelError as exc:
+            self.live_state = {"live": "off", "live_reason": str(exc)}
+            return None
+
+    def _opening_args(self) -> list[str]:
+        """The live process's Whisper arguments for opening statements (none: no opening statements)."""
+        s = self.settings
+        if s.engine != "whisper" or not s.opening_statement or not self.transcription.on:
+            return []
+        packaged = ["--opening-packaged"] if s.whisper_model is None else []
+        return [
+            "--opening-model",
+            str(self.transcription.model_path),
+            *packaged,
+            "--opening-workers",
+            str(s.opening_workers),
+            "--beam",
+            str(s.whisper_beam_size),
+            "--threads",
+            str(s.opening_threads),
+        ]
 
     async def _follow(self, bridge: LiveBridge) -> None:
         try:
@@ -185,6 +244,10 @@ class SpeechRuntime:
         with self.ctx.unit_of_work() as session:
             return suggestions(self.transcription.knowledge_base(session), text)
 
+    def _understand(self, text: str) -> dict[str, Any]:
+        """Suggestions and routing for an opening statement, after the hotline-vocabulary correction."""
+        return self.transcription.understand(text)
+
 
 _current: SpeechRuntime | None = None
 
@@ -195,6 +258,10 @@ def reason_zh(reason: str | None) -> str | None:
         return None
     if "no model configured" in reason:
         return "未配置语音模型（config.toml [callcenter.asr] model_path）"
+    if "is not installed" in reason:
+        return "语音模型安装包缺失（请运行 make 安装）"
+    if "SHA-256" in reason or "bytes," in reason:
+        return "语音模型文件校验失败，已拒绝加载"
     if "not started" in reason:
         return "语音转写未启动"
     if "worker died" in reason:

@@ -24,6 +24,7 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from callcenter.asr import workers
+from callcenter.asr import whisper, workers
 from callcenter.asr.models import CallTranscript, TranscriptStatus
 from callcenter.asr.transcriber import ModelError, Transcript, check_model_folder
 from callcenter.asr.vocabulary import Vocabulary
@@ -47,7 +48,8 @@ log = logging.getLogger("callcenter.asr")
 
 POLL_SECONDS = 5.0
 MODEL_RETRY_SECONDS = 60.0
-LEASE_SECONDS = 15 * 60  # longer than any call's transcription; a claim older than this is dead
+LEASE_SECONDS = 15 * 60  # longer than a usual call's transcription; a claim older than this is dead
+LEASE_PER_AUDIO_SECOND = 2.0  # ... or than twice the call's length (a slow CPU, a long call)
 MAX_ATTEMPTS = 3
 RECENT_CALLS = timedelta(days=1)  # later passes only look at calls offered this recently (index)
 EMPTY_WAV_BYTES = 44
@@ -100,8 +102,8 @@ class TranscriptionService:
     ) -> None:
         self.ctx = ctx
         self.settings = settings or ctx.settings.callcenter.asr
-        path = self.settings.model_path
-        self.model_path: Path | None = ctx.settings.resolve(path) if path is not None else None
+        self.engine = self.settings.engine
+        self.model_path: Path | None = engine_folder(ctx.settings.resolve, self.settings)
         self.processes = self.settings.transcription_processes
         self.poll_seconds, self.lease_seconds, self.max_attempts = poll_seconds, lease_seconds, max_attempts
         self.me = _owner_token()
@@ -115,6 +117,7 @@ class TranscriptionService:
         self._full_scan_done = False
         self._vocabulary: tuple[int, Vocabulary] | None = None
         self.pending = 0
+        self.oldest_pending: datetime | None = None
         self.stored = 0
 
     # --- life cycle --------------------------------------------------------------------------------
@@ -147,10 +150,22 @@ class TranscriptionService:
     def status(self) -> dict[str, Any]:
         return {
             **self._state,
+            "engine": self.engine,
             "model_path": str(self.model_path) if self.model_path else None,
             "processes": self.processes if self._state["transcription"] == "on" else 0,
             "pending": self.pending,
+            **self._backlog(),
             "running": len(self._inflight),
+        }
+
+    def _backlog(self) -> dict[str, Any]:
+        """How old the oldest waiting call is, and whether that is worth a warning on the dashboard."""
+        if not self.pending or self.oldest_pending is None:
+            return {"backlog_age_seconds": 0, "backlog_warning": False}
+        age = max(0.0, (self.ctx.clock.now() - self.oldest_pending).total_seconds())
+        return {
+            "backlog_age_seconds": round(age),
+            "backlog_warning": age > self.settings.backlog_warning_minutes * 60,
         }
 
     @property
@@ -203,7 +218,7 @@ class TranscriptionService:
             self._off("no model configured ([callcenter.asr] model_path)")
             return
         try:
-            check_model_folder(self.model_path)
+            await asyncio.to_thread(self._check_model, self.model_path)
         except ModelError as exc:
             self._off(str(exc))
             return
@@ -213,9 +228,27 @@ class TranscriptionService:
         self._model_signature = signature
         await self._start_pool()
 
+    def _check_model(self, folder: Path) -> None:
+        if self.engine == "vosk":
+            check_model_folder(folder)
+        elif self.settings.whisper_model is None:
+            whisper.packaged_model(folder)  # joins the packaged parts once, checks the SHA-256
+        else:
+            whisper.check_whisper_folder(folder)
+
+    def _engine_spec(self) -> workers.EngineSpec:
+        s = self.settings
+        return {
+            "engine": self.engine,
+            "path": str(self.model_path),
+            "beam_size": s.whisper_beam_size,
+            "threads": s.whisper_threads,
+            "packaged": self.engine == "whisper" and s.whisper_model is None,
+        }
+
     async def _start_pool(self) -> None:
         assert self.model_path is not None
-        self._pool = workers.make_pool(str(self.model_path), self.processes)
+        self._pool = workers.make_pool(self._engine_spec(), self.processes)
         try:
             answer = await asyncio.wrap_future(self._pool.submit(workers.probe))
         except BrokenProcessPool as exc:
@@ -227,7 +260,8 @@ class TranscriptionService:
             return
         self._state = {"transcription": "on", "reason": None, "model_rate": answer["model_rate"]}
         log.info(
-            "speech to text on: model %s (%d Hz), %d process(es)",
+            "speech to text on: %s model %s (%d Hz), %d process(es)",
+            self.engine,
             self.model_path,
             answer["model_rate"],
             self.processes,
@@ -251,9 +285,12 @@ class TranscriptionService:
         with self.ctx.unit_of_work() as session:
             self._enqueue(session)
         with self.ctx.unit_of_work() as session:
-            self.pending = session.scalar(
-                select(func.count()).where(CallTranscript.status == TranscriptStatus.PENDING.value)
-            )
+            waiting = session.execute(
+                select(func.count(), func.min(CallTranscript.queued_at)).where(
+                    CallTranscript.status == TranscriptStatus.PENDING.value
+                )
+            ).one()
+            self.pending, self.oldest_pending = waiting[0] or 0, waiting[1]
             free = self.processes - len(self._inflight) if self.on else 0
             return self._claim(session, free) if free > 0 else []
 
@@ -287,9 +324,8 @@ class TranscriptionService:
 
     def _claim(self, session: Session, limit: int) -> list[Claim]:
         now = self.ctx.clock.now()
-        lease_over = now - timedelta(seconds=self.lease_seconds)
         candidates = session.execute(
-            select(CallTranscript, CallRecord.uid, CallRecord.recording_path)
+            select(CallTranscript, CallRecord.uid, CallRecord.recording_path, CallRecord.recording_seconds)
             .join(CallRecord, CallRecord.id == CallTranscript.call_record_id)
             .where(
                 or_(
@@ -300,11 +336,13 @@ class TranscriptionService:
             .order_by(CallTranscript.queued_at, CallTranscript.id)
         ).all()
         claims: list[Claim] = []
-        for row, uid, path in candidates:
+        for row, uid, path, seconds in candidates:
             if len(claims) >= limit:
                 break
+            # a long call takes long: its lease grows with the audio (an hour-long call is not "dead")
+            lease = max(self.lease_seconds, LEASE_PER_AUDIO_SECOND * (seconds or 0))
             if row.status == TranscriptStatus.RUNNING.value and not (
-                (row.started_at is not None and row.started_at < lease_over)
+                (row.started_at is not None and row.started_at < now - timedelta(seconds=lease))
                 or claim_is_dead(row.claimed_by, self.me)
             ):
                 continue
@@ -449,6 +487,18 @@ class TranscriptionService:
             self._vocabulary = (id(kb), Vocabulary.from_hotline(kb.entries))
         return self._vocabulary[1]
 
+    def understand(self, text: str) -> dict[str, Any]:
+        """Text corrected towards the hotline's words, its suggestions and its routing."""
+        with self.ctx.unit_of_work() as session:
+            kb = self.knowledge_base(session)
+            if self.settings.vocabulary_correction and text:
+                text = self._vocabulary_for(kb).correct(text)
+            return {
+                "text": text,
+                "suggestions": suggestions(kb, text),
+                "classification": self._classify(session, text),
+            }
+
     def _classify(self, session: Session, text: str) -> dict[str, Any] | None:
         return self.ctx.understanding.classify(session, text) if text else None
 
@@ -466,6 +516,13 @@ def suggestions(kb: Any, text: str, k: int = 3) -> list[dict[str, Any]]:
         }
         for hit in kb.match(text, k=k)
     ]
+
+
+def engine_folder(resolve: Callable[[Path], Path], settings: AsrSettings) -> Path | None:
+    """The model folder of the after-call engine (None: Vosk without a model configured)."""
+    if settings.engine == "whisper":
+        return resolve(settings.whisper_model or settings.whisper_folder)
+    return resolve(settings.model_path) if settings.model_path is not None else None
 
 
 def _initial_status(recording_bytes: int | None) -> TranscriptStatus:

@@ -29,10 +29,11 @@ _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 
 class ModelError(RuntimeError):
-    def __init__(self, path: Path | str, reason: str) -> None:
+    def __init__(self, path: Path | str, reason: str, engine: str = "Vosk") -> None:
         self.path = str(path)
         self.reason = reason
-        super().__init__(f"Vosk model {self.path}: {reason}")
+        self.engine = engine
+        super().__init__(f"{engine} model {self.path}: {reason}")
 
 
 class ModelMissing(ModelError):

@@ -4,6 +4,7 @@ not the web application."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -11,6 +12,10 @@ from typing import Any
 
 from callcenter.asr.transcriber import ModelError, ModelMissing, SpeechToText, Transcriber
 
+# What a worker loads: {"engine": "vosk"|"whisper", "path": folder, and the engine's options}.
+EngineSpec = dict[str, Any]
+
+AFTER_CALL_NICENESS = 5
 _transcriber: SpeechToText | None = None
 _load_error: dict[str, str] | None = None
 
@@ -20,11 +25,25 @@ def model_error(exc: ModelError) -> dict[str, str]:
     return {"kind": kind, "reason": exc.reason, "path": exc.path, "message": str(exc)}
 
 
-def init_worker(model_path: str) -> None:
+def load_engine(spec: EngineSpec) -> SpeechToText:
+    if spec["engine"] == "whisper":
+        from callcenter.asr.whisper import WhisperTranscriber
+
+        return WhisperTranscriber(
+            spec["path"], beam_size=spec["beam_size"], threads=spec["threads"], packaged=spec["packaged"]
+        )
+    return Transcriber(spec["path"])
+
+
+def init_worker(spec: EngineSpec) -> None:
     """Pool initializer: a failure is remembered, not raised (raising would break the whole pool)."""
     global _transcriber, _load_error
+    # After-call transcripts can wait; the live process (partials, opening statements) cannot: it
+    # gets the CPU first when both want it.
+    with contextlib.suppress(OSError):
+        os.nice(AFTER_CALL_NICENESS)
     try:
-        _transcriber = Transcriber(model_path)
+        _transcriber = load_engine(spec)
     except ModelError as exc:
         _load_error = model_error(exc)
 
@@ -47,11 +66,11 @@ def transcribe(path: str, channel: int | None) -> dict[str, Any]:
         return {"error": f"{type(exc).__name__}: {exc}", "permanent": isinstance(exc, ValueError)}
 
 
-def make_pool(model_path: str, processes: int) -> ProcessPoolExecutor:
+def make_pool(spec: EngineSpec, processes: int) -> ProcessPoolExecutor:
     # spawn, not fork: the web process has threads, an event loop and open database connections.
     return ProcessPoolExecutor(
         max_workers=processes,
         mp_context=get_context("spawn"),
         initializer=init_worker,
-        initargs=(model_path,),
+        initargs=(spec,),
     )

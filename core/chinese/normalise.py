@@ -106,14 +106,19 @@ def _value(run: str) -> str | None:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-def numerals_to_digits(text: str) -> str:
+def numerals_to_digits(text: str, lone: bool = True) -> str:
     """Chinese numerals written as digits: 六十六岁 -> 66岁, 二零一五年 -> 2015年, 幺三八… -> 138…,
-    一个 -> 1个; a lone numeral inside a word stays (统一, 第一, 万一, 一年级 -> 1年级)."""
+    一个 -> 1个; a lone numeral inside a word stays (统一, 第一, 万一, 一年级 -> 1年级).
+
+    `lone=False` keeps every single numeral character (一个, 三天): what a person writes in a text
+    (a transcript), where only numbers of two or more characters are usually written as digits."""
 
     def repl(m: re.Match[str]) -> str:
         run = m.group(0)
         nxt = text[m.end() : m.end() + 1]
-        if (len(run) == 1 and nxt not in _MEASURE) or (len(run) > 1 and all(c in _UNITS for c in run)):
+        if len(run) == 1 and (not lone or nxt not in _MEASURE):
+            return run
+        if len(run) > 1 and all(c in _UNITS for c in run):
             return run
         if run in ("万", "千", "百", "亿"):  # 万个 is not 10000个
             return run

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import json
 import os
 import shutil
@@ -345,7 +346,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--refs", type=Path, help="folder of WAV files with .txt references")
     parser.add_argument("--live-calls", type=int, default=24)
     parser.add_argument("--feed", type=Path, help=argparse.SUPPRESS)  # internal: the feeder process
+    parser.add_argument(
+        "--watchdog", type=float, default=240.0, help="print every thread's stack and exit after this long"
+    )
     args = parser.parse_args(argv)
+    # A run that hangs says where (every thread's stack on stderr) instead of waiting forever.
+    faulthandler.dump_traceback_later(args.watchdog, exit=True)
     if args.feed:
         return feed(args.feed, args.live_calls)
     if args.model is None:

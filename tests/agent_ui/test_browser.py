@@ -219,6 +219,13 @@ def test_live_screen_pop_and_transcript(new_page: Any, live: LiveServer) -> None
     live.ctx.events.publish("transcript.partial", {"call_uid": "c-test-1", "text": "我家小区停水了"})
     page.wait_for_function("document.getElementById('transcript').innerText.includes('停水')")
     page.wait_for_function("document.getElementById('triage').innerText.includes('停水')")
+    # the opening statement (Whisper, as soon as the caller paused) fills 诉求内容; later partials leave it
+    opening = "我想问一下公积金怎么提取"
+    live.ctx.events.publish("transcript.opening", {"call_uid": "c-test-1", "text": opening})
+    page.wait_for_function(f"document.getElementById('content').value === '{opening}'")
+    live.ctx.events.publish("transcript.partial", {"call_uid": "c-test-1", "text": "还有"})
+    page.wait_for_function("document.getElementById('transcript').innerText.includes('还有')")
+    assert page.input_value("#content") == opening
     assert not page.is_disabled("[data-transfer='110']")
     live.ctx.events.publish("queue", {"length": 3, "longest_wait_seconds": 42})
     page.wait_for_function("document.getElementById('queue-length').innerText === '3'")

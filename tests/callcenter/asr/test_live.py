@@ -5,6 +5,7 @@ recogniser's lines into `transcript.partial` events."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import threading
@@ -32,15 +33,24 @@ def short_socket(tmp_path: Path, name: str) -> Path:
     return Path(tempfile.mkdtemp(prefix="asr-")) / name
 
 
-@pytest.fixture
-def live_server(tiny_model: Path, tmp_path: Path) -> Iterator[LiveServer]:
-    server = LiveServer(Transcriber(tiny_model), short_socket(tmp_path, "live.sock"), max_streams=1)
+@contextlib.contextmanager
+def serving(server: LiveServer) -> Iterator[LiveServer]:
+    """The server bound and accepting on a thread, shut down afterwards."""
     server.bind()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield server
-    server.shutdown()
-    thread.join(5)
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
+@pytest.fixture
+def live_server(tiny_model: Path, tmp_path: Path) -> Iterator[LiveServer]:
+    server = LiveServer(Transcriber(tiny_model), short_socket(tmp_path, "live.sock"), max_streams=1)
+    with serving(server):
+        yield server
 
 
 class Listener:

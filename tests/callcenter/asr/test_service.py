@@ -191,3 +191,36 @@ def test_a_missing_recording_fails_the_row_not_the_service(
     assert after["call-lost"].status == TranscriptStatus.FAILED.value
     assert "recording not found" in after["call-lost"].error
     assert after["call-ok"].status == TranscriptStatus.DONE.value
+
+
+def test_an_old_backlog_is_a_warning_for_the_dashboard(
+    ctx: HotlineContext, speech: dict, tmp_path: Path
+) -> None:
+    add_call(ctx, tmp_path, "call-waiting", speech[8000])
+    off = service(ctx, tmp_path / "no-model")
+    asyncio.run(run_once(off))
+    assert (off.status()["pending"], off.status()["backlog_warning"]) == (1, False)
+    with ctx.unit_of_work() as session:
+        row = session.scalar(select(CallTranscript))
+        row.queued_at = ctx.clock.now() - timedelta(minutes=20)
+    asyncio.run(run_once(off))
+    state = off.status()
+    assert state["backlog_warning"] is True and state["backlog_age_seconds"] >= 20 * 60
+
+
+def test_a_long_call_keeps_its_claim_longer(ctx: HotlineContext, speech: dict, tmp_path: Path) -> None:
+    add_call(ctx, tmp_path, "call-hour", speech[8000])
+    off = service(ctx, tmp_path / "no-model")
+    asyncio.run(run_once(off))
+    with ctx.unit_of_work() as session:
+        record = session.scalar(select(CallRecord).where(CallRecord.uid == "call-hour"))
+        record.recording_seconds = 3600.0  # an hour-long call: its transcription may take long
+        row = session.scalar(select(CallTranscript))
+        row.status, row.claimed_by = TranscriptStatus.RUNNING.value, "elsewhere:1:abcd"
+        row.started_at, row.attempts = ctx.clock.now(), 1
+    with ctx.unit_of_work() as session:
+        svc = service(ctx, tmp_path / "no-model")
+        ctx.clock.advance(timedelta(minutes=20))  # past the usual lease, not past 2 x 60 minutes
+        assert svc._claim(session, 1) == []
+        ctx.clock.advance(timedelta(minutes=101))
+        assert [c.call_uid for c in svc._claim(session, 1)] == ["call-hour"]
