@@ -12,7 +12,8 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent_ui import api as ui_api
@@ -24,6 +25,7 @@ from agent_ui.pages import admin, auth, console, dashboard, portal, public, surv
 from callcenter.views import router as callcenter_router
 from core import semantics
 from core.accounts.sessions import SessionSigner, load_secret
+from core.db import database_fault
 from core.errors import HotlineError
 from core.scheduler import Jobs
 from core.web import RefuseNul, get_user, set_api_zone
@@ -59,6 +61,12 @@ def _hotline_error(request: Request, exc: Exception) -> Response:
         content={"error": type(exc).__name__, "detail": str(exc), "detail_zh": exc.zh},
         headers=exc.headers,
     )
+
+
+def _database_error(request: Request, exc: Exception) -> Response:
+    fault = database_fault(exc)
+    logger.error("%s %s: %s (%s)", request.method, request.url.path, fault, type(exc).__name__)
+    return _hotline_error(request, fault)
 
 
 HTTP_ZH = {401: "请先登录", 403: "无权访问", 404: "未找到", 405: "不支持的请求方法", 422: "请求内容有误"}
@@ -166,6 +174,10 @@ def create_app(ctx: UiContext, background: bool = False) -> FastAPI:
     _load_calendar_overrides(ctx)
 
     app.add_exception_handler(HotlineError, _hotline_error)
+    # A database error anywhere in a request (a query, not only the commit): the same clear answer,
+    # a lost race as 409 and a database that is down, full or out of connections as 503, in Chinese.
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(PoolTimeout, _database_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(LoginRequired, _login_required)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from callcenter.context import CallCentreContext
 from callcenter.dialer import Menu
@@ -107,6 +108,11 @@ class Controller:
         socket_path.unlink(missing_ok=True)
         with self.ctx.unit_of_work() as session:
             SeatService(session, self.clock).ensure_seats(self.cc.seats)
+            recordings = self.ctx.settings.resolve(self.cc.recordings_dir)
+            zone = ZoneInfo(self.ctx.settings.hotline.timezone)
+            closed = CallRecords(session, self.clock).recover_after_restart(recordings, zone)
+        if closed:
+            log.warning("closed %d call(s) left open by a process that died: %s", len(closed), closed)
         self.loop = asyncio.get_running_loop()
         self._server = await asyncio.start_unix_server(
             self._serve_worker, path=str(socket_path), limit=1 << 20

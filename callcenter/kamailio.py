@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import re
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -24,6 +26,8 @@ from types import TracebackType
 import jinja2
 
 from callcenter.settings import CallCenterSettings
+
+log = logging.getLogger("callcenter.kamailio")
 
 TEMPLATE = "kamailio.cfg.j2"
 DISPATCHER_SET = 1
@@ -140,6 +144,26 @@ def parse_ul_dump(text: str) -> dict[str, str]:
     return result
 
 
+def process_alive(pid: int) -> bool:
+    """Running (a zombie waiting for its parent to read its status does not count)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
+def _all_pids() -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+
+
 class Kamailio:
     """One Kamailio process for the call centre, with everything it owns under runtime_dir/kamailio/."""
 
@@ -170,10 +194,17 @@ class Kamailio:
         binary = self._binary()
         self.write_files()
         self._check_config(binary)
+        self.clear_leftovers()
         self.ctl_socket.unlink(missing_ok=True)
         with self.log_path.open("ab") as log:
+            # In the foreground (-DD) under our reaper: it ends with us, even after a kill -9 of ours,
+            # and takes the processes it forked along.
             self.process = subprocess.Popen(
                 [
+                    sys.executable,
+                    "-m",
+                    "callcenter.reaper",
+                    "--",
                     binary,
                     "-DD",
                     "-E",
@@ -197,7 +228,7 @@ class Kamailio:
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        """SIGTERM to our Kamailio (it stops its children), SIGKILL to the whole group if it hangs."""
+        """SIGTERM to the reaper (it ends Kamailio's whole group); SIGKILL to whatever is left."""
         process, self.process = self.process, None
         if process is None:
             return
@@ -209,15 +240,76 @@ class Kamailio:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout)
-        # Children still alive after the main process went (it was killed): same group, same end.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
+        self.clear_leftovers()
         if not self.ctl_socket.is_relative_to(self.folder):
             shutil.rmtree(self.ctl_socket.parent, ignore_errors=True)
 
+    def leftovers(self) -> list[int]:
+        """Kamailio processes running our configuration file that are not under our reaper: left by an
+        earlier run that was killed, or by a main process that died before its children."""
+        ours = str(self.cfg_path).encode()
+        mine = self.kamailio_pids()
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) in mine:
+                continue
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if ours in argv and b"callcenter.reaper" not in argv and b"-c" not in argv:
+                found.append(int(entry.name))
+        return found
+
+    def clear_leftovers(self) -> list[int]:
+        """Kill `leftovers()` and remove a stale PID file, so a new Kamailio can start."""
+        stale = self.leftovers()
+        for pid in stale:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 2.0
+        while stale and time.monotonic() < deadline and any(process_alive(pid) for pid in stale):
+            time.sleep(0.02)
+        if stale:
+            log.warning("killed %d Kamailio process(es) left over from an earlier run: %s", len(stale), stale)
+        if not self.running:
+            self.pid_path.unlink(missing_ok=True)
+        return stale
+
+    def kamailio_pids(self) -> set[int]:
+        """Kamailio's processes under our reaper (its process group), empty when none runs."""
+        if not self.running:
+            return set()
+        try:
+            main = int(self.pid_path.read_text().strip())
+        except (OSError, ValueError):
+            return set()
+        group = _pgid(main)
+        return {p for p in _all_pids() if group is not None and _pgid(p) == group}
+
     @property
     def pid(self) -> int | None:
+        """The reaper's pid (its process group holds only itself; Kamailio has a group of its own)."""
         return self.process.pid if self.process else None
+
+    def restart(self) -> Kamailio:
+        """After Kamailio died: clear what it left and start a new one (raises as `start`)."""
+        self.stop(timeout=2.0)
+        return self.start()
+
+    def describe_exit(self) -> str:
+        code = self.exit_code
+        if code is None:
+            return "running"
+        if code > 128:
+            with contextlib.suppress(ValueError):
+                return f"Kamailio killed by {signal.Signals(code - 128).name}"
+        return f"Kamailio exited with status {code}"
+
+    @property
+    def exit_code(self) -> int | None:
+        """How the last Kamailio ended (128 + signal when killed), None while it runs."""
+        return self.process.poll() if self.process else None
 
     @property
     def running(self) -> bool:

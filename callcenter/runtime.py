@@ -8,6 +8,7 @@ start it the same way, on free loopback ports.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import tempfile
@@ -39,6 +40,8 @@ def socket_path(runtime_dir: Path) -> Path:
 
 # The seat bar asks every few seconds for each seat: read Kamailio's location table at most this often.
 REGISTRATIONS_FRESH_SECONDS = 2.0
+# How often the watchdog looks whether Kamailio is still there.
+KAMAILIO_CHECK_SECONDS = 0.25
 
 
 class CallCentre:
@@ -52,6 +55,9 @@ class CallCentre:
         self.pool: WorkerPool | None = None
         self.kamailio: Kamailio | None = None
         self.started_at: float | None = None
+        self.kamailio_restarts = 0
+        self.kamailio_last_exit: dict[str, Any] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
         self._registrations: tuple[float, dict[str, str]] = (0.0, {})
 
     def phone_contact(self, extension: str) -> str | bool | None:
@@ -90,6 +96,7 @@ class CallCentre:
             # A missing or broken model never raises; transcription is then "off" and says why.
             await asr.start(self.ctx)
             await asyncio.to_thread(self.kamailio.start)
+            self._watchdog = asyncio.create_task(self._watch_kamailio(), name="kamailio-watchdog")
             await self.pool.start()
             await self.wait_for_workers(self.cc.workers, wait_seconds)
         except BaseException:
@@ -112,7 +119,33 @@ class CallCentre:
                 )
             await asyncio.sleep(0.05)
 
+    async def _watch_kamailio(self) -> None:
+        """A dead Kamailio is started again within a second or two; the event is logged and counted."""
+        kamailio = self.kamailio
+        assert kamailio is not None
+        while True:
+            await asyncio.sleep(KAMAILIO_CHECK_SECONDS)
+            if kamailio.running:
+                continue
+            cause = kamailio.describe_exit()
+            self.kamailio_restarts += 1
+            self.kamailio_last_exit = {"cause": cause, "at": self.ctx.clock.now().isoformat()}
+            log.error("%s; starting it again (restart %d)", cause, self.kamailio_restarts)
+            try:
+                await asyncio.to_thread(kamailio.restart)
+            except KamailioError as exc:
+                log.error("Kamailio did not start again: %s", exc)
+                self.kamailio_last_exit["restart_error"] = str(exc)
+                await asyncio.sleep(1.0)
+            else:
+                log.info("Kamailio is back (pid %s)", kamailio.pid)
+
     async def stop(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+            self._watchdog = None
         if self.pool is not None:
             await self.pool.stop()
         if self.controller is not None:
@@ -131,6 +164,11 @@ class CallCentre:
             "calls": len(controller.calls) if controller else 0,
             "queue_length": len(controller.queue()) if controller else 0,
             "sip": f"{self.cc.sip_host}:{self.cc.sip_port}",
+            "kamailio": {
+                "running": bool(self.kamailio and self.kamailio.running),
+                "restarts": self.kamailio_restarts,
+                "last_exit": self.kamailio_last_exit,
+            },
             "speech": asr.asr_status(),
         }
 

@@ -7,8 +7,10 @@ only through `CallRecords`.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, tzinfo
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -24,6 +26,7 @@ from callcenter.models import (
     SeatState,
     SeatStateChange,
 )
+from callcenter.recording import TwoChannelRecording
 from core.accounts.models import User
 from core.clock import Clock
 from core.errors import HotlineError
@@ -44,6 +47,8 @@ class CallNotFound(CallCenterError):
 
 
 S = SeatState
+# The hang-up cause of calls that were in progress when the hotline's process died.
+RESTARTED = "hotline restarted"
 # Changes an operator (or supervisor) may ask for; the queue makes the others.
 OPERATOR_CHANGES: dict[SeatState, set[SeatState]] = {
     S.LOGGED_OUT: {S.READY, S.BREAK},
@@ -277,6 +282,25 @@ class CallRecords:
         record.ticket_id = ticket_id
         self.event(record, "ticket", {"number": number})
         return record
+
+    def recover_after_restart(self, recordings_dir: Path, zone: tzinfo | None = None) -> list[str]:
+        """At start, before any worker reports: every call a dead process left open is closed with the
+        cause "hotline restarted", its partial recording joined and checksummed (what was recorded is
+        kept), and the seats it held are freed. Returns the uids closed."""
+        closed = []
+        for record in list(self.session.scalars(select(CallRecord).where(CallRecord.ended_at.is_(None)))):
+            recording = None
+            with contextlib.suppress(OSError, ValueError):  # a part the crash left unreadable: no file
+                when = record.answered_at or record.offered_at
+                recording = TwoChannelRecording.begin(recordings_dir, record.uid, when, zone).finish()
+            self.close(record.uid, CallOutcome.FAILED, RESTARTED, "system", recording)
+            closed.append(record.uid)
+        seats = SeatService(self.session, self.clock)
+        held = select(Seat).where(Seat.state.in_([S.RINGING.value, S.TALKING.value]))
+        for seat in self.session.scalars(held):
+            target = S.READY if seat.state == S.RINGING.value else S.WRAP_UP
+            seats.change(seat.extension, target, by_queue=True)
+        return closed
 
     def open_on_worker(self, worker: str) -> list[CallRecord]:
         return list(

@@ -54,6 +54,8 @@ class AsrSettings(Section):
     # Upper bound of live streams (partial text while the citizen talks); the live recogniser lowers it
     # further to what it measures this machine's CPU keeps up with. Calls beyond it: after-call only.
     live_streams: int = Field(default=24, ge=0, le=500)
+    # Transcribe the operator's channel of the recording too (twice the work; the citizen's always).
+    operator_channel: bool = False
     # The dashboard warns when a finished call has waited longer than this for its transcript.
     backlog_warning_minutes: float = Field(default=15, gt=0, le=1440)
     # Correct recognised text towards hotline words (knowledge base, category tree, routing table).

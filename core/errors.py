@@ -72,3 +72,18 @@ class RateLimited(HotlineError):
     @property
     def headers(self) -> dict[str, str] | None:
         return {"Retry-After": str(self.retry_after)}
+
+
+class Unavailable(HotlineError):
+    """A part the request needs (the database, its disk) cannot take it now: nothing was saved, and
+    trying again later may work. Not a race with another person (that is `ConcurrentChange`)."""
+
+    status = 503
+
+    def __init__(self, message: str, zh: str, retry_after: int = 5) -> None:
+        super().__init__(message, zh)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": str(self.retry_after)}

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.routing import APIRoute
 from pydantic import AfterValidator, BaseModel, BeforeValidator
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -35,7 +35,8 @@ from core.accounts.models import Role, User
 from core.accounts.service import Lockout, LoginResult, authenticate_token, log_in, password_fingerprint
 from core.accounts.sessions import SessionData, SessionSigner
 from core.context import Context
-from core.errors import ConcurrentChange, NotPermitted
+from core.db import database_fault
+from core.errors import NotPermitted
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
@@ -66,12 +67,9 @@ def commit(session: Session) -> None:
     """Commit before answering, so a lost race is reported to the client and never hidden."""
     try:
         session.commit()
-    except (StaleDataError, OperationalError, IntegrityError) as exc:
+    except (StaleDataError, DBAPIError) as exc:
         session.rollback()
-        raise ConcurrentChange(
-            "the change collided with another one at the same moment; reload and try again",
-            "与他人的操作冲突，请刷新后重试",
-        ) from exc
+        raise database_fault(exc) from exc
 
 
 class WebError(HTTPException):

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -20,8 +20,9 @@ from callcenter.models import CallRecord
 from core.accounts.actor import Actor
 from core.accounts.models import Role
 from core.clock import Clock
+from core.db import database_fault
 from core.departments import Department
-from core.errors import ConcurrentChange, NotFound, NotPermitted, RuleViolation
+from core.errors import ConcurrentChange, HotlineError, NotFound, NotPermitted, RuleViolation
 from dispatch import schemas
 from dispatch.deadlines import DeadlinePolicy
 from dispatch.errors import TicketNotFound
@@ -29,12 +30,6 @@ from dispatch.models import Category, SubCategory, Ticket, TicketCounter, ticket
 from dispatch.routing_words import router_for
 from dispatch.state_machine import apply_transition, check_allowed, start_ticket
 from dispatch.states import AT_DEPARTMENT, OPEN_STATES, STATE_LABELS, Action, TicketState
-
-
-def _is_lock_conflict(exc: OperationalError) -> bool:
-    """SQLite's busy writer lock or a PostgreSQL deadlock: a race lost, not a broken database."""
-    text = str(exc.orig).lower()
-    return "locked" in text or "deadlock" in text
 
 
 def mask_phone(phone: str | None) -> str | None:
@@ -278,19 +273,21 @@ class TicketService:
         )
         try:
             ticket = self.session.scalar(statement)
-        except OperationalError as exc:
-            if not _is_lock_conflict(exc):
-                raise
-            raise self._conflict(number) from exc
+        except DBAPIError as exc:
+            raise self._fault(exc, number) from exc
         return self._visible(ticket, number, actor)
 
     def _flush(self) -> None:
         try:
             self.session.flush()
-        except (StaleDataError, OperationalError) as exc:
-            if isinstance(exc, OperationalError) and not _is_lock_conflict(exc):
-                raise
-            raise self._conflict() from exc
+        except (StaleDataError, DBAPIError) as exc:
+            raise self._fault(exc) from exc
+
+    @classmethod
+    def _fault(cls, exc: Exception, number: str | None = None) -> HotlineError:
+        """A lost race says which ticket; a database that is down or full says that (503)."""
+        fault = database_fault(exc)
+        return cls._conflict(number) if isinstance(fault, ConcurrentChange) else fault
 
     @staticmethod
     def _conflict(number: str | None = None) -> ConcurrentChange:

@@ -45,6 +45,7 @@ import numpy as np
 
 from callcenter.asr.opening import OpeningStatements, Statement
 from callcenter.asr.transcriber import ModelError, Segment, SpeechToText, Transcriber
+from callcenter.lifeline import follow_parent
 
 log = logging.getLogger("callcenter.asr.live")
 
@@ -292,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-streams", type=int, default=24)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    follow_parent()  # `hotline serve` killed outright: this process must not live on without it
     if args.model is None and args.opening_model is None:
         log.error("live recognition off: neither --model nor --opening-model given")
         return 2

@@ -41,6 +41,8 @@ class CallTranscript(Base):
     # The recogniser's text, and `text` after the hotline-vocabulary correction (equal when it is off).
     raw_text: Mapped[str | None] = mapped_column(Text)
     text: Mapped[str | None] = mapped_column(Text)
+    # The operator's channel, when `operator_channel` is on (corrected like `text`).
+    operator_text: Mapped[str | None] = mapped_column(Text)
     # [{"word", "start", "end", "conf"}], times in seconds from the start of the recording.
     words: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     channel: Mapped[int | None] = mapped_column(Integer)

@@ -42,6 +42,7 @@ from callcenter.asr.transcriber import ModelError, Transcript, check_model_folde
 from callcenter.asr.vocabulary import Vocabulary
 from callcenter.context import CallCentreContext
 from callcenter.models import CallRecord, Seat
+from callcenter.recording import HOTLINE_CHANNEL
 from callcenter.settings import AsrSettings
 
 log = logging.getLogger("callcenter.asr")
@@ -390,6 +391,12 @@ class TranscriptionService:
             return
         try:
             result = await asyncio.wrap_future(pool.submit(workers.transcribe, claim.path, None))
+            if self.settings.operator_channel and "transcript" in result:
+                operator = await asyncio.wrap_future(
+                    pool.submit(workers.transcribe, claim.path, HOTLINE_CHANNEL)
+                )
+                # a mono recording has no operator side: its citizen transcript still counts
+                result["operator"] = operator.get("transcript")
         except BrokenProcessPool as exc:  # a worker died (Kaldi aborted): retry, counted as an attempt
             log.error("transcription worker died on call %s: %s", claim.call_uid, exc)
             self._shutdown_pool()
@@ -405,7 +412,8 @@ class TranscriptionService:
             await asyncio.to_thread(self._failed, claim, result["error"], result.get("permanent", False))
         else:
             transcript = Transcript.from_dict(result["transcript"])
-            payload = await asyncio.to_thread(self._store, claim, transcript)
+            operator = Transcript.from_dict(result["operator"]) if result.get("operator") else None
+            payload = await asyncio.to_thread(self._store, claim, transcript, operator)
             self.stored += 1
             self.ctx.events.publish("transcript.done", payload)
         self.wake()
@@ -438,7 +446,9 @@ class TranscriptionService:
 
     # --- storing -----------------------------------------------------------------------------------
 
-    def _store(self, claim: Claim, transcript: Transcript) -> dict[str, Any]:
+    def _store(
+        self, claim: Claim, transcript: Transcript, operator: Transcript | None = None
+    ) -> dict[str, Any]:
         with self.ctx.unit_of_work() as session:
             row = session.get(CallTranscript, claim.row_id)
             record = session.get(CallRecord, row.call_record_id) if row else None
@@ -450,6 +460,11 @@ class TranscriptionService:
                 text = self._vocabulary_for(kb).correct(text)
             row.status = TranscriptStatus.DONE.value
             row.raw_text, row.text = transcript.text, text
+            if operator is not None and operator.channel == HOTLINE_CHANNEL:
+                said = operator.text
+                row.operator_text = (
+                    self._vocabulary_for(kb).correct(said) if self.settings.vocabulary_correction else said
+                )
             row.words = [vars(w) for w in transcript.words]
             row.channel, row.model_path = transcript.channel, transcript.model_path
             row.audio_seconds, row.decode_seconds = transcript.audio_seconds, transcript.decode_seconds
@@ -482,6 +497,12 @@ class TranscriptionService:
         # The same cached matcher the knowledge-base pages use (rebuilt only when entries change).
         return self.ctx.understanding.knowledge_base(session)
 
+    def _corrected(self, kb: Any, text: str) -> str:
+        """Text corrected towards the hotline's words (as it is when the correction is off)."""
+        return (
+            self._vocabulary_for(kb).correct(text) if self.settings.vocabulary_correction and text else text
+        )
+
     def _vocabulary_for(self, kb: Any) -> Vocabulary:
         if self._vocabulary is None or self._vocabulary[0] != id(kb):
             self._vocabulary = (id(kb), Vocabulary.from_hotline(kb.entries))
@@ -491,8 +512,7 @@ class TranscriptionService:
         """Text corrected towards the hotline's words, its suggestions and its routing."""
         with self.ctx.unit_of_work() as session:
             kb = self.knowledge_base(session)
-            if self.settings.vocabulary_correction and text:
-                text = self._vocabulary_for(kb).correct(text)
+            text = self._corrected(kb, text)
             return {
                 "text": text,
                 "suggestions": suggestions(kb, text),
@@ -545,6 +565,7 @@ def _view(row: CallTranscript, record: CallRecord) -> dict[str, Any]:
         "status": row.status,
         "text": row.text,
         "raw_text": row.raw_text,
+        "operator_text": row.operator_text,
         "words": row.words or [],
         "channel": row.channel,
         "audio_seconds": row.audio_seconds,

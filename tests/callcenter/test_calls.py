@@ -7,6 +7,7 @@ import asyncio
 import os
 import shutil
 import signal
+import time
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from callcenter.kamailio import options_ping, process_alive
 from callcenter.models import CallEvent, CallRecord, SeatState
 from callcenter.recording import channel_levels
 from callcenter.service import SeatService
@@ -456,3 +458,38 @@ def test_ready_needs_the_seat_phone_registered(live: LiveCallCentre) -> None:
         taken = http.post("/api/seats/1004/state", json={"state": "ready"}, headers=headers)
         assert taken.status_code == 200, taken.text
         assert live.seat("1004").state == "ready"
+
+
+def test_a_killed_kamailio_is_started_again_and_calls_go_on(live: LiveCallCentre) -> None:
+    """kill -9 of Kamailio's main process: its children go with it, the watchdog starts a new one
+    within two seconds, says so in the status, and the next call is answered."""
+    kam = live.centre.kamailio
+    assert kam is not None
+    before = live.centre.status()["kamailio"]
+    main_pid = int(kam.pid_path.read_text())
+    old_group = kam.kamailio_pids()
+    assert main_pid in old_group and len(old_group) > 1  # Kamailio forks its SIP workers
+    killed_at = time.monotonic()
+    os.kill(main_pid, signal.SIGKILL)
+    live.wait_for(
+        lambda: (
+            live.centre.status()["kamailio"]["restarts"] == before["restarts"] + 1
+            and options_ping(live.cc.sip_host, live.cc.sip_port, timeout=0.2) is not None
+        ),
+        10,
+        "a new Kamailio",
+    )
+    assert time.monotonic() - killed_at < 3.0  # 2 s asked for, a little slack on a busy machine
+    status = live.centre.status()["kamailio"]
+    assert status["running"] and "SIGKILL" in status["last_exit"]["cause"]
+    assert not any(process_alive(pid) for pid in old_group)  # no child of the old one kept the port
+    # the workers are in the new Kamailio's dispatcher list: a call is answered as before
+    sign_in(live, "1001")
+    phone = SeatPhone("1001", kamailio(live), pcaps={"audio": pcap("tone:600:8")})
+    caller = citizen(kamailio(live), hold_ms=1500, pcaps={"audio": pcap("tone:1000:6")})
+    with running(phone):
+        live.wait_for(lambda: live.centre.phone_contact("1001"), 10, "the phone to register again")
+        with caller:
+            result = caller.wait()
+    assert result.ok, result
+    live.wait_for(lambda: live.seat("1001").state == "ready", 10, "wrap-up to end")

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +21,7 @@ from callcenter.kamailio import (
     find_kamailio,
     options_ping,
     parse_ul_dump,
+    process_alive,
     render_config,
 )
 from callcenter.settings import CallCenterSettings
@@ -29,6 +35,7 @@ from callcenter.testing.sipkit import (
     running,
     send_raw_udp,
 )
+from tests.conftest import REPO_ROOT
 
 pytestmark = [
     pytest.mark.skipif(
@@ -249,3 +256,92 @@ def test_missing_binary_says_how_to_install(tmp_path: Path) -> None:
     cc = _settings(kamailio_binary="kamailio-not-installed-here")
     with pytest.raises(KamailioMissing, match="apt-get install kamailio"):
         Kamailio(cc, tmp_path, [free_udp_port()]).start()
+
+
+def _group_gone(pids: set[int], within: float = 2.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not any(process_alive(pid) for pid in pids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_killed_main_process_takes_its_children_along(tmp_path: Path) -> None:
+    cc = _settings()
+    kam = Kamailio(cc, tmp_path, [free_udp_port()]).start()
+    try:
+        group = kam.kamailio_pids()
+        main_pid = int(kam.pid_path.read_text())
+        assert main_pid in group and len(group) > 1
+        os.kill(main_pid, signal.SIGKILL)
+        assert _group_gone(group), "Kamailio's children outlived their main process"
+        deadline = time.monotonic() + 2
+        while kam.running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not kam.running and kam.describe_exit() == "Kamailio killed by SIGKILL"
+        kam.restart()  # what the call centre's watchdog does
+        assert options_ping(HOST, cc.sip_port, timeout=1.0) is not None
+    finally:
+        kam.stop()
+
+
+OWNER = """
+import sys, time
+from pathlib import Path
+from callcenter.kamailio import Kamailio
+from callcenter.settings import CallCenterSettings
+cc = CallCenterSettings.model_validate_json(sys.argv[1])
+Kamailio(cc, Path(sys.argv[2]), [int(sys.argv[3])]).start()
+print("up", flush=True)
+time.sleep(600)
+"""
+
+
+def test_kill_9_of_its_owner_leaves_no_kamailio_behind(tmp_path: Path) -> None:
+    cc = _settings()
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER, cc.model_dump_json(by_alias=True), str(tmp_path), str(free_udp_port())],
+        stdout=subprocess.PIPE,
+        cwd=REPO_ROOT,
+    )
+    try:
+        assert owner.stdout is not None and owner.stdout.readline().strip() == b"up"
+        kam = Kamailio(cc, tmp_path, [])  # the same folder and configuration file, not started
+        running_before = set(kam.leftovers())
+        assert running_before, "the owner's Kamailio should be running"
+        owner.kill()
+        owner.wait()
+        assert _group_gone(running_before, within=3.0), "Kamailio outlived the process that owned it"
+        assert options_ping(HOST, cc.sip_port, timeout=0.3) is None
+    finally:
+        owner.kill()
+        Kamailio(cc, tmp_path, []).clear_leftovers()
+
+
+def test_a_kamailio_left_by_an_earlier_run_is_cleared_at_start(tmp_path: Path) -> None:
+    cc = _settings()
+    kam = Kamailio(cc, tmp_path, [free_udp_port()])
+    kam.write_files()
+    binary = find_kamailio(cc)
+    assert binary is not None
+    # an orphan as a killed `hotline serve` used to leave: our configuration, our PID file, no owner
+    orphan = subprocess.Popen(
+        [binary, "-DD", "-E", "-f", str(kam.cfg_path), "-P", str(kam.pid_path), "-Y", str(kam.run_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while options_ping(HOST, cc.sip_port, timeout=0.2) is None and time.monotonic() < deadline:
+            pass
+        assert kam.pid_path.exists() and kam.leftovers()
+        kam.start()  # used to fail: "running process found in the pid file"
+        assert orphan.wait(3) is not None
+        assert kam.running and int(kam.pid_path.read_text()) != orphan.pid
+        assert kam.leftovers() == []
+    finally:
+        kam.stop()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(orphan.pid, signal.SIGKILL)

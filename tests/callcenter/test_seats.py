@@ -3,8 +3,11 @@ who may make them, the longest-idle seat, and the queue figures computed in SQL.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
+from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import func, select
 
@@ -13,6 +16,7 @@ from callcenter.service import CallCenterError, CallRecords, SeatNotFound, SeatS
 from callcenter.stats import queue_figures
 from core.clock import ManualClock
 from hotline.context import HotlineContext
+from tests.callcenter.asr.conftest import write_wav
 from tests.conftest import MONDAY_9, Staff
 
 SEATS = ["1001", "1002", "1003"]
@@ -178,3 +182,48 @@ def test_closing_a_call_keeps_an_outcome_already_decided(ctx: HotlineContext, cl
 )
 def test_phone_numbers_are_masked(phone: str | None, masked: str | None) -> None:
     assert mask_phone(phone) == masked
+
+
+def test_calls_left_open_by_a_dead_process_are_closed_at_start_with_their_recording(
+    seats: HotlineContext, clock: ManualClock, tmp_path: Path
+) -> None:
+    """What a kill -9 of `hotline serve` leaves: calls in progress, a seat talking, a seat ringing and
+    the recording's two halves not yet joined. The next controller closes and files all of it."""
+    from callcenter.controller import Controller
+    from callcenter.recording import TwoChannelRecording, describe
+
+    ctx = seats
+    ctx.settings.callcenter.recordings_dir = tmp_path / "recordings"
+    with ctx.unit_of_work() as session:
+        records = CallRecords(session, clock)
+        talking = records.open("c-talk", "13800138000", "12345", "w001", CallDirection.INBOUND)
+        talking.answered_at, talking.outcome = clock.now(), CallOutcome.ANSWERED.value
+        records.open("c-wait", "13900139000", "12345", "w002", CallDirection.INBOUND)
+        service = SeatService(session, clock)
+        for ext, state in (("1001", SeatState.READY), ("1002", SeatState.READY)):
+            service.change(ext, state)
+        service.change("1001", SeatState.RINGING, by_queue=True, call_uid="c-talk")
+        service.change("1001", SeatState.TALKING, by_queue=True, call_uid="c-talk")
+        service.change("1002", SeatState.RINGING, by_queue=True, call_uid="c-wait")
+        when = talking.answered_at
+    parts = TwoChannelRecording.begin(tmp_path / "recordings", "c-talk", when)
+    write_wav(parts.citizen_part, 8000, np.full(16000, 1000, dtype=np.int16))  # 2 s said, then the crash
+    write_wav(parts.hotline_part, 8000, np.full(12000, -1000, dtype=np.int16))
+
+    async def start_and_stop() -> None:
+        controller = Controller(ctx, prompts=None)  # type: ignore[arg-type]  # no call is made
+        await controller.start(tmp_path / "ctl.sock")
+        await controller.stop()
+
+    asyncio.run(start_and_stop())
+    with ctx.unit_of_work() as session:
+        closed = {r.uid: r for r in session.scalars(select(CallRecord))}
+        states = {s.extension: s.state for s in SeatService(session, clock).all()}
+    for uid in ("c-talk", "c-wait"):
+        assert closed[uid].ended_at is not None and closed[uid].hangup_cause == "hotline restarted"
+        assert closed[uid].outcome == "failed" and closed[uid].hangup_side == "system"
+    kept = closed["c-talk"]
+    assert kept.recording_path == str(parts.path) and not parts.citizen_part.exists()
+    assert kept.recording_sha256 == describe(parts.path)["sha256"] and kept.recording_seconds == 2.0
+    assert closed["c-wait"].recording_path is None
+    assert states["1001"] == "wrap_up" and states["1002"] == "ready"

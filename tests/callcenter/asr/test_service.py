@@ -29,9 +29,13 @@ from tests.conftest import Staff
 from tests.helpers import register
 
 
-def add_call(ctx: HotlineContext, folder: Path, uid: str, citizen, ticket_id: int | None = None) -> None:
-    """A finished call whose stereo recording has `citizen` on the citizen's channel."""
-    path = write_wav(folder / f"{uid}.wav", 8000, citizen, silence(8000, len(citizen) / 8000))
+def add_call(
+    ctx: HotlineContext, folder: Path, uid: str, citizen, ticket_id: int | None = None, operator=None
+) -> None:
+    """A finished call whose stereo recording has `citizen` on the citizen's channel (and `operator`,
+    else silence, on the hotline's)."""
+    hotline = operator if operator is not None else silence(8000, len(citizen) / 8000)
+    path = write_wav(folder / f"{uid}.wav", 8000, citizen, hotline)
     info = describe(path)
     now = ctx.clock.now()
     with ctx.unit_of_work() as session:

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from agent_ui.app import create_app
 from callcenter.asr import whisper
 from callcenter.asr.bench import comparable, phone_channel
 from callcenter.asr.client import LiveClient
@@ -30,10 +32,11 @@ from callcenter.settings import AsrSettings
 from dispatch.models import Ticket
 from dispatch.schemas import TicketFilter
 from hotline.context import HotlineContext
+from tests.agent_ui.conftest import SECRET, page_login
 from tests.callcenter.asr.conftest import silence
 from tests.callcenter.asr.test_live import Listener, _collect, serving, short_socket, stream_audio
 from tests.callcenter.asr.test_service import add_call, rows, run_once
-from tests.conftest import Staff, make_settings
+from tests.conftest import PASSWORD, Staff, make_settings
 from tests.helpers import register
 
 
@@ -196,14 +199,17 @@ def test_after_call_transcripts_by_whisper_are_stored_corrected_and_searchable(
     with ctx.unit_of_work() as session:
         ticket_id = session.scalar(select(Ticket.id).where(Ticket.number == number))
     said_clip, ref = _phone_clip("clip_006.wav")
-    add_call(ctx, tmp_path, "call-whisper", said_clip, ticket_id)
+    operator_clip, operator_ref = _phone_clip("clip_001.wav")  # the operator's side, transcribed too
+    add_call(ctx, tmp_path, "call-whisper", said_clip, ticket_id, operator=operator_clip)
     # bad input beside it: silence, a tone like music on hold, a file that is not a WAV
     add_call(ctx, tmp_path, "call-quiet", silence(8000, 3))
     tone = (np.sin(2 * np.pi * 440 * np.arange(8000 * 3) / 8000) * 8000).astype(np.int16)
     add_call(ctx, tmp_path, "call-music", tone)
     add_call(ctx, tmp_path, "call-corrupt", silence(8000, 1))
     (tmp_path / "call-corrupt.wav").write_bytes(b"RIFF\0\0\0\0WAVEjunk" * 10)
-    settings = AsrSettings(engine="whisper", whisper_model=whisper_folder, whisper_beam_size=1)
+    settings = AsrSettings(
+        engine="whisper", whisper_model=whisper_folder, whisper_beam_size=1, operator_channel=True
+    )
     svc = TranscriptionService(ctx, settings)
     assert asyncio.run(run_once(svc)) == 3
     assert svc.status()["engine"] == "whisper"
@@ -217,6 +223,13 @@ def test_after_call_transcripts_by_whisper_are_stored_corrected_and_searchable(
     assert row.model_path == str(whisper_folder) and row.audio_seconds > 1
     assert row.text and row.words and all(w["start"] <= w["end"] for w in row.words)
     assert corpus_cer([comparable(ref)], [comparable(row.text)]) <= 0.35, row.text
+    assert corpus_cer([comparable(operator_ref)], [comparable(row.operator_text)]) <= 0.35, row.operator_text
+    # the ticket page shows both sides of the call
+    ctx.settings.auth.session_secret = SECRET
+    client = TestClient(create_app(ctx))
+    page_login(client, "op1", PASSWORD)
+    page = client.get(f"/tickets/{number}").text
+    assert "通话转写（1）" in page and row.text in page and row.operator_text in page
     # the ticket search finds the ticket by what the caller said, not only by what was typed
     typed = "来电人反映问题"
     said = next(row.text[i : i + 2] for i in range(len(row.text)) if row.text[i : i + 2] not in typed)
