@@ -113,19 +113,23 @@ def train_router(session: Session | None, seed_only: bool = False, force: bool =
     return TrainingResult(True, target, new, current, len(examples), len(history))
 
 
-def retrain_if_due(session: Session) -> bool:
+def retrain_if_due(
+    session: Session, config_file: Path | None = None, database_url: str | None = None
+) -> subprocess.Popen[bytes] | None:
     """The scheduled job: retrain (in a child process, at low priority) when RETRAIN_AFTER labelled
-    tickets more than the current model saw exist."""
+    tickets more than the current model saw exist. The child reads the same configuration file and
+    database as the process that runs the job (`hotline serve --config …`)."""
     try:
         seen = int(RouterModel.load(current_model_path()).meta.get("history", 0))
     except RouterModelError:
         seen = 0
     if labelled_count(session) - seen < RETRAIN_AFTER:
-        return False
+        return None
     log.info("retraining the router on the hotline's tickets")
-    command = [sys.executable, "-m", "hotline.cli", "train-router"]
-    subprocess.Popen(command, preexec_fn=lambda: os.nice(10), stdout=subprocess.DEVNULL)
-    return True
+    config = ["--config", str(config_file)] if config_file is not None else []
+    command = [sys.executable, "-m", "hotline.cli", *config, "train-router"]
+    env = {**os.environ, "HOTLINE_DATABASE_URL": database_url} if database_url else None
+    return subprocess.Popen(command, preexec_fn=lambda: os.nice(10), stdout=subprocess.DEVNULL, env=env)
 
 
 def describe(result: TrainingResult) -> str:

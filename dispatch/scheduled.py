@@ -14,6 +14,6 @@ CHECK_SECONDS = 6 * 3600
 def register(jobs: Jobs, ctx: DispatchContext) -> None:
     def check() -> None:
         with ctx.unit_of_work() as session:
-            retrain_if_due(session)
+            retrain_if_due(session, ctx.settings.config_file, ctx.settings.database_url)
 
     jobs.every(CHECK_SECONDS, check, id="router-retrain")

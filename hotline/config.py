@@ -48,6 +48,8 @@ class Settings(Section):
     understanding: UnderstandingSection = UnderstandingSection()
     # Where the file was read from; relative paths inside it are resolved against its folder.
     base_dir: Path = Field(default=REPO_ROOT, exclude=True)
+    # The file itself (None when built in code), for the child processes that must read the same one.
+    config_file: Path | None = Field(default=None, exclude=True)
 
     def resolve(self, path: Path) -> Path:
         return path if path.is_absolute() else (self.base_dir / path)
@@ -102,4 +104,6 @@ def load_settings(path: Path | str | None = None) -> Settings:
         data = tomllib.loads(raw)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{chosen}: not valid TOML: {exc}") from None
-    return parse_settings(data, str(chosen), chosen.resolve().parent)
+    settings = parse_settings(data, str(chosen), chosen.resolve().parent)
+    settings.config_file = chosen.resolve()
+    return settings

@@ -33,7 +33,7 @@ from tests.agent_ui.conftest import demo_context
 
 ADMIN = {"Authorization": "Basic " + base64.b64encode(f"admin:{DEMO_PASSWORD}".encode()).decode()}
 # A deeper run: FUZZ_EXAMPLES=50 pytest tests/agent_ui/test_openapi_fuzz.py
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "15"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "8"))
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

@@ -92,7 +92,26 @@ def test_signed_tickets_become_training_examples(ctx: HotlineContext, staff: Sta
         examples = history_examples(session)
         assert labelled_count(session) == 1
         # far fewer than RETRAIN_AFTER new labelled tickets: no retraining
-        assert retrain_if_due(session) is False
+        assert retrain_if_due(session) is None
     assert [(e.category, e.subcategory, e.department, e.source) for e in examples] == [
         ("生活求助", "停水", "sw", "history")
     ]
+
+
+def test_the_scheduled_retraining_reads_the_configuration_of_serve(
+    ctx: HotlineContext,
+    staff: Staff,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """`hotline serve --config FILE` retrains with FILE, not the default config.toml."""
+    from dispatch import router_training
+
+    monkeypatch.setattr(router_training, "RETRAIN_AFTER", 0)  # due at once
+    config = tmp_path / "other.toml"
+    config.write_text("[dispatch]\nno_such_key = 1\n", encoding="utf-8")  # refused at once by the child
+    with ctx.unit_of_work() as session:
+        child = retrain_if_due(session, config, ctx.settings.database_url)
+    assert child is not None and child.wait(60) == 2
+    assert str(config) in capfd.readouterr().err
