@@ -30,6 +30,8 @@ from callcenter.settings import CallCenterSettings
 log = logging.getLogger("callcenter.kamailio")
 
 TEMPLATE = "kamailio.cfg.j2"
+# What a caller turned away because every worker has a call is told to wait before trying again.
+RETRY_AFTER_SECONDS = 30
 DISPATCHER_SET = 1
 INSTALL_HINT = "install the Debian package: apt-get install kamailio"
 # A unix socket path longer than this does not fit in sockaddr_un (108 bytes with the terminator).
@@ -105,6 +107,10 @@ def render_config(
         # how long a phone may ring: a survey callee up to a minute (workers cancel seats earlier)
         fr_inv_timer_ms=max(60000, int(cc.ring_timeout_seconds * 1000) + 15000),
         debug_level=debug_level,
+        # each media worker carries one citizen: beyond that, a call has nowhere to go
+        max_calls=cc.workers,
+        flood_density=cc.flood_invites_per_second * 2,
+        retry_after=RETRY_AFTER_SECONDS,
     )
 
 

@@ -16,20 +16,39 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from callcenter.lifeline import CHECK_SECONDS
 
 GRACE_SECONDS = 3.0
 
 
-def end_group(pgid: int, grace: float = GRACE_SECONDS) -> None:
-    """SIGTERM to every process of the group, SIGKILL to what is left after `grace` seconds."""
+def group_running(pgid: int) -> bool:
+    """Whether any process of the group still runs (zombies waiting to be reaped do not count)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+def end_group(child: subprocess.Popen[bytes], grace: float = GRACE_SECONDS) -> None:
+    """SIGTERM to every process of the child's group, SIGKILL to what is left after `grace` seconds."""
+    pgid = child.pid
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            os.killpg(pgid, 0)  # ProcessLookupError once the whole group is gone
-            time.sleep(0.05)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        child.poll()  # reap the main process as soon as it exits
+        if not group_running(pgid):
+            return
+        time.sleep(0.02)
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
 
 
@@ -50,7 +69,7 @@ def main(argv: list[str]) -> int:
                 os.killpg(child.pid, signal.SIGKILL)  # what it forked and left behind
             return code if code >= 0 else 128 - code
         if stop or os.getppid() != parent:
-            end_group(child.pid)
+            end_group(child)
             child.wait()
             return 0
         time.sleep(CHECK_SECONDS / 2)

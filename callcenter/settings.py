@@ -74,6 +74,10 @@ class CallCenterSettings(Section):
     # Media workers: each carries one citizen with every leg (seat, consult, supervisor) that call needs.
     # Default: 24 seats talking plus 48 callers waiting.
     workers: int = Field(default=72, ge=1, le=500)
+    # Initial INVITEs to the hotline number one address may send per second before Kamailio drops
+    # the rest as a flood (its pike module; a carrier trunk brings every citizen from one address,
+    # so keep it well above the busiest hour). 0: no flood limit.
+    flood_invites_per_second: int = Field(default=50, ge=0, le=10000)
     worker_sip_port_base: int = Field(default=5100, ge=1024, le=65000)
     # Each worker gets rtp_ports_per_worker ports starting at rtp_port_base + n * rtp_ports_per_worker.
     rtp_port_base: int = Field(default=20000, ge=1024, le=65000)

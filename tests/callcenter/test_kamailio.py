@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -345,3 +346,66 @@ def test_a_kamailio_left_by_an_earlier_run_is_cleared_at_start(tmp_path: Path) -
         kam.stop()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(orphan.pid, signal.SIGKILL)
+
+
+def _invite(cc: CallCenterSettings, sock: socket.socket, number: str = "12345") -> bytes:
+    """A minimal, well-formed INVITE from `sock` to `number` at Kamailio."""
+    host, port = sock.getsockname()
+    tag = uuid.uuid4().hex[:8]
+    return (
+        f"INVITE sip:{number}@{cc.sip_host}:{cc.sip_port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP {host}:{port};branch=z9hG4bK{uuid.uuid4().hex[:12]};rport\r\n"
+        "Max-Forwards: 70\r\n"
+        f"From: <sip:13800000001@{host}:{port}>;tag={tag}\r\n"
+        f"To: <sip:{number}@{cc.sip_host}:{cc.sip_port}>\r\n"
+        f"Call-ID: {uuid.uuid4().hex}@{host}\r\n"
+        "CSeq: 1 INVITE\r\n"
+        f"Contact: <sip:13800000001@{host}:{port}>\r\n"
+        "Content-Length: 0\r\n\r\n"
+    ).encode()
+
+
+def _replies(sock: socket.socket, seconds: float) -> list[bytes]:
+    sock.settimeout(0.05)
+    got, deadline = [], time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            got.append(sock.recv(65535))
+    return got
+
+
+def test_calls_beyond_the_workers_get_503_at_once_and_reach_no_worker(
+    cc: CallCenterSettings, kamailio: Kamailio, worker_ports: list[int]
+) -> None:
+    workers = [_worker(port, "uas_answer") for port in worker_ports]
+    talking = citizen(_registrar(cc), service="12345", calls=2, hold_ms=3000, timeout=15)
+    with running(*workers), talking:
+        time.sleep(1.0)  # both calls answered: every worker has one
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind((HOST, 0))
+            asked = time.monotonic()
+            sock.sendto(_invite(cc, sock), (cc.sip_host, cc.sip_port))
+            replies = _replies(sock, 0.5)
+        final = [r for r in replies if not r.startswith(b"SIP/2.0 1")]
+        assert final and final[0].startswith(b"SIP/2.0 503"), replies
+        assert b"Retry-After: 30" in final[0] and time.monotonic() - asked < 1.0
+        assert talking.wait().successful == 2
+        assert all(w.wait(10).successful == 1 for w in workers)  # the third INVITE reached none
+    # the calls have ended: the next caller is let in again
+    with running(*[_worker(port, "uas_answer") for port in worker_ports]):
+        assert _call(cc, "12345").ok
+
+
+def test_a_flood_of_invites_from_one_address_is_dropped(tmp_path: Path) -> None:
+    cc = _settings(flood_invites_per_second=2, workers=1)  # at most 4 INVITEs per 2 s from one address
+    with Kamailio(cc, tmp_path, [free_udp_port()], fr_timer_ms=500) as kam:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind((HOST, 0))
+            for _ in range(30):
+                sock.sendto(_invite(cc, sock), (cc.sip_host, cc.sip_port))
+            answered = {r.split(b"\r\n", 1)[0] for r in _replies(sock, 1.5)}
+            calls = len([r for r in answered if r])
+        log = kam.log_path.read_text(errors="replace")
+        assert "flood of INVITEs" in log
+        assert 1 <= calls <= 6, answered  # a few were let in (and answered), the rest dropped
+        assert options_ping(HOST, cc.sip_port, timeout=1.0) is not None  # the rest of SIP goes on
