@@ -365,6 +365,13 @@ def _invite(cc: CallCenterSettings, sock: socket.socket, number: str = "12345") 
     ).encode()
 
 
+def _header(message: bytes, name: bytes) -> bytes:
+    for line in message.split(b"\r\n"):
+        if line.lower().startswith(name.lower() + b":"):
+            return line.split(b":", 1)[1].strip()
+    return b""
+
+
 def _replies(sock: socket.socket, seconds: float) -> list[bytes]:
     sock.settimeout(0.05)
     got, deadline = [], time.monotonic() + seconds
@@ -380,7 +387,7 @@ def test_calls_beyond_the_workers_get_503_at_once_and_reach_no_worker(
     workers = [_worker(port, "uas_answer") for port in worker_ports]
     talking = citizen(_registrar(cc), service="12345", calls=2, hold_ms=3000, timeout=15)
     with running(*workers), talking:
-        time.sleep(1.0)  # both calls answered: every worker has one
+        time.sleep(1.5)  # both calls answered: every worker has one
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.bind((HOST, 0))
             asked = time.monotonic()
@@ -403,9 +410,9 @@ def test_a_flood_of_invites_from_one_address_is_dropped(tmp_path: Path) -> None:
             sock.bind((HOST, 0))
             for _ in range(30):
                 sock.sendto(_invite(cc, sock), (cc.sip_host, cc.sip_port))
-            answered = {r.split(b"\r\n", 1)[0] for r in _replies(sock, 1.5)}
-            calls = len([r for r in answered if r])
+            replies = _replies(sock, 1.5)
+        answered = {_header(r, b"Call-ID") for r in replies}  # the INVITEs that got any answer
         log = kam.log_path.read_text(errors="replace")
         assert "flood of INVITEs" in log
-        assert 1 <= calls <= 6, answered  # a few were let in (and answered), the rest dropped
+        assert 1 <= len(answered) <= 10, replies  # a few of the 30 were let in, most were dropped
         assert options_ping(HOST, cc.sip_port, timeout=1.0) is not None  # the rest of SIP goes on
