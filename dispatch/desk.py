@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from callcenter.asr.service import transcript_for_ticket
 from core import audit
 from core.accounts.actor import actor_of
 from core.accounts.models import Role, User
@@ -19,7 +20,7 @@ from dispatch import schemas
 from dispatch.context import DispatchContext
 from dispatch.live import publish_ticket
 from dispatch.models import Ticket
-from dispatch.service import TicketService, ticket_out
+from dispatch.service import TicketService, mask_numbers, ticket_out
 from dispatch.states import Action
 
 DispatchContextDep = Annotated[DispatchContext, Depends(get_context)]
@@ -60,6 +61,18 @@ class TicketDesk:
 
     def out(self, ticket: Ticket) -> schemas.TicketOut:
         return ticket_out(ticket, self.now(), self.mask)
+
+    def transcripts(self, ticket: Ticket) -> list[dict[str, Any]]:
+        """What was said on the ticket's calls; for a liaison the numbers said in it are masked like
+        the caller's number (a citizen often reads out a phone number)."""
+        found = transcript_for_ticket(self.session, ticket.id)
+        if self.mask:
+            for said in found:
+                said["text"] = mask_numbers(said["text"])
+                said["operator_text"] = mask_numbers(said["operator_text"])
+                said.pop("raw_text", None)
+                said.pop("words", None)
+        return found
 
     def get(self, number: str) -> Ticket:
         """A ticket the user may see; the view is audited, and so is a refused one."""

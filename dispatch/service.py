@@ -5,6 +5,7 @@ Methods flush but never commit: the caller's unit of work commits, or rolls back
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,6 +38,14 @@ def mask_phone(phone: str | None) -> str | None:
     if not phone or len(phone) < 7:
         return phone
     return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
+
+
+_LONG_NUMBER = re.compile(r"\d{7,}")
+
+
+def mask_numbers(text: str | None) -> str | None:
+    """Phone-length digit runs in free text masked as mask_phone does (138****5678)."""
+    return _LONG_NUMBER.sub(lambda m: mask_phone(m.group()) or "", text) if text else text
 
 
 def is_overdue(ticket: Ticket, now: datetime) -> bool:

@@ -14,7 +14,6 @@ from agent_ui.api import problems_zh
 from agent_ui.deps import PageUserDep, render
 from agent_ui.exports import Sheet, xlsx_response
 from agent_ui.presenters import allowed_forms, catalogue, urgency
-from callcenter.asr.service import transcript_for_ticket
 from core import audit
 from core.accounts.models import Role
 from core.web import ContextDep, SessionDep, WebError, audit_fields, commit
@@ -62,7 +61,7 @@ def ticket_page(
         state_labels={s.value: label for s, label in STATE_LABELS.items()},
         viewers=viewers,
         audit_label=audit.action_label,
-        transcripts=transcript_for_ticket(session, ticket.id),
+        transcripts=desk.transcripts(ticket),
     )
 
 

@@ -228,3 +228,40 @@ def test_a_long_call_keeps_its_claim_longer(ctx: HotlineContext, speech: dict, t
         assert svc._claim(session, 1) == []
         ctx.clock.advance(timedelta(minutes=101))
         assert [c.call_uid for c in svc._claim(session, 1)] == ["call-hour"]
+
+
+def test_a_liaison_sees_the_numbers_said_on_a_call_masked(
+    ctx: HotlineContext, staff: Staff, speech: dict, tmp_path: Path
+) -> None:
+    """A citizen reads out a phone number: the department's liaison sees it masked on the ticket page,
+    like the caller's number; the operator sees it whole."""
+    from fastapi.testclient import TestClient
+
+    from agent_ui.app import create_app
+    from tests.agent_ui.conftest import SECRET, page_login
+    from tests.conftest import PASSWORD
+    from tests.helpers import dispatched
+
+    number = dispatched(ctx, staff, "停水", "sw")
+    with ctx.unit_of_work() as session:
+        ticket_id = session.scalar(select(Ticket.id).where(Ticket.number == number))
+    add_call(ctx, tmp_path, "call-number", speech[8000], ticket_id)
+    with ctx.unit_of_work() as session:
+        record = session.scalar(select(CallRecord).where(CallRecord.uid == "call-number"))
+        session.add(
+            CallTranscript(
+                call_record_id=record.id,
+                status=TranscriptStatus.DONE.value,
+                text="家里停水了，我电话13812345678",
+                raw_text="家里停水了，我电话13812345678",
+                queued_at=ctx.clock.now(),
+            )
+        )
+    ctx.settings.auth.session_secret = SECRET
+    seen = {}
+    for user in ("sw1", "op1"):
+        client = TestClient(create_app(ctx))
+        page_login(client, user, PASSWORD)
+        seen[user] = client.get(f"/tickets/{number}").text
+    assert "138****5678" in seen["sw1"] and "13812345678" not in seen["sw1"]
+    assert "13812345678" in seen["op1"]
