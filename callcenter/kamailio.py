@@ -25,6 +25,7 @@ from types import TracebackType
 
 import jinja2
 
+from callcenter.lifeline import group_members, process_alive
 from callcenter.settings import CallCenterSettings
 
 log = logging.getLogger("callcenter.kamailio")
@@ -150,26 +151,6 @@ def parse_ul_dump(text: str) -> dict[str, str]:
     return result
 
 
-def process_alive(pid: int) -> bool:
-    """Running (a zombie waiting for its parent to read its status does not count)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
-def _pgid(pid: int) -> int | None:
-    try:
-        return os.getpgid(pid)
-    except ProcessLookupError:
-        return None
-
-
-def _all_pids() -> list[int]:
-    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
-
-
 class Kamailio:
     """One Kamailio process for the call centre, with everything it owns under runtime_dir/kamailio/."""
 
@@ -290,8 +271,10 @@ class Kamailio:
             main = int(self.pid_path.read_text().strip())
         except (OSError, ValueError):
             return set()
-        group = _pgid(main)
-        return {p for p in _all_pids() if group is not None and _pgid(p) == group}
+        try:
+            return group_members(os.getpgid(main))
+        except ProcessLookupError:
+            return set()
 
     @property
     def pid(self) -> int | None:

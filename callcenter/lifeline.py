@@ -13,8 +13,34 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 CHECK_SECONDS = 0.25
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name: [state, ppid, pgrp, …]; None if gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def process_alive(pid: int) -> bool:
+    """Running (a zombie waiting for its parent to read its status does not count)."""
+    fields = _stat(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+def group_members(pgid: int) -> set[int]:
+    """The running processes of a process group (zombies do not count)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat(int(entry.name))
+            if fields is not None and fields[0] != "Z" and int(fields[2]) == pgid:
+                found.add(int(entry.name))
+    return found
 
 
 def follow_parent(

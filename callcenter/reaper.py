@@ -16,25 +16,10 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from callcenter.lifeline import CHECK_SECONDS
+from callcenter.lifeline import CHECK_SECONDS, group_members
 
 GRACE_SECONDS = 3.0
-
-
-def group_running(pgid: int) -> bool:
-    """Whether any process of the group still runs (zombies waiting to be reaped do not count)."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
 
 
 def end_group(child: subprocess.Popen[bytes], grace: float = GRACE_SECONDS) -> None:
@@ -45,7 +30,7 @@ def end_group(child: subprocess.Popen[bytes], grace: float = GRACE_SECONDS) -> N
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         child.poll()  # reap the main process as soon as it exits
-        if not group_running(pgid):
+        if not group_members(pgid):
             return
         time.sleep(0.02)
     with contextlib.suppress(ProcessLookupError):

@@ -34,6 +34,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from core import chinese, semantics
+from core.chinese.sound import HAN
 from core.tomlfile import load_toml_model
 from dispatch.catalog import CatalogError, CategoryTreeSpec, load_category_tree
 from dispatch.router_model import (
@@ -154,7 +155,6 @@ class RoutingSpec(BaseModel):
 # --------------------------------------------------------------------------------------------
 # Text: normalised characters, a pinyin key for homophones, and a masked copy for emergencies
 
-_CJK = re.compile(r"[\u4e00-\u9fff]")
 _REGEX_SIGNS = re.compile(r"[()\[\]{}\\*?]")
 
 
@@ -325,7 +325,7 @@ def _compile_part(raw: str, groups: dict[str, list[str]], sound_min: int | None,
             _add_alternative(alt, words, patterns, where)
     sounds: list[str] = []
     if sound_min is not None and not negate:
-        sounds = [w for w in words if len(w) >= sound_min and all(_CJK.match(c) for c in w)]
+        sounds = [w for w in words if len(w) >= sound_min and all(HAN.match(c) for c in w)]
     return _Part(words, patterns, sounds, negate)
 
 
@@ -515,7 +515,7 @@ class Router:
 
     def classify(self, text: str) -> Classification:
         t = self._prepare(text)
-        if len(_CJK.findall(t.plain)) < 2:
+        if len(HAN.findall(t.plain)) < 2:
             return Classification(UNDECIDED, None, None, None, 0.9 if not t.plain else 0.6)
 
         # 1. transfers to 110 / 119 / 120 by rule (what must never be missed): highest total wins

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from core.chinese import add_words, segment
+from core.chinese.sound import HAN
 from knowledge_base.lexicon import (
     ACTIONS,
     CONDITIONS,
@@ -15,7 +16,6 @@ from knowledge_base.lexicon import (
     WORRY_MARKERS,
 )
 
-HAN = re.compile(r"[\u4e00-\u9fff]")
 # jieba keeps every synonym whole, so a variant is one word of the text.
 add_words(w for canonical, variants in SYNONYMS.items() for w in (canonical, *variants))
 

@@ -23,9 +23,11 @@ from typing import Any
 import numpy as np
 
 from callcenter.asr.resample import Resampler
-from callcenter.asr.transcriber import SpeechToText, Transcriber, read_channel
+from callcenter.asr.transcriber import SpeechToText, read_channel
 from callcenter.asr.vocabulary import corpus_cer, hotline_vocabulary
 from callcenter.asr.whisper import WhisperTranscriber, packaged_model, tidy
+from callcenter.asr.workers import load_engine
+from callcenter.settings import AsrSettings
 from core.chinese import fold, numerals_to_digits
 
 Event = dict[str, Any]
@@ -58,14 +60,13 @@ def _rss_mb() -> float:
 
 
 def load(engine: str, model: Path | None, beam: int, threads: int, vad: bool = True) -> SpeechToText:
-    if engine == "vosk":
-        if model is None:
-            raise SystemExit("--model PATH (a Vosk model folder) is needed for the vosk engine")
-        return Transcriber(model)
-    if model is None:
-        folder = packaged_model(Path("var/models/whisper-base"))
-        return WhisperTranscriber(folder, beam_size=beam, threads=threads, packaged=True, vad=vad)
-    return WhisperTranscriber(model, beam_size=beam, threads=threads, vad=vad)
+    """The engine as a transcription process loads it (the packaged Whisper model when no --model)."""
+    if engine == "vosk" and model is None:
+        raise SystemExit("--model PATH (a Vosk model folder) is needed for the vosk engine")
+    packaged = engine == "whisper" and model is None
+    path = packaged_model(AsrSettings().whisper_folder) if packaged else model
+    spec = {"engine": engine, "path": str(path), "beam_size": beam, "threads": threads, "packaged": packaged}
+    return load_engine({**spec, "vad": vad})
 
 
 def _decode(engine: SpeechToText, samples: np.ndarray, rate: int) -> tuple[str, float]:

@@ -454,17 +454,12 @@ class TranscriptionService:
             record = session.get(CallRecord, row.call_record_id) if row else None
             if row is None or record is None:
                 return {"call_uid": claim.call_uid, "status": "gone"}
-            text = transcript.text
             kb = self.knowledge_base(session)
-            if self.settings.vocabulary_correction and text:
-                text = self._vocabulary_for(kb).correct(text)
+            text = self._corrected(kb, transcript.text)
             row.status = TranscriptStatus.DONE.value
             row.raw_text, row.text = transcript.text, text
             if operator is not None and operator.channel == HOTLINE_CHANNEL:
-                said = operator.text
-                row.operator_text = (
-                    self._vocabulary_for(kb).correct(said) if self.settings.vocabulary_correction else said
-                )
+                row.operator_text = self._corrected(kb, operator.text)
             row.words = [vars(w) for w in transcript.words]
             row.channel, row.model_path = transcript.channel, transcript.model_path
             row.audio_seconds, row.decode_seconds = transcript.audio_seconds, transcript.decode_seconds
@@ -499,9 +494,9 @@ class TranscriptionService:
 
     def _corrected(self, kb: Any, text: str) -> str:
         """Text corrected towards the hotline's words (as it is when the correction is off)."""
-        return (
-            self._vocabulary_for(kb).correct(text) if self.settings.vocabulary_correction and text else text
-        )
+        if not (self.settings.vocabulary_correction and text):
+            return text
+        return self._vocabulary_for(kb).correct(text)
 
     def _vocabulary_for(self, kb: Any) -> Vocabulary:
         if self._vocabulary is None or self._vocabulary[0] != id(kb):

@@ -30,7 +30,11 @@ def load_engine(spec: EngineSpec) -> SpeechToText:
         from callcenter.asr.whisper import WhisperTranscriber
 
         return WhisperTranscriber(
-            spec["path"], beam_size=spec["beam_size"], threads=spec["threads"], packaged=spec["packaged"]
+            spec["path"],
+            beam_size=spec["beam_size"],
+            threads=spec["threads"],
+            packaged=spec["packaged"],
+            vad=spec.get("vad", True),
         )
     return Transcriber(spec["path"])
 

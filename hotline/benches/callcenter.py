@@ -61,15 +61,9 @@ def centre_pids(live: LiveCallCentre) -> list[int]:
     pids = [os.getpid()]
     pids += [p.pid for p in pool.processes.values() if p.returncode is None] if pool else []
     if kamailio is not None and kamailio.pid:
-        pids += [int(p) for p in os.listdir("/proc") if p.isdigit() and _pgid(int(p)) == kamailio.pid]
+        # the reaper, and Kamailio's own process group under it
+        pids += [kamailio.pid, *kamailio.kamailio_pids()]
     return pids
-
-
-def _pgid(pid: int) -> int | None:
-    try:
-        return os.getpgid(pid)
-    except OSError:
-        return None
 
 
 def recording_problem(record: CallRecord) -> str | None:

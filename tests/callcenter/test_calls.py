@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from callcenter.kamailio import options_ping, process_alive
+from callcenter.kamailio import options_ping
+from callcenter.lifeline import process_alive
 from callcenter.models import CallEvent, CallRecord, SeatState
 from callcenter.recording import channel_levels
 from callcenter.service import SeatService

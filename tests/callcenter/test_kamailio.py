@@ -22,9 +22,9 @@ from callcenter.kamailio import (
     find_kamailio,
     options_ping,
     parse_ul_dump,
-    process_alive,
     render_config,
 )
+from callcenter.lifeline import process_alive
 from callcenter.settings import CallCenterSettings
 from callcenter.testing.sipkit import (
     HOST,
