@@ -21,7 +21,7 @@ system-packages:
 
 run: install system-packages
 	$(BIN)/hotline init-db
-	$(BIN)/hotline demo-data
+	$(BIN)/hotline demo-data --history-days 60
 	$(BIN)/hotline speech-model
 	$(BIN)/hotline serve
 

@@ -107,6 +107,8 @@ class Ticket(Base):
         Index("ix_tickets_department_state", "lead_department_id", "state"),
         Index("ix_tickets_created_at", "created_at"),
         Index("ix_tickets_caller_phone", "caller_phone"),
+        # Hotspots and duplicates count the tickets of one place over a window of time.
+        Index("ix_tickets_community_created", "community_code", "created_at"),
         # Covering indexes for the monthly KPIs: the aggregates read only the index (see sla.kpi).
         Index(
             "ix_tickets_replied_kpi",
@@ -132,6 +134,9 @@ class Ticket(Base):
     caller_phone: Mapped[str | None] = mapped_column(String(32))
     caller_name: Mapped[str | None] = mapped_column(String(64))
     address: Mapped[str | None] = mapped_column(String(256))
+    # Where the matter is, by the gazetteer (dispatch.gazetteer): town and, when known, community.
+    town_code: Mapped[str | None] = mapped_column(String(32))
+    community_code: Mapped[str | None] = mapped_column(String(32))
     content: Mapped[str] = mapped_column(Text)
     category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"), index=True)
     subcategory_id: Mapped[int | None] = mapped_column(ForeignKey("subcategories.id"))

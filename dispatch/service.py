@@ -6,9 +6,9 @@ Methods flush but never commit: the caller's unit of work commits, or rolls back
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select
@@ -27,6 +27,7 @@ from core.errors import ConcurrentChange, HotlineError, NotFound, NotPermitted, 
 from dispatch import schemas
 from dispatch.deadlines import DeadlinePolicy
 from dispatch.errors import TicketNotFound
+from dispatch.gazetteer import Gazetteer
 from dispatch.models import Category, SubCategory, Ticket, TicketCounter, ticket_assisting_departments
 from dispatch.routing_words import router_for
 from dispatch.state_machine import apply_transition, check_allowed, start_ticket
@@ -94,6 +95,13 @@ def ticket_out(ticket: Ticket, now: datetime, mask: bool = False) -> schemas.Tic
     )
 
 
+class RegistrationWatcher(Protocol):
+    """Something a higher floor wants to know of each new ticket, in its transaction (the hotspot
+    warning's sensitive-words lane)."""
+
+    def registered(self, session: Session, ticket: Ticket) -> None: ...
+
+
 class TicketService:
     def __init__(
         self,
@@ -102,12 +110,19 @@ class TicketService:
         clock: Clock,
         number_digits: int = 4,
         review_replies: bool = False,
+        places: Gazetteer | None = None,
+        watchers: Sequence[RegistrationWatcher] = (),
     ) -> None:
         self.session = session
         self.rules = rules
         self.clock = clock
         self.number_digits = number_digits
         self.review_replies = review_replies  # config dispatch.review_replies
+        self.places = places  # the county's gazetteer: where each new ticket's matter is
+        self.watchers = watchers  # higher floors that look at every new ticket (sensitive words)
+        # The router's suggestion kept with each dispatch (the 建议采纳率 statistic); bulk loads of
+        # past tickets (the demo's history) turn it off, it is the slow part of a dispatch.
+        self.suggestions = True
 
     # ---- reading -------------------------------------------------------------------------------
 
@@ -207,8 +222,11 @@ class TicketService:
         elif category_id is not None and self.session.get(Category, category_id) is None:
             raise NotFound(f"category {category_id} does not exist", "所选大类不存在")
         now = self.clock.now()
+        place = self.places.locate(data.address, data.content) if self.places else None
         ticket = Ticket(
             number=self._next_number(now),
+            town_code=place.town_code if place else None,
+            community_code=place.community_code if place else None,
             channel=data.channel.value,
             caller_phone=data.caller_phone,
             caller_name=data.caller_name,
@@ -228,6 +246,8 @@ class TicketService:
         self.session.add(ticket)
         start_ticket(ticket, actor, now)
         self._flush()
+        for watcher in self.watchers:
+            watcher.registered(self.session, ticket)
         return ticket
 
     def _next_number(self, now: datetime) -> str:
@@ -361,7 +381,7 @@ class TicketService:
             "assisting": [d.code for d in assisting],
             "deadline": deadline.isoformat(),
             # what the router suggested for the same text: the KPI of its agreement with the operator
-            "suggested": self._suggestion(t.content),
+            "suggested": self._suggestion(t.content) if self.suggestions else None,
         }
         apply_transition(t, actor, Action.DISPATCH, now, body.note, data, effect)
 
@@ -389,7 +409,9 @@ class TicketService:
             else:
                 ticket.reply_approved_at, ticket.reply_approved_by = now, "无需审核"
 
-        apply_transition(t, actor, Action.REPLY, now, body.result, None, effect)
+        # Each reply is judged against the deadline it answered (a reopened ticket gets a new one).
+        judged = {"deadline": t.deadline.isoformat(), "on_time": now <= t.deadline} if t.deadline else None
+        apply_transition(t, actor, Action.REPLY, now, body.result, judged, effect)
 
     def _do_return(self, t: Ticket, actor: Actor, body: schemas.ReasonBody, now: datetime) -> None:
         def effect(ticket: Ticket) -> None:

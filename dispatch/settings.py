@@ -12,6 +12,9 @@ from dispatch.attachments.settings import AttachmentSettings
 
 class DispatchSection(Section):
     category_tree: Path = Path("dispatch/category_tree.toml")
+    # The county's towns and communities and the words that place a ticket in them (地名库); by
+    # default the demo county's, shipped with the package.
+    gazetteer: Path = Path(__file__).with_name("gazetteer.toml")
     # Digits of the daily serial in a ticket number (20261121-0001); more digits appear by themselves
     # when a day passes 9999 tickets.
     ticket_number_digits: int = Field(default=4, ge=3, le=8)

@@ -16,7 +16,21 @@ def _context(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 def cmd_check_config(settings: Settings, _args: argparse.Namespace) -> int:
-    print(f"configuration OK; database {settings.database_url}")
+    from dispatch.gazetteer import load_gazetteer
+
+    places = load_gazetteer(settings.resolve(settings.dispatch.gazetteer))
+    towns = len(places.towns)
+    print(f"configuration OK; database {settings.database_url}; gazetteer {towns} towns")
+    return 0
+
+
+def cmd_locate_tickets(settings: Settings, args: argparse.Namespace) -> int:
+    from dispatch.places import locate_tickets
+
+    ctx = _context(settings)
+    with ctx.unit_of_work() as session:
+        moved = locate_tickets(session, ctx.gazetteer, only_missing=not args.all)
+    print(f"{moved} tickets placed anew by the gazetteer")
     return 0
 
 
@@ -38,10 +52,10 @@ def cmd_init_db(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo_data(settings: Settings, _args: argparse.Namespace) -> int:
+def cmd_demo_data(settings: Settings, args: argparse.Namespace) -> int:
     from hotline.demo_data import DEMO_PASSWORD, load_demo
 
-    for line in load_demo(_context(settings)):
+    for line in load_demo(_context(settings), args.history_days):
         print(line)
     print(f"demo users: admin, banzhang, op01-op03, sw_lly, cgj_lly, … (password: {DEMO_PASSWORD})")
     return 0
@@ -153,7 +167,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from agent_ui.app import create_app
 
-    app = create_app(_context(settings), background=True)
+    ctx = _context(settings)
+    ctx.gazetteer  # noqa: B018 (a broken gazetteer stops the start with its message)
+    app = create_app(ctx, background=True)
     uvicorn.run(app, host=args.host or settings.server.host, port=args.port or settings.server.port)
     return 0
 
@@ -177,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         "train-router": ("retrain the router on the seed corpus and the signed tickets", cmd_train_router),
         "speech-model": ("join the packaged Whisper model and check its SHA-256", cmd_speech_model),
+        "locate-tickets": (
+            "place tickets in towns and communities again after a gazetteer change",
+            cmd_locate_tickets,
+        ),
     }
     for name, (help_text, func) in commands.items():
         command = sub.add_parser(name, help=help_text)
@@ -195,6 +215,15 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "train-router":
             command.add_argument("--seed-only", action="store_true", help="write the shipped model")
             command.add_argument("--force", action="store_true", help="keep the new model even if worse")
+        if name == "demo-data":
+            command.add_argument(
+                "--history-days",
+                type=int,
+                default=0,
+                help="also this many days of past tickets (make run: 60)",
+            )
+        if name == "locate-tickets":
+            command.add_argument("--all", action="store_true", help="every ticket, not only unplaced ones")
         if name == "issue-token":
             command.add_argument("username")
             command.add_argument("--label", default="")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,10 +15,13 @@ from core.clock import Clock, SystemClock
 from core.db import make_engine, make_session_factory, unit_of_work
 from core.events import EventBus
 from dispatch.flows import CallTickets, Understanding
-from dispatch.service import TicketService
+from dispatch.gazetteer import Gazetteer, GazetteerError, gazetteer_at
+from dispatch.service import RegistrationWatcher, TicketService
 from hotline.config import Settings
 from sla.calendar import WorkCalendar
 from sla.deadlines import DeadlineRules
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -60,9 +64,27 @@ class HotlineContext:
         """What the call centre asks of the tickets (screen pop, callback requests)."""
         return CallTickets(self.rules, self.clock, self.settings.dispatch.ticket_number_digits)
 
+    @property
+    def gazetteer(self) -> Gazetteer:
+        """The county's gazetteer, read again when its file changes."""
+        return gazetteer_at(self.settings.resolve(self.settings.dispatch.gazetteer))
+
     def tickets(self, session: Session) -> TicketService:
         digits, review = self.settings.dispatch.ticket_number_digits, self.settings.dispatch.review_replies
-        return TicketService(session, self.rules, self.clock, digits, review)
+        try:
+            places: Gazetteer | None = self.gazetteer
+        except GazetteerError as exc:
+            # Edited into a broken state while running: tickets are still taken, just not placed.
+            log.error("tickets are registered without a place: %s", exc)
+            places = None
+        return TicketService(session, self.rules, self.clock, digits, review, places, self.watchers)
+
+    @cached_property
+    def watchers(self) -> list[RegistrationWatcher]:
+        """What looks at every new ticket: the hotspot warning's sensitive-words lane."""
+        from sla.hotspots import SensitiveLane
+
+        return [SensitiveLane(self.settings.sla.hotspots, lambda: self.gazetteer, self.events.publish)]
 
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:

@@ -56,6 +56,9 @@ DEPARTMENTS: list[tuple[str, str, str]] = [
     ("rqgs", "演示县燃气有限公司", "enterprise"),
     ("ytjd", "城关街道办事处", "township"),
     ("hxz", "河西镇人民政府", "township"),
+    ("bhjd", "滨河街道办事处", "township"),
+    ("dsz", "东山镇人民政府", "township"),
+    ("qsx", "青石乡人民政府", "township"),
     ("yjglj", "演示县应急管理局", "department"),
 ]
 
@@ -201,7 +204,10 @@ def load_tickets(ctx: HotlineContext, session: Session, users: dict[str, User], 
     return len(TICKETS)
 
 
-def load_demo(ctx: HotlineContext) -> list[str]:
+def load_demo(ctx: HotlineContext, history_days: int = 0) -> list[str]:
+    """The demo county; `history_days` of past tickets too (for the league, trends and reports)."""
+    from hotline.demo_history import load_history
+
     now = ctx.clock.now()
     with ctx.unit_of_work() as session:
         load_departments(session)
@@ -210,12 +216,14 @@ def load_demo(ctx: HotlineContext) -> list[str]:
         )
         users = load_staff(session, now)
         count = load_tickets(ctx, session, users, now)
+        past = load_history(ctx, session, history_days, now)
         entries = load_knowledge_base(session, now)
         seats = load_seats(ctx, session)
     return [
         *warnings,
         f"{len(DEPARTMENTS)} departments, {len(STAFF)} users, {count} new tickets, "
-        f"{entries} new knowledge-base entries, {seats} seats",
+        f"{entries} new knowledge-base entries, {seats} seats, "
+        f"{past} tickets of the past {history_days} days",
     ]
 
 

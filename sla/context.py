@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from core.context import Context, CoreSettings
+from dispatch.gazetteer import Gazetteer
 from sla.calendar import WorkCalendar
 from sla.deadlines import DeadlineRules
 from sla.settings import SlaSection
@@ -23,3 +24,5 @@ class SlaContext(Context, Protocol):
     def calendar(self) -> WorkCalendar: ...
     @property
     def rules(self) -> DeadlineRules: ...
+    @property
+    def gazetteer(self) -> Gazetteer: ...

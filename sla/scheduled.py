@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from core.scheduler import Jobs
 from sla.context import SlaContext
+from sla.hotspots import run_hotspot_sweep
 from sla.supervision import run_sweep
 
 
@@ -18,3 +19,6 @@ def register(jobs: Jobs, ctx: SlaContext) -> None:
         id="sla-sweep",
         args=[ctx.sessions, ctx.settings.sla.warnings, ctx.calendar, ctx.clock],
     )
+    hotspots = ctx.settings.sla.hotspots
+    if hotspots.enabled:
+        jobs.every(hotspots.sweep_interval_seconds, run_hotspot_sweep, id="hotspot-sweep", args=[ctx])

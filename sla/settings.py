@@ -114,6 +114,161 @@ DEFAULT_WARNINGS = [
 ]
 
 
+Figure = Literal["response", "resolution", "satisfaction", "on_time"]
+FIGURE_LABELS: dict[str, str] = {
+    "response": "响应率",
+    "resolution": "解决率",
+    "satisfaction": "满意率",
+    "on_time": "按时办结率",
+}
+
+
+class Tier(BaseModel):
+    """A band of the combined score (好 / 较好 / 一般 / 较差 …): the first whose min_score is reached."""
+
+    model_config = ConfigDict(extra="forbid")
+    label: str = Field(min_length=1, max_length=16)
+    min_score: float = Field(ge=0, le=100)
+
+
+DEFAULT_TIERS = [
+    Tier(label="好", min_score=90),
+    Tier(label="较好", min_score=80),
+    Tier(label="一般", min_score=60),
+    Tier(label="较差", min_score=0),
+]
+
+
+class UnitGroup(BaseModel):
+    """Units of these kinds are ranked against each other (departments are not ranked with towns)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=16)
+    kinds: list[Literal["department", "supervision", "enterprise", "township"]] = Field(min_length=1)
+    tiers: list[Tier] = Field(default_factory=lambda: list(DEFAULT_TIERS))
+
+    @field_validator("tiers")
+    @classmethod
+    def _tiers_descend(cls, value: list[Tier]) -> list[Tier]:
+        scores = [t.min_score for t in value]
+        if not value or scores != sorted(scores, reverse=True) or scores[-1] != 0:
+            raise ValueError("tiers must run from the highest min_score down to a last tier at 0")
+        return value
+
+
+class EvaluationSettings(BaseModel):
+    """三率 evaluation of the units (承办单位) and the towns, per month: see sla/evaluation.py."""
+
+    model_config = ConfigDict(extra="forbid")
+    # 响应率: a dispatch counts as answered when the unit signs for it (or returns it with a reason)
+    # within this much working time; emergencies within emergency_response_minutes of clock time.
+    response_working_hours: float = Field(default=2.0, gt=0, le=24 * 5)
+    emergency_response_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    # 满意率: the callback results that count as satisfied.
+    satisfied_results: list[Literal["satisfied", "basically_satisfied", "dissatisfied"]] = Field(
+        default_factory=lambda: ["satisfied", "basically_satisfied"], min_length=1
+    )
+    # Weights of the combined score (0-100); a figure with no ticket in the month is left out and the
+    # others are weighted up. Not a national rule: each city sets its own.
+    weights: dict[Figure, float] = Field(
+        default_factory=lambda: {"response": 0.2, "resolution": 0.4, "satisfaction": 0.4, "on_time": 0.0}
+    )
+    # A unit with fewer distinct rated tickets in the month is shown but not ranked (样本不足).
+    min_tickets: int = Field(default=3, ge=1, le=10_000)
+    groups: list[UnitGroup] = Field(
+        default_factory=lambda: [
+            UnitGroup(name="职能部门", kinds=["department", "supervision"]),
+            UnitGroup(name="公共服务企业", kinds=["enterprise"]),
+            UnitGroup(name="街乡镇", kinds=["township"]),
+        ]
+    )
+    # A liaison may appeal a rating of a month until this many days after the month ends.
+    appeal_days: int = Field(default=10, ge=0, le=90)
+
+    @field_validator("weights")
+    @classmethod
+    def _some_weight(cls, value: dict[str, float]) -> dict[str, float]:
+        if any(w < 0 for w in value.values()) or sum(value.values()) <= 0:
+            raise ValueError("weights must not be negative and at least one must be above 0")
+        return value
+
+    @field_validator("groups")
+    @classmethod
+    def _kinds_once(cls, value: list[UnitGroup]) -> list[UnitGroup]:
+        kinds = [k for g in value for k in g.kinds]
+        if len(set(kinds)) != len(kinds):
+            raise ValueError("each kind of unit may belong to one group only")
+        return value
+
+
+class HotspotWindow(BaseModel):
+    """Tickets of one place and topic within `hours` are compared with the same span of past weeks."""
+
+    model_config = ConfigDict(extra="forbid")
+    hours: float = Field(gt=0, le=24 * 7)
+    # Fewer tickets than this in the window never raise an alert, however quiet the place usually is.
+    min_count: int = Field(default=3, ge=2, le=10_000)
+
+
+DEFAULT_SENSITIVE = [
+    "集体上访",
+    "上访",
+    "拉横幅",
+    "打横幅",
+    "跳楼",
+    "自杀",
+    "轻生",
+    "堵路",
+    "围堵",
+    "静坐",
+    "游行",
+    "聚集闹事",
+    "群体性",
+    "爆炸",
+    "投毒",
+    "持刀",
+]
+
+
+class HotspotSettings(BaseModel):
+    """Hotspot early warning (热点预警): see sla/hotspots.py for the test."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    windows: list[HotspotWindow] = Field(
+        default_factory=lambda: [HotspotWindow(hours=2, min_count=3), HotspotWindow(hours=24, min_count=5)],
+        min_length=1,
+    )
+    # The baseline: the same place and topic over this many past weeks.
+    baseline_weeks: int = Field(default=4, ge=1, le=52)
+    # An alert when a count this high has at most this probability under the baseline (Poisson tail).
+    p_value: float = Field(default=0.001, gt=0, lt=0.5)
+    # The least rate assumed for a place and topic, per day: a community without past tickets is not
+    # "infinitely" surprised by its first two.
+    floor_per_day: float = Field(default=0.2, gt=0, le=100)
+    # Words that reach the leaders at once, whatever the counts (集体上访, 跳楼 …).
+    sensitive_words: list[str] = Field(default_factory=lambda: list(DEFAULT_SENSITIVE))
+    # Leaders' mobile numbers: each new alert goes to them by SMS through the configured gateway.
+    notify_phones: list[str] = []
+    sweep_interval_seconds: int = Field(default=120, ge=10, le=3600)
+
+    @field_validator("sensitive_words")
+    @classmethod
+    def _words_not_blank(cls, value: list[str]) -> list[str]:
+        words = [w.strip() for w in value]
+        if any(len(w) < 2 for w in words):
+            raise ValueError("each sensitive word needs at least two characters")
+        return words
+
+    @field_validator("notify_phones")
+    @classmethod
+    def _phones(cls, value: list[str]) -> list[str]:
+        for phone in value:
+            if not re.fullmatch(r"1\d{10}|0\d{9,11}", phone):
+                raise ValueError(f"notify_phones: {phone!r} is not a mobile or landline number")
+        return value
+
+
 class SlaSection(Section):
     calendar: CalendarSettings = CalendarSettings()
     # National guidance: a department may return (退单) only within this many working days of dispatch.
@@ -126,6 +281,8 @@ class SlaSection(Section):
     sweeps_enabled: bool = True
     sweep_interval_seconds: int = Field(default=60, ge=5, le=3600)
     warnings: list[WarningLevel] = Field(default_factory=lambda: list(DEFAULT_WARNINGS))
+    evaluation: EvaluationSettings = EvaluationSettings()
+    hotspots: HotspotSettings = HotspotSettings()
 
     @field_validator("warnings")
     @classmethod

@@ -49,15 +49,15 @@ def _holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _claim(session: Session, now: datetime) -> bool:
-    """Take the sweep lock for this transaction; False when another process is sweeping."""
+def _claim(session: Session, now: datetime, name: str = SWEEP_NAME, key: int = ADVISORY_LOCK_KEY) -> bool:
+    """Take the sweep lock `name` for this transaction; False when another process is sweeping."""
     if session.get_bind().dialect.name == "postgresql":
-        got = session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
+        got = session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key})
         if not got:
             return False
-    run = session.get(SweepRun, SWEEP_NAME)
+    run = session.get(SweepRun, name)
     if run is None:
-        run = SweepRun(name=SWEEP_NAME, raised=0)
+        run = SweepRun(name=name, raised=0)
         session.add(run)
     run.holder, run.started_at = _holder(), now
     session.flush()  # on SQLite this write takes the database's writer lock for the whole sweep
@@ -156,4 +156,6 @@ def run_sweep(
     return result
 
 
-__all__ = ["SweepResult", "run_sweep", "sweep"]
+claim_sweep = _claim
+
+__all__ = ["SweepResult", "claim_sweep", "run_sweep", "sweep"]

@@ -338,7 +338,7 @@ def test_cli_init_db_and_demo_data(tmp_path: Path) -> None:
     after_demo = _db_counts(db)
     assert after_demo["tickets"] == 7
     assert after_demo["users"] == 10
-    assert after_demo["departments"] == 24
+    assert after_demo["departments"] == 27
     assert after_demo["categories"] == after_init["categories"]
     assert after_demo["subcategories"] == after_init["subcategories"]
     states = set(after_demo["states"])  # type: ignore[arg-type]

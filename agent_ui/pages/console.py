@@ -15,6 +15,7 @@ from callcenter.models import SEAT_STATE_LABELS, Seat, SeatState
 from callcenter.service import CallRecords, SeatService, mask_phone, waiting_calls
 from callcenter.views import phone_of
 from core.web import ContextDep, SessionDep
+from sla.hotspots import alerts
 
 router = APIRouter(include_in_schema=False)
 
@@ -65,4 +66,5 @@ def console(request: Request, ctx: ContextDep, session: SessionDep, user: Operat
         cat=catalogue(session),
         shortcuts=SHORTCUTS,
         department_phones={d.code: d.phone for d in catalogue(session).departments if d.phone},
+        hotspots=alerts(session, limit=3),
     )

@@ -26,6 +26,8 @@ from dispatch.callbacks.stats import callback_figures
 from dispatch.desk import EXPORT_CAP, TicketDesk
 from dispatch.states import STATE_LABELS, TicketState
 from sla.calendar import coverage_warnings
+from sla.hotspots import STATE_LABELS as HOTSPOT_STATES
+from sla.hotspots import alerts
 from sla.kpi import compute_kpis, league_table
 from sla.reports import daily_trend, near_deadline, satisfaction, waiting_decisions
 from sla.urgency import due_soon_window
@@ -116,6 +118,8 @@ def dashboard(request: Request, ctx: ContextDep, session: SessionDep, user: Supe
         charts=_trend_charts(ctx, session, now.date()),
         calendar_warnings=coverage_warnings(ctx.calendar, now.date()),
         export_tables=EXPORTS,
+        hotspots=alerts(session),
+        hotspot_states=HOTSPOT_STATES,
     )
 
 

@@ -50,6 +50,15 @@
   }
   setCall(C.callUid);
 
+  Hotline.on("sla.hotspot", (p) => {
+    const banner = document.getElementById("hotspot-banner");
+    const title = document.createElement("span");
+    title.className = "hotspot-title";
+    title.textContent = p.title || "";
+    document.getElementById("hotspot-titles").prepend(title);
+    banner.hidden = false;
+    Hotline.toast(`热点预警：${p.title || ""}`, "warn");
+  });
   Hotline.on("call.offered", (p) => {
     if (p.extension !== C.extension) return;
     setCall(p.call_uid);

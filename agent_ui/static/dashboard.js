@@ -19,6 +19,10 @@
     document.getElementById("queue-length").textContent = p.length;
     document.getElementById("queue-wait").textContent = Math.round(p.longest_wait_seconds || 0);
   });
+  Hotline.on("sla.hotspot", (p) => {
+    Hotline.toast(`热点预警：${p.title || ""}`, "warn");
+    document.getElementById("hotspot-new").hidden = false;
+  });
   Hotline.on("sla.warning", (p) => Hotline.toast(`督办提醒：${p.ticket || ""} ${p.message || ""}`, "warn"));
   Hotline.on("ticket.reply", (p) => Hotline.toast(`工单 ${p.number} 已答复（${p.department_name || ""}）`, "ok"));
   Hotline.on("ticket.return", (p) => Hotline.toast(`工单 ${p.number} 被退单，请处理`, "warn"));

@@ -190,8 +190,13 @@ class TranscriptionService:
                 await self._fill()
             except Exception:  # a database hiccup must not end the service; the next pass retries
                 log.exception("transcription pass failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            # Not asyncio.wait_for: on Python 3.11 it can swallow a stop() that arrives just as the
+            # event fires, and stop() would then wait for this loop for ever (seen in the benchmark).
+            waiter = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({waiter}, timeout=self.poll_seconds)
+            finally:
+                waiter.cancel()
             self._wake.clear()
 
     async def _wake_on_hangup(self) -> None:
@@ -269,9 +274,17 @@ class TranscriptionService:
         )
 
     def _shutdown_pool(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        if self._pool is None:
+            return
+        pool, self._pool = self._pool, None
+        # The workers are ended, not waited for: a worker still starting (loading its model) when the
+        # pool shuts down can miss its stop signal, and the interpreter would then wait for it at exit
+        # for ever. A job it held is still "running" in the backlog and is retried on the next start.
+        workers = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in workers:
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                process.terminate()
 
     # --- the queue ---------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from multiprocessing import get_context
 from typing import Any
 
 from callcenter.asr.transcriber import ModelError, ModelMissing, SpeechToText, Transcriber
+from callcenter.lifeline import follow_parent
 
 # What a worker loads: {"engine": "vosk"|"whisper", "path": folder, and the engine's options}.
 EngineSpec = dict[str, Any]
@@ -42,6 +43,7 @@ def load_engine(spec: EngineSpec) -> SpeechToText:
 def init_worker(spec: EngineSpec) -> None:
     """Pool initializer: a failure is remembered, not raised (raising would break the whole pool)."""
     global _transcriber, _load_error
+    follow_parent()  # a worker whose hotline died exits (it would hold the parent's pipes open)
     # After-call transcripts can wait; the live process (partials, opening statements) cannot: it
     # gets the CPU first when both want it.
     with contextlib.suppress(OSError):

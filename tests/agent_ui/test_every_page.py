@@ -53,7 +53,11 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 
 def _shape(path: str) -> str:
-    return re.sub(r"\d", "0", path)
+    """Pages of one template: digits and unit codes (/evaluation/<code>) alike, query values ignored."""
+    path, _, query = path.partition("?")
+    path = re.sub(r"^/evaluation/[a-z][a-z0-9_]*$", "/evaluation/*", re.sub(r"\d", "0", path))
+    names = sorted(part.split("=", 1)[0] for part in query.split("&") if part)
+    return f"{path}?{'&'.join(names)}"
 
 
 def _watch(page: Any, base: str, problems: list[str]) -> None:
