@@ -1,4 +1,6 @@
 # The two commands of the README: `make run` and `make test`.
+# The suite runs on two workers (pytest-xdist), one test file per worker at a time: most of its time
+# is spent waiting on calls, prompts and browsers, so the two cores are shared well.
 PYTHON ?= $(shell bash scripts/find-python.sh)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -32,7 +34,7 @@ lint: install
 
 test: install system-packages lint
 	@bash scripts/start-postgres.sh || echo "PostgreSQL is not available: its tests will be skipped"
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis test-artifacts

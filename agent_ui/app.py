@@ -21,7 +21,19 @@ from agent_ui import live
 from agent_ui.context import UiContext
 from agent_ui.deps import LoginRequired, login_url, page_user, render
 from agent_ui.openapi import document_errors
-from agent_ui.pages import admin, auth, console, dashboard, evaluation, portal, public, survey, tickets, wall
+from agent_ui.pages import (
+    admin,
+    auth,
+    console,
+    dashboard,
+    evaluation,
+    portal,
+    public,
+    reports,
+    survey,
+    tickets,
+    wall,
+)
 from callcenter.views import router as callcenter_router
 from core import semantics
 from core.accounts.sessions import SessionSigner, load_secret
@@ -40,6 +52,7 @@ from sla import scheduled as sla_scheduled
 from sla.evaluation_views import router as evaluation_router
 from sla.hotspot_views import router as hotspot_router
 from sla.overrides import apply_overrides
+from sla.report.views import router as report_router
 from sla.views import router as sla_router
 
 logger = logging.getLogger("agent_ui")
@@ -190,6 +203,7 @@ def create_app(ctx: UiContext, background: bool = False) -> FastAPI:
         sla_router,
         evaluation_router,
         hotspot_router,
+        report_router,
         kb_router,
         callcenter_router,
         callbacks_router,
@@ -200,7 +214,7 @@ def create_app(ctx: UiContext, background: bool = False) -> FastAPI:
     )
     for router in staff_api:
         app.include_router(router, dependencies=[Depends(get_user)])
-    for page in (console, portal, tickets, dashboard, evaluation, admin, wall):
+    for page in (console, portal, tickets, dashboard, evaluation, reports, admin, wall):
         app.include_router(page.router, dependencies=[Depends(page_user)])
     # Open to citizens and partner systems, each with its own check (an app's api_key, a signed
     # hand-over, a rate limit, a single-use survey link); the live stream checks its viewer itself.

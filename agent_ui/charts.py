@@ -9,6 +9,8 @@ from html import escape
 
 from markupsafe import Markup
 
+from dispatch.county_map import CountyMap
+
 COLOURS = ("#1565c0", "#2e7d32", "#e65100", "#8e24aa")
 
 
@@ -91,3 +93,48 @@ def _polyline(values: Sequence[float | None], x: object, y: object, colour: str)
         for p in r
     ]
     return "".join(lines + dots)
+
+
+def shade(count: int, most: int) -> str:
+    """White to deep red by count (the darkest at the busiest community)."""
+    if not count or not most:
+        return "#f5f7fa"
+    t = 0.15 + 0.85 * count / most
+    r, g, b = (int(255 - t * (255 - c)) for c in (183, 28, 28))
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def community_map(county: CountyMap, counts: dict[str, int], alerting: set[str], width: int = 420) -> Markup:
+    """The county's communities shaded by their ticket counts; communities with an open hotspot alert
+    get a red border. Each polygon names its community and count on hover."""
+    x0, y0, x1, y1 = county.bounds
+    scale = width / (x1 - x0)
+    height = round((y1 - y0) * scale)
+
+    def point(lon: float, lat: float) -> str:
+        return f"{(lon - x0) * scale:.1f},{(y1 - lat) * scale:.1f}"
+
+    most = max(counts.values(), default=0)
+    parts = [
+        f'<svg viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg" role="img" class="map">'
+    ]
+    parts.append(f"<title>{escape(county.name)}</title>")
+    for area in county.areas:
+        n = counts.get(area.community, 0)
+        stroke = (
+            'stroke="#b71c1c" stroke-width="3"'
+            if area.community in alerting
+            else 'stroke="#fff" stroke-width="1"'
+        )
+        points = " ".join(point(*p) for p in area.ring)
+        parts.append(
+            f'<polygon points="{points}" fill="{shade(n, most)}" {stroke} data-community="{area.community}" '
+            f'data-count="{n}"><title>{escape(area.name)}：{n}件</title></polygon>'
+        )
+        cx, cy = point(*area.centre).split(",")
+        parts.append(
+            f'<text x="{cx}" y="{cy}" font-size="10" text-anchor="middle" fill="#263238">'
+            f"{escape(area.name.removesuffix('社区'))} {n}</text>"
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))

@@ -55,6 +55,7 @@ NAV = [
     NavItem("/dashboard", "督办看板", _STAFF),
     NavItem("/search", "工单查询", _ALL),
     NavItem("/evaluation", "三率考核", frozenset({Role.LIAISON, Role.SUPERVISOR, Role.ADMIN})),
+    NavItem("/reports", "月度报告", _STAFF),
     NavItem("/admin", "系统管理", frozenset({Role.ADMIN})),
     NavItem("/admin/kb", "知识库", _STAFF),
     NavItem("/admin/audit", "审计日志", _STAFF),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from datetime import datetime
+
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from dispatch.gazetteer import Gazetteer
@@ -36,3 +38,13 @@ def locate_tickets(session: Session, places: Gazetteer, only_missing: bool = Tru
                 changed += 1
         last = rows[-1].id
         session.flush()
+
+
+def counts_by_community(session: Session, start: datetime, end: datetime) -> dict[str, int]:
+    """Tickets registered in [start, end) per community code (tickets placed only in a town left out)."""
+    query = (
+        select(Ticket.community_code, func.count())
+        .where(Ticket.created_at >= start, Ticket.created_at < end, Ticket.community_code.is_not(None))
+        .group_by(Ticket.community_code)
+    )
+    return {code: n for code, n in session.execute(query)}

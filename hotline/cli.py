@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from core.errors import HotlineError
 from hotline.config import ConfigError, Settings, load_settings
 
 
@@ -21,6 +22,22 @@ def cmd_check_config(settings: Settings, _args: argparse.Namespace) -> int:
     places = load_gazetteer(settings.resolve(settings.dispatch.gazetteer))
     towns = len(places.towns)
     print(f"configuration OK; database {settings.database_url}; gazetteer {towns} towns")
+    return 0
+
+
+def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
+    from sla.evaluation import parse_month, previous_month
+    from sla.report.service import make_report
+
+    ctx = _context(settings)
+    today = ctx.clock.now().date()
+    first = parse_month(args.month) if args.month else previous_month(today.replace(day=1))
+    if first > today:
+        print(f"error: {first:%Y-%m} has not begun", file=sys.stderr)
+        return 2
+    with ctx.unit_of_work() as session:
+        for made in make_report(session, ctx, first):
+            print(f"{made.path} ({made.size} bytes)")
     return 0
 
 
@@ -193,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         "train-router": ("retrain the router on the seed corpus and the signed tickets", cmd_train_router),
         "speech-model": ("join the packaged Whisper model and check its SHA-256", cmd_speech_model),
+        "report": ("make the monthly analysis report (PDF and XLSX)", cmd_report),
         "locate-tickets": (
             "place tickets in towns and communities again after a gazetteer change",
             cmd_locate_tickets,
@@ -222,6 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
                 default=0,
                 help="also this many days of past tickets (make run: 60)",
             )
+        if name == "report":
+            command.add_argument("--month", help="YYYY-MM (default: last month)")
         if name == "locate-tickets":
             command.add_argument("--all", action="store_true", help="every ticket, not only unplaced ones")
         if name == "issue-token":
@@ -240,6 +260,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except ValueError as exc:  # catalogue and account errors carry their own message
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except HotlineError as exc:  # a refusal (a malformed month, a missing font): its Chinese message too
+        print(f"error: {exc} ({exc.zh})", file=sys.stderr)
         return 2
 
 

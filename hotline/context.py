@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.clock import Clock, SystemClock
 from core.db import make_engine, make_session_factory, unit_of_work
 from core.events import EventBus
+from dispatch.county_map import CountyMap, county_map_at
 from dispatch.flows import CallTickets, Understanding
 from dispatch.gazetteer import Gazetteer, GazetteerError, gazetteer_at
 from dispatch.service import RegistrationWatcher, TicketService
@@ -68,6 +69,11 @@ class HotlineContext:
     def gazetteer(self) -> Gazetteer:
         """The county's gazetteer, read again when its file changes."""
         return gazetteer_at(self.settings.resolve(self.settings.dispatch.gazetteer))
+
+    @property
+    def county_map(self) -> CountyMap:
+        """The county's community polygons, read again when the file changes."""
+        return county_map_at(self.settings.resolve(self.settings.dispatch.county_map), self.gazetteer)
 
     def tickets(self, session: Session) -> TicketService:
         digits, review = self.settings.dispatch.ticket_number_digits, self.settings.dispatch.review_replies

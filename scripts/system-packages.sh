@@ -10,6 +10,7 @@ needs=(
   "/usr/sbin/kamailio:kamailio"
   "espeak-ng:espeak-ng"
   "sox:sox"
+  "pdftotext:poppler-utils"
 )
 missing=()
 for entry in "${needs[@]}"; do

@@ -7,6 +7,7 @@ from __future__ import annotations
 from core.scheduler import Jobs
 from sla.context import SlaContext
 from sla.hotspots import run_hotspot_sweep
+from sla.report.service import make_last_month_if_missing
 from sla.supervision import run_sweep
 
 
@@ -22,3 +23,5 @@ def register(jobs: Jobs, ctx: SlaContext) -> None:
     hotspots = ctx.settings.sla.hotspots
     if hotspots.enabled:
         jobs.every(hotspots.sweep_interval_seconds, run_hotspot_sweep, id="hotspot-sweep", args=[ctx])
+    if ctx.settings.sla.report.scheduled:
+        jobs.every(3600, make_last_month_if_missing, id="monthly-report", args=[ctx])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import re
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -269,6 +270,18 @@ class HotspotSettings(BaseModel):
         return value
 
 
+class ReportSettings(BaseModel):
+    """The monthly analysis report (月度分析报告), made on the 1st for the month before."""
+
+    model_config = ConfigDict(extra="forbid")
+    # Where the PDF and XLSX files are kept (relative: to config.toml's folder).
+    folder: Path = Path("var/reports")
+    # A font with Chinese characters (Debian: fonts-wqy-microhei).
+    font: Path = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
+    # `hotline serve` makes last month's report when it is missing (checked every hour).
+    scheduled: bool = True
+
+
 class SlaSection(Section):
     calendar: CalendarSettings = CalendarSettings()
     # National guidance: a department may return (退单) only within this many working days of dispatch.
@@ -283,6 +296,7 @@ class SlaSection(Section):
     warnings: list[WarningLevel] = Field(default_factory=lambda: list(DEFAULT_WARNINGS))
     evaluation: EvaluationSettings = EvaluationSettings()
     hotspots: HotspotSettings = HotspotSettings()
+    report: ReportSettings = ReportSettings()
 
     @field_validator("warnings")
     @classmethod

@@ -10,20 +10,21 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
-from agent_ui.charts import Series, line_chart
+from agent_ui.charts import Series, community_map, line_chart
 from agent_ui.context import UiContext
 from agent_ui.deps import SupervisorDep, render
-from agent_ui.exports import Sheet, rate, xlsx_response
 from callcenter.runtime import telephony_status
 from callcenter.service import mask_phone, seat_board, waiting_calls
 from callcenter.stats import queue_figures
 from core import audit
 from core.accounts.models import User
+from core.spreadsheet import Sheet, rate, xlsx_response
 from core.web import ContextDep, SessionDep, audit_fields, commit
 from dispatch import schemas
 from dispatch.callbacks.service import callbacks_of
 from dispatch.callbacks.stats import callback_figures
 from dispatch.desk import EXPORT_CAP, TicketDesk
+from dispatch.places import counts_by_community
 from dispatch.states import STATE_LABELS, TicketState
 from sla.calendar import coverage_warnings
 from sla.hotspots import STATE_LABELS as HOTSPOT_STATES
@@ -120,7 +121,22 @@ def dashboard(request: Request, ctx: ContextDep, session: SessionDep, user: Supe
         export_tables=EXPORTS,
         hotspots=alerts(session),
         hotspot_states=HOTSPOT_STATES,
+        hotspot_map=_map(ctx, session, now),
     )
+
+
+MAP_DAYS = 7
+
+
+def _map(ctx: Any, session: Session, now: datetime) -> Any:
+    """The last week's tickets per community on the county's outline; None when no map is configured."""
+    try:
+        county = ctx.county_map
+    except ValueError as exc:  # a missing or broken map file: the dashboard still opens, and says why
+        return str(exc)
+    counts = counts_by_community(session, now - timedelta(days=MAP_DAYS), now)
+    alerting = {a.community_code for a in alerts(session) if a.community_code}
+    return community_map(county, counts, alerting)
 
 
 # ---- the same tables as spreadsheets -------------------------------------------------------------

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from agent_ui.deps import PageUserDep, render
-from agent_ui.exports import Sheet, rate, xlsx_response
 from core import audit
 from core.accounts.actor import actor_of
 from core.accounts.models import Role
+from core.spreadsheet import Sheet, rate, xlsx_response
 from core.web import ContextDep, SessionDep, audit_fields, commit
 from sla.appeals import APPEAL_STATE_LABELS, AppealState, appeal_deadline, appeals
 from sla.evaluation import FIGURES, League, league_tables, previous_month, unit_facts, units_of

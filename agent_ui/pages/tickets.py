@@ -12,10 +12,10 @@ from pydantic import ValidationError
 
 from agent_ui.api import problems_zh
 from agent_ui.deps import PageUserDep, render
-from agent_ui.exports import Sheet, xlsx_response
 from agent_ui.presenters import allowed_forms, catalogue, urgency
 from core import audit
 from core.accounts.models import Role
+from core.spreadsheet import Sheet, xlsx_response
 from core.web import ContextDep, SessionDep, WebError, audit_fields, commit
 from dispatch import schemas
 from dispatch.attachments.service import attachments_of

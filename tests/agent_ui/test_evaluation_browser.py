@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from openpyxl import load_workbook
@@ -16,6 +17,7 @@ from core.accounts.models import User
 from dispatch import schemas
 from dispatch.models import SubCategory
 from dispatch.states import Action
+from sla.settings import ReportSettings
 from tests.agent_ui.conftest import LiveServer, login, shot
 
 
@@ -121,3 +123,20 @@ def test_a_hotspot_reaches_the_console_and_the_dashboard_live(new_page: Any, liv
     close.locator("input[name=note]").fill("社区民警到场劝离")
     close.locator("button").click()
     dashboard.locator("#hotspots", has_text="暂无热点预警").wait_for()
+
+
+def test_a_supervisor_makes_and_downloads_the_monthly_report(
+    new_page: Any, live: LiveServer, tmp_path: Path
+) -> None:
+    live.ctx.settings.sla.report = ReportSettings(folder=tmp_path)
+    page = new_page()
+    login(page, "banzhang")
+    page.click("nav >> text=月度报告")
+    assert "尚未生成报告" in page.locator("#reports").inner_text()
+    page.fill("#make-report input[name=month]", "2026-11")
+    page.click("#make-report button")
+    page.locator("#reports tr[data-kind=pdf]").wait_for()
+    with page.expect_download() as download:
+        page.click("#reports tr[data-kind=pdf] a")
+    assert download.value.path().read_bytes().startswith(b"%PDF")
+    shot(page, "monthly-reports")

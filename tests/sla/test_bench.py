@@ -25,3 +25,15 @@ def test_bench_prints_figures_as_last_line(tmp_path: Path) -> None:
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert again.returncode != 0 and "already holds tickets" in again.stderr
+
+
+def test_analytics_bench_finds_the_planted_spike_and_makes_the_report(tmp_path: Path) -> None:
+    env = {"HOTLINE_DATABASE_URL": f"sqlite:///{tmp_path / 'analytics.db'}", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-m", "hotline.benches.analytics", "--tickets", "4000"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["tickets"] == 4000 and figures["month_tickets"] > 100
+    assert figures["alerts"] >= 1 and "月度分析报告" in done.stderr  # the spike, and both files made
+    assert figures["hotspot_sweep_s"] > 0 and figures["report_s"] > 0

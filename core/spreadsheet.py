@@ -1,4 +1,4 @@
-"""Spreadsheets of what the pages show (openpyxl): every dashboard table and the ticket search, for
+"""Spreadsheets (openpyxl): every dashboard table, the ticket search and the monthly report, for
 supervisors who report upwards in Excel. Presentation only: the rows come from the domains."""
 
 from __future__ import annotations
