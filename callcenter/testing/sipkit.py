@@ -48,6 +48,7 @@ PCAP_CACHE = Path(tempfile.gettempdir()) / "hotline-sipkit-pcap"
 DEFAULT_KEYS = {"info_digit": "1", "info_delay_ms": "1000", "contact_port": "5060", "expires": "3600"}
 # Survey calls come from pjsua2, which offers telephone-event with payload type 120.
 PJSUA_DTMF_PT = 120
+BIND_ATTEMPTS = 3
 
 
 def sipp_binary() -> str | None:
@@ -234,7 +235,8 @@ class Sipp:
             if self.process is not None and self.process.poll() is not None:
                 break
             time.sleep(0.02)
-        raise RuntimeError(f"SIPp did not listen on {self.port}: {self.output()[-2000:]}")
+        said = f"{self.output()[-2000:]} {_read(self.error_file)[-1000:]}"
+        raise RuntimeError(f"SIPp did not listen on {self.port}: {said}")
 
     def stop(self) -> SippResult | None:
         """Stop SIPp (SIGTERM, then SIGKILL) and collect what it wrote; None if it never started."""
@@ -309,10 +311,25 @@ def citizen(remote: str, *, hold_ms: int = 1000, scenario: str = "citizen", **kw
 
 
 def run(scenario: str | Sipp, **kwargs: object) -> SippResult:
-    """Run a scenario (a name and Sipp arguments, or a prepared Sipp) to the end."""
-    prepared = scenario if isinstance(scenario, Sipp) else Sipp(scenario, **kwargs)  # type: ignore[arg-type]
-    with prepared:
-        return prepared.wait()
+    """Run a scenario (a name and Sipp arguments, or a prepared Sipp) to the end.
+
+    A named scenario whose ports we picked is run again on new ones when another process took a port
+    between our probe and SIPp's bind (tests run in parallel; the kernel hands out the same range).
+    """
+    if isinstance(scenario, Sipp):
+        with scenario:
+            return scenario.wait()
+    ports_chosen = kwargs.get("port") is not None or kwargs.get("media_port") is not None
+    for _ in range(BIND_ATTEMPTS):
+        result = run(Sipp(scenario, **kwargs))  # type: ignore[arg-type]
+        if ports_chosen or not port_clash(result):
+            break
+    return result
+
+
+def port_clash(result: SippResult) -> bool:
+    """SIPp stopped before any call because one of its ports was taken."""
+    return result.returncode != 0 and result.successful == 0 and "Address already in use" in result.errors
 
 
 class SeatPhone:
@@ -334,7 +351,7 @@ class SeatPhone:
     ) -> None:
         self.extension = extension
         self.registrar = registrar
-        self.uas = Sipp(
+        self._new_uas = lambda: Sipp(
             behaviour,
             service=extension,
             calls=calls,
@@ -342,6 +359,8 @@ class SeatPhone:
             timeout=timeout,
             **sipp_args,  # type: ignore[arg-type]
         )
+        self._ports_chosen = sipp_args.get("port") is not None or sipp_args.get("media_port") is not None
+        self.uas = self._new_uas()
 
     @property
     def port(self) -> int:
@@ -352,8 +371,17 @@ class SeatPhone:
         return run("register", remote=self.registrar, service=self.extension, keys=keys, timeout=10)
 
     def start(self) -> SeatPhone:
-        self.uas.start()
-        self.uas.wait_until_listening()
+        for attempt in range(1, BIND_ATTEMPTS + 1):
+            self.uas.start()
+            try:
+                self.uas.wait_until_listening()
+                break
+            except RuntimeError as error:  # a port taken since we probed it: new ports, once more
+                clash = "Address already in use" in str(error)
+                if self._ports_chosen or attempt == BIND_ATTEMPTS or not clash:
+                    raise
+                self.uas.stop()
+                self.uas = self._new_uas()
         result = self.register()
         if not result.ok:
             self.uas.stop()

@@ -36,7 +36,8 @@ def test_the_screen_pop_shows_times_and_states_of_earlier_tickets(new_page: Any,
     page = _operator(new_page)
     page.select_option("#seat-choice", "1002")
     page.click("#sign-in")
-    page.wait_for_selector("#seat-state.ready")
+    page.wait_for_selector("#seat-state.ready")  # signing in reloads the page: wait for its new stream
+    page.wait_for_function("document.getElementById('live-dot').classList.contains('on')")
     live.ctx.events.publish(
         "call.offered",
         {
