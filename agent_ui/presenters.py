@@ -111,6 +111,15 @@ FORMS: dict[Action, ActionForm] = {
             ),
             "warn",
         ),
+        ActionForm(
+            Action.ADD_CALLER,
+            (
+                FormField("content", "来电人所述", "textarea", placeholder="同一诉求的又一位来电人说了什么"),
+                FormField("caller_phone", "来电号码", required=False, placeholder="办结后回访此号码"),
+                FormField("caller_name", "来电人", required=False),
+            ),
+            "",
+        ),
         ActionForm(Action.REOPEN, (FormField("reason", "重办原因", "textarea"),), "warn"),
         ActionForm(Action.ARCHIVE, (NOTE,), ""),
         ActionForm(

@@ -155,6 +155,10 @@ class Gazetteer:
                 best, chosen = rank, entry.place
         return chosen
 
+    def without_places(self, text: str) -> str:
+        """The text with every place word taken out (what is left says what the matter is)."""
+        return self._pattern.sub(" ", fold(text)) if self._entries else fold(text)
+
     @property
     def towns(self) -> list[TownSpec]:
         return self.spec.towns

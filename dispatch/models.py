@@ -188,6 +188,10 @@ class Ticket(Base):
     events: Mapped[list[TicketEvent]] = relationship(
         back_populates="ticket", order_by="TicketEvent.seq", cascade="all, delete-orphan"
     )
+    # Further citizens who called about the same matter (附加来电), each called back in turn.
+    extra_callers: Mapped[list[TicketCaller]] = relationship(
+        back_populates="ticket", order_by="TicketCaller.id", cascade="all, delete-orphan", lazy="selectin"
+    )
 
     @validates("state")
     def _guard_state(self, _key: str, value: str) -> str:
@@ -225,6 +229,27 @@ class TicketEvent(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     ticket: Mapped[Ticket] = relationship(back_populates="events")
+
+
+class TicketCaller(Base):
+    """A further call about a ticket's matter (附加来电): linked instead of a new dispatch."""
+
+    __tablename__ = "ticket_callers"
+    __table_args__ = (Index("ix_ticket_callers_ticket_phone", "ticket_id", "phone"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    name: Mapped[str | None] = mapped_column(String(64))
+    content: Mapped[str] = mapped_column(Text)  # what this caller said
+    call_uid: Mapped[str | None] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column(DateTime)
+    by: Mapped[str] = mapped_column(String(64))  # the operator who linked it
+    # How many times this number has now called about the matter (the ticket's own call counts);
+    # REPEAT_CALLS or more is flagged (重复来电).
+    call_count: Mapped[int] = mapped_column(Integer, default=1)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="extra_callers")
 
 
 class TicketCounter(Base):

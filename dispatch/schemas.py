@@ -91,6 +91,15 @@ class MergeBody(_Body):
     note: Note = None
 
 
+class AddCallerBody(_Body):
+    """附加来电: what the further caller said, who they are, and the call it came on."""
+
+    content: Text
+    caller_phone: Phone | None = None
+    caller_name: PersonName | None = None
+    call_uid: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,40}$")] | None = None
+
+
 # The body each action takes; the API builds one endpoint per entry.
 ACTION_BODIES: dict[Action, type[_Body]] = {
     Action.ANSWER_ON_SPOT: AnswerOnSpotBody,
@@ -109,6 +118,7 @@ ACTION_BODIES: dict[Action, type[_Body]] = {
     Action.MERGE: MergeBody,
     Action.APPROVE_REPLY: NoteBody,
     Action.REJECT_REPLY: ReasonBody,
+    Action.ADD_CALLER: AddCallerBody,
 }
 
 
@@ -148,6 +158,15 @@ class EventOut(BaseModel):
     data: dict[str, object]
 
 
+class CallerOut(BaseModel):
+    phone: str | None
+    name: str | None
+    content: str
+    at: datetime
+    by: str
+    call_count: int
+
+
 class TicketOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     number: str
@@ -185,6 +204,8 @@ class TicketOut(BaseModel):
     reply_approved_at: datetime | None
     reply_approved_by: str | None
     overdue: bool
+    extra_callers: list[CallerOut] = Field(default_factory=list)  # 附加来电
+    repeat_calls: int = 1  # the most calls one number made about the matter (3+: 重复来电)
 
 
 class TicketPage(BaseModel):

@@ -28,7 +28,14 @@ from dispatch import schemas
 from dispatch.deadlines import DeadlinePolicy
 from dispatch.errors import TicketNotFound
 from dispatch.gazetteer import Gazetteer
-from dispatch.models import Category, SubCategory, Ticket, TicketCounter, ticket_assisting_departments
+from dispatch.models import (
+    Category,
+    SubCategory,
+    Ticket,
+    TicketCaller,
+    TicketCounter,
+    ticket_assisting_departments,
+)
 from dispatch.routing_words import router_for
 from dispatch.state_machine import apply_transition, check_allowed, start_ticket
 from dispatch.states import AT_DEPARTMENT, OPEN_STATES, STATE_LABELS, Action, TicketState
@@ -92,7 +99,35 @@ def ticket_out(ticket: Ticket, now: datetime, mask: bool = False) -> schemas.Tic
         reply_approved_at=ticket.reply_approved_at,
         reply_approved_by=ticket.reply_approved_by,
         overdue=is_overdue(ticket, now),
+        extra_callers=[
+            schemas.CallerOut(
+                phone=mask_phone(c.phone) if mask else c.phone,
+                name=(c.name[:1] + "**" if mask and c.name else c.name),
+                content=(mask_numbers(c.content) or "") if mask else c.content,
+                at=c.at,
+                by=c.by,
+                call_count=c.call_count,
+            )
+            for c in ticket.extra_callers
+        ],
+        repeat_calls=max([c.call_count for c in ticket.extra_callers], default=1),
     )
+
+
+# A number that has called this many times about one matter is flagged (重复来电).
+REPEAT_CALLS = 3
+
+
+def calls_about(ticket: Ticket, phone: str | None) -> int:
+    """How many times `phone` has called about the ticket's matter so far (its own call included)."""
+    if not phone:
+        return 0
+    return int(ticket.caller_phone == phone) + sum(c.phone == phone for c in ticket.extra_callers)
+
+
+def callers_of(ticket: Ticket) -> int:
+    """Everyone who called about the matter: the ticket's caller and the further ones."""
+    return 1 + len(ticket.extra_callers)
 
 
 class RegistrationWatcher(Protocol):
@@ -506,6 +541,22 @@ class TicketService:
             ticket.supervision_count += 1
 
         apply_transition(t, actor, Action.SUPERVISE, now, body.note, None, effect)
+
+    def _do_add_caller(self, t: Ticket, actor: Actor, body: schemas.AddCallerBody, now: datetime) -> None:
+        calls = calls_about(t, body.caller_phone) + 1
+        caller = TicketCaller(
+            phone=body.caller_phone,
+            name=body.caller_name,
+            content=body.content,
+            call_uid=body.call_uid,
+            at=now,
+            by=actor.name,
+            call_count=calls,
+        )
+        data = {"calls": calls, "repeat": calls >= REPEAT_CALLS, "callers": callers_of(t) + 1}
+        apply_transition(
+            t, actor, Action.ADD_CALLER, now, body.content, data, lambda tk: tk.extra_callers.append(caller)
+        )
 
     def _do_record_callback(self, t: Ticket, actor: Actor, body: schemas.CallbackBody, now: datetime) -> None:
         def effect(ticket: Ticket) -> None:

@@ -10,6 +10,21 @@ from core.settings import Section
 from dispatch.attachments.settings import AttachmentSettings
 
 
+class DuplicateSettings(Section):
+    """Duplicate requests at intake (dispatch.duplicates): what the console suggests linking."""
+
+    # Open tickets registered within so many days are compared with a new call.
+    days: int = Field(default=7, ge=1, le=90)
+    # Sentence-model cosine (place words out) from which a ticket is suggested.
+    min_similarity: float = Field(default=0.90, ge=0.0, le=1.0)
+    # Character-bigram cosine from which a ticket is suggested when the model is off …
+    min_lexical: float = Field(default=0.3, ge=0.0, le=1.0)
+    # … and from which it is suggested in any case (nearly the same words).
+    sure_lexical: float = Field(default=0.6, ge=0.0, le=1.0)
+    # At most so many suggestions.
+    shown: int = Field(default=3, ge=1, le=10)
+
+
 class DispatchSection(Section):
     category_tree: Path = Path("dispatch/category_tree.toml")
     # The county's towns and communities and the words that place a ticket in them (地名库); by
@@ -25,3 +40,4 @@ class DispatchSection(Section):
     # shipped config.toml turns the review on).
     review_replies: bool = False
     attachments: AttachmentSettings = AttachmentSettings()
+    duplicates: DuplicateSettings = DuplicateSettings()

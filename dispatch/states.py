@@ -76,6 +76,7 @@ class Action(StrEnum):
     ABSORB_DUPLICATE = "absorb_duplicate"  # the surviving ticket of a merge notes what it took in
     APPROVE_REPLY = "approve_reply"  # the hotline's review lets the department's reply out
     REJECT_REPLY = "reject_reply"  # … or sends it back to the department to answer again
+    ADD_CALLER = "add_caller"  # another citizen called about the same matter (附加来电)
 
 
 ACTION_LABELS = {
@@ -97,6 +98,7 @@ ACTION_LABELS = {
     Action.ABSORB_DUPLICATE: "并入重复工单",
     Action.APPROVE_REPLY: "审核通过答复",
     Action.REJECT_REPLY: "退回答复",
+    Action.ADD_CALLER: "附加来电",
 }
 
 HOTLINE_STAFF = frozenset({Role.OPERATOR, Role.SUPERVISOR, Role.ADMIN})
@@ -145,6 +147,7 @@ TRANSITIONS: dict[Action, Transition] = {
         _t(Action.ABSORB_DUPLICATE, set(OPEN_STATES), None, HOTLINE_STAFF),
         _t(Action.APPROVE_REPLY, {S.REPLIED}, None, HOTLINE_STAFF),
         _t(Action.REJECT_REPLY, {S.REPLIED}, S.IN_PROGRESS, HOTLINE_STAFF),
+        _t(Action.ADD_CALLER, set(OPEN_STATES), None, HOTLINE_STAFF),
     )
 }
 

@@ -1,6 +1,8 @@
 """JSON API of the ticket core, under /api/. One endpoint per action, each with its own body schema."""
 
 from collections.abc import Callable
+from dataclasses import asdict
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Body, Query, status
@@ -8,11 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from callcenter.views import CallUid, check_own_call, check_staff, record_out
+from core import semantics
 from core.accounts.actor import actor_of
 from core.departments import Department
 from core.web import ActorDep, SessionDep, UserDep, api_router, commit
 from dispatch import schemas
 from dispatch.desk import DeskDep, DispatchContextDep
+from dispatch.duplicates import Duplicate, DuplicateFinder
 from dispatch.flows import link_call
 from dispatch.models import Category
 from dispatch.states import ACTION_LABELS, Action
@@ -172,3 +176,45 @@ def link_ticket(
     record = link_call(session, ctx.clock, uid, ticket)
     commit(session)
     return record_out(record, masked=False)
+
+
+# ---- duplicate requests at intake (附加来电) -------------------------------------------------------
+
+
+class DuplicateOut(BaseModel):
+    number: str
+    content: str
+    state: str
+    state_label: str
+    created_at: datetime
+    place: str | None
+    callers: int
+    score: float
+    calls_by_this_number: int
+    repeat: bool
+    summary: str  # what the console says, e.g. 可能与 20261207-0012 为同一诉求，已有 3 位来电人
+
+
+def _summary(d: Duplicate) -> str:
+    said = f"可能与 {d.number} 为同一诉求，已有 {d.callers} 位来电人"
+    return f"{said}；此号码第 {d.calls_by_this_number} 次反映此事（重复来电）" if d.repeat else said
+
+
+@router.get("/duplicates")
+def duplicates(
+    text: Annotated[str, Query(min_length=1, max_length=4000, description="what the caller said so far")],
+    user: UserDep,
+    session: SessionDep,
+    ctx: DispatchContextDep,
+    address: Annotated[str | None, Query(max_length=256)] = None,
+    phone: Annotated[str | None, Query(pattern=r"^\+?[0-9][0-9-]{2,19}$")] = None,
+    exclude: Annotated[str | None, Query(pattern=r"^[0-9]{8}-[0-9]{3,8}$")] = None,
+) -> list[DuplicateOut]:
+    """Open tickets of the last days, in the same place, that are probably the same matter."""
+    check_staff(user)
+    places = ctx.tickets(session).places
+    finder = DuplicateFinder(
+        session, places, ctx.settings.dispatch.duplicates, ctx.clock, semantics.encoder()
+    )
+    found = finder.find(text, address, phone, exclude)
+    return [DuplicateOut(**asdict(d), summary=_summary(d)) for d in found]

@@ -15,6 +15,7 @@ from core.clock import Clock, SystemClock
 from core.db import make_engine, make_session_factory, unit_of_work
 from core.events import EventBus
 from dispatch.county_map import CountyMap, county_map_at
+from dispatch.duplicates import DuplicateIndex
 from dispatch.flows import CallTickets, Understanding
 from dispatch.gazetteer import Gazetteer, GazetteerError, gazetteer_at
 from dispatch.service import RegistrationWatcher, TicketService
@@ -87,10 +88,21 @@ class HotlineContext:
 
     @cached_property
     def watchers(self) -> list[RegistrationWatcher]:
-        """What looks at every new ticket: the hotspot warning's sensitive-words lane."""
+        """What looks at every new ticket: the hotspot warning's sensitive-words lane, and the duplicate
+        finder's vectors (made while the ticket is registered, so the next call about it is compared
+        at once)."""
         from sla.hotspots import SensitiveLane
 
-        return [SensitiveLane(self.settings.sla.hotspots, lambda: self.gazetteer, self.events.publish)]
+        return [
+            SensitiveLane(self.settings.sla.hotspots, lambda: self.gazetteer, self.events.publish),
+            DuplicateIndex(self._gazetteer_or_none),
+        ]
+
+    def _gazetteer_or_none(self) -> Gazetteer | None:
+        try:
+            return self.gazetteer
+        except GazetteerError:
+            return None
 
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:

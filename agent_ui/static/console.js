@@ -138,6 +138,49 @@
       showTriage(t);
       showSuggestions(t.suggestions, t);
     } catch (error) { Hotline.toast(error.message, "error"); }
+    showDuplicates(text);
+  }
+
+  /* ---- duplicates: the same matter already registered in the same place (附加来电) ---------- */
+  let duplicates = [];
+  async function showDuplicates(text) {
+    const params = new URLSearchParams({ text });
+    const address = $("address").value.trim(), phone = $("caller_phone").value.trim();
+    if (address) params.set("address", address);
+    if (/^\+?[0-9][0-9-]{2,19}$/.test(phone)) params.set("phone", phone);
+    try { duplicates = await Hotline.api("GET", `/api/duplicates?${params}`); }
+    catch (error) { duplicates = []; }  // the triage above already says what went wrong
+    const box = $("duplicates");
+    box.hidden = !duplicates.length;
+    box.innerHTML = duplicates.map((d, i) => `<div class="duplicate${d.repeat ? " repeat" : ""}" data-number="${Hotline.escape(d.number)}">
+        <b>${Hotline.escape(d.summary)}</b>
+        <span class="muted small">${Hotline.escape(d.place || "")} · ${Hotline.escape(Hotline.shortTime(d.created_at))} · ${Hotline.escape(d.state_label)}</span>
+        <div class="small">${Hotline.escape(d.content)}</div>
+        <button type="button" class="warn" data-link="${i}">作为附加来电关联${i === 0 ? "<kbd>F6</kbd>" : ""}</button>
+      </div>`).join("");
+  }
+  $("duplicates").addEventListener("click", (e) => { const b = e.target.closest("[data-link]"); if (b) linkCaller(Number(b.dataset.link)); });
+  async function linkCaller(index) {
+    const d = duplicates[index];
+    if (!d) { Hotline.toast("没有可关联的重复工单", "warn"); return; }
+    const { body } = ticketBody();
+    if (!body.content) { Hotline.showError(form, "请先记录来电人的诉求内容"); $("content").focus(); return; }
+    const request = { content: body.content };
+    if (body.caller_phone) request.caller_phone = body.caller_phone;
+    if (body.caller_name) request.caller_name = body.caller_name;
+    if (C.callUid) request.call_uid = C.callUid;
+    try {
+      const t = await Hotline.api("POST", `/api/tickets/${d.number}/add_caller`, request);
+      Hotline.toast(`已作为附加来电关联至工单 ${t.number}（共 ${t.extra_callers.length + 1} 位来电人）`, "ok");
+      if (C.callUid) {
+        Hotline.api("POST", `/api/calls/${C.callUid}/ticket`, { number: t.number })
+          .catch((error) => Hotline.toast(`通话未能关联工单：${error.message}`, "warn"));
+      }
+      addMine(t, "附加来电");
+      clearForm({ keepCaller: Boolean(C.callUid) });
+    } catch (error) {
+      Hotline.showError(form, error.message);  // everything typed stays
+    }
   }
   function showTriage(t) {
     const box = $("triage");
@@ -268,6 +311,9 @@
     $("triage").classList.remove("emergency");
     $("suggestions").innerHTML = '<p class="muted">输入或转写诉求后自动匹配</p>';
     suggestions = [];
+    duplicates = [];
+    $("duplicates").hidden = true;
+    $("duplicates").innerHTML = "";
     Hotline.showError(form, "");
     $("content").focus();
   }
@@ -306,6 +352,7 @@
     F2: () => setSeatState("ready"),
     F3: () => setSeatState("break"),
     F4: runTriage,
+    F6: () => linkCaller(0),
     F8: () => submit("answer"),
     F9: () => submit("dispatch"),
     Escape: () => clearForm({ keepCaller: Boolean(C.callUid) }),

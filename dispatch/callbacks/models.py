@@ -63,7 +63,7 @@ class Callback(Base):
         Index("ix_callbacks_due", "state", "mode", "next_attempt_at", "id"),
         Index("ix_callbacks_phone", "phone"),
         Index("ix_callbacks_finished_at", "finished_at"),
-        UniqueConstraint("ticket_id", "round"),
+        UniqueConstraint("ticket_id", "round", "extra_caller_id"),
         CheckConstraint(_known("state", CallbackState), name="state_known"),
         CheckConstraint(_known("mode", CallbackMode), name="mode_known"),
         CheckConstraint("attempts >= 0", name="attempts_not_negative"),
@@ -73,6 +73,9 @@ class Callback(Base):
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
     # 1 for the first reply, 2 after a reopen and a second reply …
     round: Mapped[int] = mapped_column(Integer, default=1)
+    # 0: the ticket's own caller, whose answer settles the ticket; else the ticket_callers row of a
+    # further caller (附加来电), whose answer is kept on the callback only.
+    extra_caller_id: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     phone: Mapped[str | None] = mapped_column(String(32))
     mode: Mapped[str] = mapped_column(String(8))
     state: Mapped[str] = mapped_column(String(12))

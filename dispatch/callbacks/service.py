@@ -38,7 +38,7 @@ from dispatch.callbacks.models import (
 )
 from dispatch.callbacks.settings import CallbackSettings
 from dispatch.errors import IllegalTransition
-from dispatch.models import Category, Ticket, TicketEvent
+from dispatch.models import Category, Ticket, TicketCaller, TicketEvent
 from dispatch.service import TicketService
 from dispatch.states import Action, TicketState
 
@@ -126,50 +126,87 @@ class CallbackService:
     # ---- the queue fills from the tickets ------------------------------------------------------
 
     def enqueue_replied(self) -> int:
-        """One callback for every replied ticket that has none for its round yet (set-based)."""
+        """One callback for every replied ticket that has none for its round yet (set-based), and one
+        for each further caller of it (附加来电) with a number."""
         now = self.clock.now()
         round_ = Ticket.reopen_count + 1
         person = or_(
             Ticket.caller_phone.is_(None),
             Category.handling.in_(self.settings.person_required_handlings),
         )
-        opted_out = exists().where(PhoneOptOut.phone == Ticket.caller_phone)
-        rows = (
+        own = self._due_rows(Ticket.caller_phone, person, literal(0), now).where(
+            ~exists().where(
+                Callback.ticket_id == Ticket.id, Callback.round == round_, Callback.extra_caller_id == 0
+            )
+        )
+        extra_person = Category.handling.in_(self.settings.person_required_handlings)
+        extra = (
+            self._due_rows(TicketCaller.phone, extra_person, TicketCaller.id, now)
+            .join(TicketCaller, TicketCaller.ticket_id == Ticket.id)
+            .where(
+                TicketCaller.phone.is_not(None),
+                ~exists().where(
+                    Callback.ticket_id == Ticket.id,
+                    Callback.round == round_,
+                    Callback.extra_caller_id == TicketCaller.id,
+                ),
+            )
+        )
+        columns = ["ticket_id", "round", "phone", "mode", "state", "attempts", "next_attempt_at"]
+        added = 0
+        for rows in (own, extra):
+            try:
+                with self.session.begin_nested():
+                    added += len(
+                        self.session.execute(
+                            insert(Callback)
+                            .from_select([*columns, "created_at", "extra_caller_id"], rows)
+                            .returning(Callback.id)
+                        ).all()
+                    )
+            except IntegrityError:  # another process enqueued the same tickets this instant
+                continue
+        self._cancel_settled()
+        return added
+
+    def _due_rows(self, phone: Any, person: Any, extra_caller: Any, now: datetime) -> Any:
+        """Rows of new callbacks to `phone` of the replied (and reviewed) tickets."""
+        opted_out = exists().where(PhoneOptOut.phone == phone)
+        return (
             select(
                 Ticket.id,
-                round_,
-                Ticket.caller_phone,
+                Ticket.reopen_count + 1,
+                phone,
                 case((person, CallbackMode.PERSON.value), else_=CallbackMode.AUTO.value),
                 case((opted_out, CallbackState.OPTED_OUT.value), else_=CallbackState.PENDING.value),
                 literal(0),
                 literal(self.hours.next_opening(now)),
                 literal(now),
+                extra_caller,
             )
             .select_from(Ticket)
             .outerjoin(Category, Category.id == Ticket.category_id)
             .where(
                 Ticket.state == TicketState.REPLIED.value,
                 Ticket.reply_approved_at.is_not(None),  # the hotline reviewed the reply first
-                ~exists().where(Callback.ticket_id == Ticket.id, Callback.round == round_),
             )
         )
-        columns = ["ticket_id", "round", "phone", "mode", "state", "attempts", "next_attempt_at"]
-        try:
-            with self.session.begin_nested():
-                added = self.session.execute(
-                    insert(Callback).from_select([*columns, "created_at"], rows).returning(Callback.id)
-                ).all()
-        except IntegrityError:  # another process enqueued the same tickets this instant
-            return 0
-        self._cancel_settled()
-        return len(added)
 
     def _cancel_settled(self) -> None:
         """Callbacks whose ticket left `replied` another way. A result recorded on the ticket itself
         (the generic record_callback action) counts as this callback done, with that result; anything
         else (archived without a survey, merged …) cancels it."""
         now = self.clock.now()
-        settled = exists().where(Ticket.id == Callback.ticket_id, Ticket.state != TicketState.REPLIED.value)
+        # A further caller is still asked once the first caller's answer archived the ticket.
+        still_asked = case(
+            (Callback.extra_caller_id == 0, literal(TicketState.REPLIED.value)),
+            else_=literal(TicketState.ARCHIVED.value),
+        )
+        settled = exists().where(
+            Ticket.id == Callback.ticket_id,
+            Ticket.state != TicketState.REPLIED.value,
+            Ticket.state != still_asked,
+        )
         surveyed = exists().where(
             TicketEvent.ticket_id == Callback.ticket_id,
             TicketEvent.action == Action.RECORD_CALLBACK.value,
@@ -180,7 +217,7 @@ class CallbackService:
         )
         self.session.execute(
             update(Callback)
-            .where(Callback.state.in_(OPEN), settled, surveyed)
+            .where(Callback.state.in_(OPEN), Callback.extra_caller_id == 0, settled, surveyed)
             .values(state=CallbackState.DONE.value, result=ticket_result, channel="manual", finished_at=now)
             .execution_options(synchronize_session=False)
         )
@@ -323,13 +360,17 @@ class CallbackService:
     ) -> None:
         body = schemas.CallbackBody(result=result, solved=solved, note=note)  # type: ignore[arg-type]
         now = self.clock.now()
-        try:
-            self.tickets.act(callback.ticket.number, actor, Action.RECORD_CALLBACK, body)
-        except IllegalTransition:
-            # The ticket was archived or merged meanwhile: keep what the citizen said, change nothing else.
-            callback.state = CallbackState.CANCELLED.value
-        else:
+        if callback.extra_caller_id:
+            # A further caller's answer is kept on the callback: the ticket's own caller settles it.
             callback.state = CallbackState.DONE.value
+        else:
+            try:
+                self.tickets.act(callback.ticket.number, actor, Action.RECORD_CALLBACK, body)
+            except IllegalTransition:
+                # Archived or merged meanwhile: keep what the citizen said, change nothing else.
+                callback.state = CallbackState.CANCELLED.value
+            else:
+                callback.state = CallbackState.DONE.value
         callback.result, callback.solved, callback.note, callback.channel = result, solved, note, channel
         callback.finished_at, callback.claimed_by = now, None
 

@@ -148,3 +148,34 @@ def test_every_part_of_the_console_can_be_seen_at_1366x768(new_page: Any, live: 
     page.query_selector("#my-tickets-card h2").scroll_into_view_if_needed()
     assert page.is_visible("#my-tickets-card h2")
     shot(page, "console-scrolled")
+
+
+def test_a_repeated_matter_is_offered_and_f6_links_the_call_as_a_further_caller(
+    new_page: Any, live: LiveServer
+) -> None:
+    from core.accounts.actor import Actor
+    from core.accounts.models import Role
+    from dispatch import schemas
+
+    with live.ctx.unit_of_work() as session:
+        body = schemas.TicketCreate(
+            content="龙潭水库大坝边上的护栏被大车撞坏了一大段", caller_phone="13911112222"
+        )
+        number = live.ctx.tickets(session).register(Actor(None, "测试", Role.OPERATOR), body).number
+    page = _operator(new_page)
+    page.fill("#caller_phone", "13788889999")
+    page.fill("#content", "龙潭水库大坝那里护栏撞坏了一大段，很危险")
+    page.wait_for_selector(f".duplicate[data-number='{number}']")
+    assert f"可能与 {number} 为同一诉求，已有 1 位来电人" in page.inner_text("#duplicates")
+    shot(page, "console-duplicate")
+    page.keyboard.press("F6")
+    page.wait_for_selector("#my-tickets a")
+    assert "附加来电" in page.inner_text("#my-tickets")
+    assert page.input_value("#content") == "" and page.is_hidden("#duplicates")
+    shown = page.request.get(f"/api/tickets/{number}").json()
+    assert [(c["phone"], c["content"]) for c in shown["extra_callers"]] == [
+        ("13788889999", "龙潭水库大坝那里护栏撞坏了一大段，很危险")
+    ]
+    page.goto(f"/tickets/{number}")
+    assert "2 位来电人" in page.inner_text("#callers-badge")
+    assert "13788889999" in page.inner_text("#callers-card")

@@ -210,6 +210,8 @@ def make_body(
         return schemas.CallbackBody(result=params["result"])
     if action == A.MERGE:
         return schemas.MergeBody(into=merge_targets[params["into"]])
+    if action == A.ADD_CALLER:
+        return schemas.AddCallerBody(content="同一事项又一位市民来电", caller_phone="13700002222")
     if schemas.ACTION_BODIES[action] is schemas.ReasonBody:
         return schemas.ReasonBody(reason="理由")
     return schemas.NoteBody(note=f"{action.value} {number}")

@@ -105,6 +105,9 @@ def standard_body(
     if action == A.MERGE:
         assert into is not None
         return schemas.MergeBody(into=into, note="同一事项重复来电"), "同一事项重复来电"
+    if action == A.ADD_CALLER:
+        said = "同一事项又一位市民来电"
+        return schemas.AddCallerBody(content=said, caller_phone="13700002222"), said
     notes = {
         A.APPROVE_REPLY: "答复属实，同意回复市民",
         A.SIGN: "已签收",
@@ -236,6 +239,9 @@ def check_effects(
     elif action == A.REJECT_REPLY:
         assert (after.reply_text, after.replied_at, after.reply_approved_at) == (None, None, None)
         assert unchanged_deadline
+    elif action == A.ADD_CALLER:
+        assert len(after.extra_callers) == len(before.extra_callers) + 1 and unchanged_deadline
+        assert (after.extra_callers[-1].phone, after.extra_callers[-1].call_count) == ("13700002222", 1)
     else:  # pragma: no cover
         raise AssertionError(action)
     if action not in (A.SUPERVISE,):

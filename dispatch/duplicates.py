@@ -1,0 +1,253 @@
+"""Duplicate requests at intake (并单 at the source, 国办函〔2025〕66号).
+
+While the operator types, the open tickets of the last days that are in the same place and say the
+same thing are shown ("可能与 20261207-0012 为同一诉求，已有 3 位来电人"); one key links the call to
+that ticket as a further caller (附加来电, `Action.ADD_CALLER`) instead of a new dispatch.
+
+Which tickets are compared: open ones registered within `days`, placed by the gazetteer where the
+new text is (the same community; or, where either side names only the town, the same town), and
+those the same number called about before, wherever they are.
+
+How they are compared: place words are taken out of both texts first (every ticket of one community
+names it; that says nothing about the matter), then
+
+- with the sentence model (core.semantics): the cosine of the two embeddings, suggested from
+  `min_similarity`; a candidate's vector is made once and kept (in this process, and by text in the
+  model's disk cache), and each new ticket's at registration (`DuplicateIndex.registered`);
+- without it, or beside it: the cosine of their character-bigram sets (fillers out), suggested from
+  `min_lexical` (the model off) or `sure_lexical` (nearly the same words: suggested in any case).
+
+The thresholds were set on dispatch/tuning/duplicates.jsonl (written by the team) and are judged on
+tests/dispatch/data/duplicates_heldout.jsonl (written by other hands, never tuned on).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import pairwise
+
+import numpy as np
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from core import semantics
+from core.clock import Clock
+from dispatch.gazetteer import Gazetteer, Place
+from dispatch.models import Ticket, TicketCaller
+from dispatch.service import REPEAT_CALLS, callers_of, calls_about
+from dispatch.settings import DuplicateSettings
+from dispatch.states import OPEN_STATES, STATE_LABELS, TicketState
+
+_NOT_HAN = re.compile(r"[^\u4e00-\u9fff]+")
+# Characters that pair with anything and say nothing of the matter (我们, 这个, 了吗 …).
+_FILLERS = frozenset("的了吗呢啊呀吧我们你他她它在是有和就都也还这那个一不人要到说很太好么请问")
+_OPEN = [s.value for s in OPEN_STATES]
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    number: str
+    content: str
+    state: str
+    state_label: str
+    created_at: datetime
+    place: str | None
+    callers: int  # everyone who called about it so far
+    score: float
+    calls_by_this_number: int  # this call included: REPEAT_CALLS or more is flagged
+    repeat: bool
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    id: int
+    number: str
+    content: str
+
+
+def bigrams(text: str) -> frozenset[str]:
+    pairs: set[str] = set()
+    for run in _NOT_HAN.split(text):
+        pairs.update(a + b for a, b in pairwise(run) if not (a in _FILLERS and b in _FILLERS))
+    return frozenset(pairs)
+
+
+def lexical_similarity(a: frozenset[str], b: frozenset[str]) -> float:
+    if not a or not b:
+        return 0.0
+    return len(a & b) / float(np.sqrt(len(a) * len(b)))
+
+
+class VectorCache:
+    """Embeddings of tickets' texts (place words out) by ticket id and text (an id alone could name
+    another ticket in another database of the same process), the newest kept."""
+
+    def __init__(self, size: int = 50_000) -> None:
+        self._vectors: OrderedDict[tuple[str, int, str], np.ndarray] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def vectors(self, encoder: semantics.Encoder, items: Sequence[tuple[int, str]]) -> np.ndarray:
+        """One row per (ticket id, text), embedding (in one batch) only those not seen before."""
+        out = np.zeros((len(items), encoder.dim), dtype=np.float32)
+        missing: list[int] = []
+        with self._lock:
+            for row, (ticket_id, text) in enumerate(items):
+                hit = self._vectors.get((encoder.version, ticket_id, text))
+                if hit is None:
+                    missing.append(row)
+                else:
+                    out[row] = hit
+        if missing:
+            fresh = encoder.queries([items[row][1] for row in missing])
+            with self._lock:
+                for row, vector in zip(missing, fresh, strict=True):
+                    out[row] = vector
+                    self._vectors[(encoder.version, *items[row])] = vector
+                while len(self._vectors) > self._size:
+                    self._vectors.popitem(last=False)
+        return out
+
+
+VECTORS = VectorCache()
+
+
+class DuplicateFinder:
+    def __init__(
+        self,
+        session: Session,
+        places: Gazetteer | None,
+        settings: DuplicateSettings,
+        clock: Clock,
+        encoder: semantics.Encoder | None = None,
+        vectors: VectorCache = VECTORS,
+    ) -> None:
+        self.session = session
+        self.places = places
+        self.settings = settings
+        self.clock = clock
+        self.encoder = encoder
+        self.vectors = vectors
+
+    def find(
+        self, text: str, address: str | None = None, phone: str | None = None, exclude: str | None = None
+    ) -> list[Duplicate]:
+        """The open tickets that are probably the same matter as `text`, the likeliest first."""
+        place = self.places.locate(address, text) if self.places else None
+        candidates = self._candidates(place, phone, exclude)
+        if not candidates:
+            return []
+        scores = self._scores(text, candidates)
+        ranked = sorted(
+            ((score, c) for score, c in zip(scores, candidates, strict=True) if score is not None),
+            key=lambda pair: -pair[0],
+        )[: self.settings.shown]
+        return self._described([c.number for _, c in ranked], [s for s, _ in ranked], phone)
+
+    # ---- which tickets ----------------------------------------------------------------------
+
+    def _candidates(self, place: Place | None, phone: str | None, exclude: str | None) -> list[_Candidate]:
+        if place is None and not phone:
+            return []  # no place and no number: nothing says two calls are about one spot
+        since = self.clock.now() - timedelta(days=self.settings.days)
+        where = []
+        if place is not None:
+            where.append(self._same_area(place))
+        if phone:
+            further = select(TicketCaller.ticket_id).where(TicketCaller.phone == phone)
+            where.extend([Ticket.caller_phone == phone, Ticket.id.in_(further)])
+        rows = self.session.execute(
+            select(Ticket.id, Ticket.number, Ticket.content).where(
+                Ticket.created_at >= since,
+                Ticket.state.in_(_OPEN),
+                or_(*where),
+                Ticket.number != (exclude or ""),
+            )
+        )
+        return [_Candidate(*row) for row in rows]
+
+    @staticmethod
+    def _same_area(place: Place) -> object:
+        if place.community_code is None:
+            return Ticket.town_code == place.town_code
+        return or_(
+            Ticket.community_code == place.community_code,
+            and_(Ticket.community_code.is_(None), Ticket.town_code == place.town_code),
+        )
+
+    # ---- how alike ----------------------------------------------------------------------------
+
+    def _matter(self, text: str) -> str:
+        return self.places.without_places(text) if self.places else text
+
+    def _scores(self, text: str, candidates: list[_Candidate]) -> list[float | None]:
+        """Each candidate's similarity, or None when it is not similar enough to show."""
+        matter = self._matter(text)
+        mine = bigrams(matter)
+        lexical = [lexical_similarity(mine, bigrams(self._matter(c.content))) for c in candidates]
+        if self.encoder is None:
+            return [s if s >= self.settings.min_lexical else None for s in lexical]
+        query = self.encoder.query(matter)
+        items = [(c.id, self._matter(c.content)) for c in candidates]
+        dense = self.vectors.vectors(self.encoder, items) @ query
+        return [
+            float(d) if d >= self.settings.min_similarity or lex >= self.settings.sure_lexical else None
+            for d, lex in zip(dense, lexical, strict=True)
+        ]
+
+    # ---- what the console shows -------------------------------------------------------------
+
+    def _described(self, numbers: list[str], scores: list[float], phone: str | None) -> list[Duplicate]:
+        tickets = {
+            t.number: t for t in self.session.scalars(select(Ticket).where(Ticket.number.in_(numbers)))
+        }
+        out = []
+        for number, score in zip(numbers, scores, strict=True):
+            t = tickets[number]
+            calls = calls_about(t, phone) + 1 if phone else 0
+            out.append(
+                Duplicate(
+                    number=t.number,
+                    content=t.content,
+                    state=t.state,
+                    state_label=STATE_LABELS[TicketState(t.state)],
+                    created_at=t.created_at,
+                    place=self._label(t),
+                    callers=callers_of(t),
+                    score=round(score, 3),
+                    calls_by_this_number=calls,
+                    repeat=calls >= REPEAT_CALLS,
+                )
+            )
+        return out
+
+    def _label(self, ticket: Ticket) -> str | None:
+        if self.places is None or ticket.town_code is None:
+            return None
+        town = self.places.town(ticket.town_code)
+        if town is None:
+            return None
+        community = next((c for c in town.communities if c.code == ticket.community_code), None)
+        return town.name + (community.name if community else "")
+
+
+class DuplicateIndex:
+    """A registration watcher: each new ticket's vector is made while it is registered, so the first
+    call that repeats it is compared at once."""
+
+    def __init__(self, places: Callable[[], Gazetteer | None], vectors: VectorCache = VECTORS) -> None:
+        self.places = places  # read at each registration: the gazetteer may be edited meanwhile
+        self.vectors = vectors
+
+    def registered(self, session: Session, ticket: Ticket) -> None:
+        encoder = semantics.encoder()
+        if encoder is None or TicketState(ticket.state) not in OPEN_STATES:
+            return
+        places = self.places()
+        text = places.without_places(ticket.content) if places else ticket.content
+        self.vectors.vectors(encoder, [(ticket.id, text)])
