@@ -109,6 +109,7 @@ class Ticket(Base):
         Index("ix_tickets_caller_phone", "caller_phone"),
         # Hotspots and duplicates count the tickets of one place over a window of time.
         Index("ix_tickets_community_created", "community_code", "created_at"),
+        Index("ix_tickets_town_community_created", "town_code", "community_code", "created_at"),
         # Covering indexes for the monthly KPIs: the aggregates read only the index (see sla.kpi).
         Index(
             "ix_tickets_replied_kpi",
@@ -235,7 +236,10 @@ class TicketCaller(Base):
     """A further call about a ticket's matter (附加来电): linked instead of a new dispatch."""
 
     __tablename__ = "ticket_callers"
-    __table_args__ = (Index("ix_ticket_callers_ticket_phone", "ticket_id", "phone"),)
+    __table_args__ = (
+        Index("ix_ticket_callers_ticket_id", "ticket_id"),
+        Index("ix_ticket_callers_phone", "phone"),  # a number's earlier calls (duplicates)
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))

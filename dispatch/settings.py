@@ -17,10 +17,8 @@ class DuplicateSettings(Section):
     days: int = Field(default=7, ge=1, le=90)
     # Sentence-model cosine (place words out) from which a ticket is suggested.
     min_similarity: float = Field(default=0.90, ge=0.0, le=1.0)
-    # Character-bigram cosine from which a ticket is suggested when the model is off …
+    # Character-bigram cosine from which a ticket is suggested when the model is off.
     min_lexical: float = Field(default=0.3, ge=0.0, le=1.0)
-    # … and from which it is suggested in any case (nearly the same words).
-    sure_lexical: float = Field(default=0.6, ge=0.0, le=1.0)
     # At most so many suggestions.
     shown: int = Field(default=3, ge=1, le=10)
 

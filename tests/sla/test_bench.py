@@ -37,3 +37,15 @@ def test_analytics_bench_finds_the_planted_spike_and_makes_the_report(tmp_path: 
     assert figures["tickets"] == 4000 and figures["month_tickets"] > 100
     assert figures["alerts"] >= 1 and "月度分析报告" in done.stderr  # the spike, and both files made
     assert figures["hotspot_sweep_s"] > 0 and figures["report_s"] > 0
+
+
+def test_duplicates_bench_times_suggestions_with_and_without_the_model(tmp_path: Path) -> None:
+    env = {"HOTLINE_DATABASE_URL": f"sqlite:///{tmp_path / 'duplicates.db'}", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-m", "hotline.benches.duplicates", "--tickets", "1500", "--calls", "20"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["tickets"] == 1500 and figures["calls"] == 20 and figures["candidates"] > 10
+    assert figures["dense_ms"]["p99"] >= figures["dense_ms"]["p50"] > 0
+    assert figures["lexical_ms"]["p50"] > 0

@@ -36,7 +36,11 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
     )
-    op.create_index("ix_ticket_callers_ticket_phone", "ticket_callers", ["ticket_id", "phone"])
+    op.create_index("ix_ticket_callers_ticket_id", "ticket_callers", ["ticket_id"])
+    op.create_index("ix_ticket_callers_phone", "ticket_callers", ["phone"])
+    op.create_index(
+        "ix_tickets_town_community_created", "tickets", ["town_code", "community_code", "created_at"]
+    )
     # 0 is the ticket's own caller; otherwise the ticket_callers row the callback is for.
     with op.batch_alter_table("callbacks") as batch:
         batch.add_column(sa.Column("extra_caller_id", sa.Integer(), nullable=False, server_default="0"))
@@ -50,5 +54,7 @@ def downgrade() -> None:
         batch.drop_constraint("uq_callbacks_ticket_id", type_="unique")
         batch.create_unique_constraint("uq_callbacks_ticket_id", ["ticket_id", "round"])
         batch.drop_column("extra_caller_id")
-    op.drop_index("ix_ticket_callers_ticket_phone", table_name="ticket_callers")
+    op.drop_index("ix_tickets_town_community_created", table_name="tickets")
+    op.drop_index("ix_ticket_callers_phone", table_name="ticket_callers")
+    op.drop_index("ix_ticket_callers_ticket_id", table_name="ticket_callers")
     op.drop_table("ticket_callers")
