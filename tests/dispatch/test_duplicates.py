@@ -94,8 +94,9 @@ def test_on_calls_never_tuned_on(ctx: HotlineContext, staff: Staff, request: pyt
     assert figures["false_links"] <= HELDOUT_FLOOR["false_links"], figures
 
 
-# What the held-out set measured when the finder first met it (see the closing note of issue 18).
-HELDOUT_FLOOR = {"recall": 0.0, "false_links": 1.0}
+# The held-out set (40 groups by a writer who saw neither the code nor the tuning groups) measured
+# recall 0.917 and false links 0.233 when the finder first met it: floors just under, to catch a loss.
+HELDOUT_FLOOR = {"recall": 0.9, "false_links": 0.25}
 
 
 def test_only_open_tickets_of_the_last_days_are_compared(
