@@ -6,7 +6,8 @@ that ticket as a further caller (附加来电, `Action.ADD_CALLER`) instead of a
 
 Which tickets are compared: open ones registered within `days`, placed by the gazetteer where the
 new text is (the same community; or, where either side names only the town, the same town), and
-those the same number called about before, wherever they are.
+those the same number called about before, wherever they are; of each, the newest `max_candidates`
+(a bound for a flood of calls: a county's community never has thousands of open tickets in a week).
 
 How they are compared: place words are taken out of both texts first (every ticket of one community
 names it; that says nothing about the matter), then
@@ -166,9 +167,12 @@ class DuplicateFinder:
         found: dict[int, _Candidate] = {}
         for way in ways:
             rows = self.session.execute(
-                select(Ticket.id, Ticket.number, Ticket.content).where(
+                select(Ticket.id, Ticket.number, Ticket.content)
+                .where(
                     way, Ticket.created_at >= since, Ticket.state.in_(_OPEN), Ticket.number != (exclude or "")
                 )
+                .order_by(Ticket.created_at.desc())
+                .limit(self.settings.max_candidates)
             )
             found.update((row[0], _Candidate(*row)) for row in rows)
         return list(found.values())

@@ -21,6 +21,8 @@ class DuplicateSettings(Section):
     min_lexical: float = Field(default=0.3, ge=0.0, le=1.0)
     # At most so many suggestions.
     shown: int = Field(default=3, ge=1, le=10)
+    # Of each kind of candidate (same community, same town, same number) the newest so many are compared.
+    max_candidates: int = Field(default=3000, ge=10, le=100_000)
 
 
 class DispatchSection(Section):
