@@ -1,6 +1,6 @@
 """The wall display (大屏) of the hotline hall: calls waiting, the seats, today's answer rate and
-tickets, the supervision alerts and the day's top topics, readable from across a room at 1920×1080.
-It reloads itself; the queue figure follows the live events in between."""
+tickets, the hotspot and supervision alerts and the day's top topics, readable from across a room at
+1920×1080. It reloads itself; the queue and the hotspot alerts follow the live events in between."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from agent_ui.deps import SupervisorDep, render
 from callcenter.service import seat_board, waiting_calls
 from callcenter.stats import queue_figures
 from core.web import ContextDep, SessionDep
+from sla.hotspots import alerts as hotspot_alerts
 from sla.reports import daily_trend, recent_alerts, top_topics
 
 router = APIRouter(include_in_schema=False)
@@ -43,6 +44,7 @@ def wall(request: Request, ctx: ContextDep, session: SessionDep, user: Superviso
         calls=queue_figures(session, today, tomorrow),
         day=day,
         topics=top_topics(session, today, tomorrow, limit=6),
+        hotspots=hotspot_alerts(session, limit=4),  # open ones, newest first
         alerts=recent_alerts(session, now - timedelta(hours=24), limit=8),
         reload_seconds=RELOAD_SECONDS,
     )

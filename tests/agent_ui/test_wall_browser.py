@@ -1,5 +1,5 @@
-"""The wall display (大屏) in Chromium at 1920×1080: everything on one screen, the queue following the
-live events, reloading by itself, for supervisors only."""
+"""The wall display (大屏) in Chromium at 1920×1080: everything on one screen, the queue and hotspot
+alerts following the live events, reloading by itself, for supervisors only."""
 
 from __future__ import annotations
 
@@ -27,6 +27,11 @@ def test_the_wall_fits_a_hall_screen_and_follows_the_queue(browser: Any, live: L
         page.wait_for_timeout(250)
     assert page.inner_text("#wall-queue") == "4"
     assert page.inner_text("#wall-wait") == "37"
+    title = "滨河街道东风社区 2小时内 停水 来电 8 次"
+    live.ctx.events.publish("sla.hotspot", {"id": 1, "title": title, "kind": "spike", "state": "open"})
+    page.wait_for_function(f"document.getElementById('wall-hotspots').innerText.includes('{title}')")
+    size = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
+    assert size[0] <= 1920 and size[1] <= 1080, size  # the alert still fits the screen
     shot(page, "wall")
     operator = browser.new_context(viewport={"width": 1366, "height": 768}, base_url=live.url).new_page()
     login(operator, "op01")

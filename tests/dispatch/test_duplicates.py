@@ -32,7 +32,7 @@ from tests.dispatch.test_callbacks import claim, enqueue, finish
 from tests.helpers import act, dispatched, load
 
 TUNING = REPO_ROOT / "dispatch" / "tuning" / "duplicates.jsonl"
-HELDOUT = Path(__file__).parent / "data" / "duplicates_heldout.jsonl"
+HELDOUT_DIR = Path(__file__).parent / "data"
 
 
 def groups(path: Path) -> list[dict[str, Any]]:
@@ -83,20 +83,29 @@ def test_planted_duplicates_are_suggested_and_unrelated_tickets_are_not(
     assert figures["false_links"] <= 0.09, figures
 
 
-def test_on_calls_never_tuned_on(ctx: HotlineContext, staff: Staff, request: pytest.FixtureRequest) -> None:
+# Two held-out sets, each of 40 groups by a writer who saw neither the code nor the tuning groups nor
+# the other set. What each measured when the finder first met it (closing notes of issue 18), with
+# floors just under to catch a loss; never tuned on.
+HELDOUT_FLOORS = {
+    "duplicates_heldout.jsonl": {"recall": 0.9, "false_links": 0.25},  # met: 0.917 / 0.233
+    "duplicates_heldout2.jsonl": {"recall": 0.8, "false_links": 0.36},  # met: 0.825 / 0.342
+}
+
+
+@pytest.mark.parametrize("name", sorted(HELDOUT_FLOORS))
+def test_on_calls_never_tuned_on(
+    ctx: HotlineContext, staff: Staff, request: pytest.FixtureRequest, name: str
+) -> None:
     if "postgresql" in request.node.name:
         pytest.skip("the held-out figures do not depend on the database: measured once, on SQLite")
-    if not HELDOUT.exists():
-        pytest.skip(f"the held-out set {HELDOUT.name} is not in this checkout")
-    figures = judge(ctx, staff, HELDOUT)
-    print(json.dumps({"duplicates_heldout": figures}))
-    assert figures["recall"] >= HELDOUT_FLOOR["recall"], figures
-    assert figures["false_links"] <= HELDOUT_FLOOR["false_links"], figures
-
-
-# The held-out set (40 groups by a writer who saw neither the code nor the tuning groups) measured
-# recall 0.917 and false links 0.233 when the finder first met it: floors just under, to catch a loss.
-HELDOUT_FLOOR = {"recall": 0.9, "false_links": 0.25}
+    path = HELDOUT_DIR / name
+    if not path.exists():
+        pytest.skip(f"the held-out set {name} is not in this checkout")
+    figures = judge(ctx, staff, path)
+    print(json.dumps({name: figures}))
+    floor = HELDOUT_FLOORS[name]
+    assert figures["recall"] >= floor["recall"], figures
+    assert figures["false_links"] <= floor["false_links"], figures
 
 
 def test_only_open_tickets_of_the_last_days_are_compared(
