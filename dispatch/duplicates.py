@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.orm import Session
 
@@ -49,8 +50,10 @@ _FILLERS = frozenset("的了吗呢啊呀吧我们你他她它在是有和就都�
 _OPEN = [s.value for s in OPEN_STATES]
 
 
-@dataclass(frozen=True)
-class Duplicate:
+class Duplicate(BaseModel):
+    """A ticket that is probably the same matter as what the caller says."""
+
+    model_config = ConfigDict(frozen=True)
     number: str
     content: str
     state: str

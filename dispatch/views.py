@@ -1,8 +1,6 @@
 """JSON API of the ticket core, under /api/. One endpoint per action, each with its own body schema."""
 
 from collections.abc import Callable
-from dataclasses import asdict
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Body, Query, status
@@ -181,17 +179,7 @@ def link_ticket(
 # ---- duplicate requests at intake (附加来电) -------------------------------------------------------
 
 
-class DuplicateOut(BaseModel):
-    number: str
-    content: str
-    state: str
-    state_label: str
-    created_at: datetime
-    place: str | None
-    callers: int
-    score: float
-    calls_by_this_number: int
-    repeat: bool
+class DuplicateOut(Duplicate):
     summary: str  # what the console says, e.g. 可能与 20261207-0012 为同一诉求，已有 3 位来电人
 
 
@@ -217,4 +205,4 @@ def duplicates(
         session, places, ctx.settings.dispatch.duplicates, ctx.clock, semantics.encoder()
     )
     found = finder.find(text, address, phone, exclude)
-    return [DuplicateOut(**asdict(d), summary=_summary(d)) for d in found]
+    return [DuplicateOut(**d.model_dump(), summary=_summary(d)) for d in found]
