@@ -111,6 +111,7 @@ def render_config(
         # each media worker carries one citizen: beyond that, a call has nowhere to go
         max_calls=cc.workers,
         flood_density=cc.flood_invites_per_second * 2,
+        noack_timeout=cc.ack_timeout_seconds,
         retry_after=RETRY_AFTER_SECONDS,
     )
 

@@ -96,6 +96,7 @@ class WorkerPool:
             "--timezone", self.timezone,
             "--pjsip-log", str(self.logs / f"{spec.name}.pjsip.log"),
             "--live-socket", str(live_socket_path(self.runtime_dir)),
+            "--ack-timeout", str(self.cc.ack_timeout_seconds),
         ]  # fmt: skip
         output = open(self.logs / f"{spec.name}.log", "ab")  # noqa: SIM115 - handed to the child
         try:

@@ -78,6 +78,10 @@ class CallCenterSettings(Section):
     # the rest as a flood (its pike module; a carrier trunk brings every citizen from one address,
     # so keep it well above the busiest hour). 0: no flood limit.
     flood_invites_per_second: int = Field(default=50, ge=0, le=10000)
+    # A caller's phone acknowledges the answer (ACK) within milliseconds. A worker whose answer is not
+    # acknowledged within this many seconds gives the call up and is free again, and Kamailio stops
+    # counting it, instead of pjsip's 32 s.
+    ack_timeout_seconds: int = Field(default=4, ge=1, le=32)
     worker_sip_port_base: int = Field(default=5100, ge=1024, le=65000)
     # Each worker gets rtp_ports_per_worker ports starting at rtp_port_base + n * rtp_ports_per_worker.
     rtp_port_base: int = Field(default=20000, ge=1024, le=65000)

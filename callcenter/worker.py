@@ -147,6 +147,9 @@ class CallSession:
         self.hangup_side: str | None = None
         self.cause: str | None = None
         self.citizen_gone = False
+        # An answered caller whose ACK never comes is given up at this time, not after pjsip's 32 s: a
+        # flood of unacknowledged INVITEs must not hold the workers (issue 17).
+        self.ack_deadline: float | None = None
 
     # --- bridge -------------------------------------------------------------------------------
     def _port(self, name: str) -> pj.AudioMedia | None:
@@ -216,6 +219,11 @@ class CallSession:
         self._drop_player()
 
     def tick(self, now: float) -> None:
+        if self.ack_deadline is not None and now >= self.ack_deadline:
+            self.ack_deadline = None
+            citizen = self.legs.get(CITIZEN)
+            if citizen is not None and not citizen.confirmed:
+                self.hangup("no ACK from the caller", side="system")
         if self.next_prompt_at is not None and now >= self.next_prompt_at and not self.citizen_gone:
             files, self.hold_files, self.next_prompt_at = self.hold_files, [], None
             self._start_player(files, loop=True)
@@ -525,6 +533,7 @@ class Worker:
         prm = pj.CallOpParam()
         prm.statusCode = 200
         leg.answer(prm)
+        session.ack_deadline = time.monotonic() + self.args.ack_timeout
         self.send(
             {
                 "type": "incoming",
@@ -674,6 +683,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--pjsip-log", required=True)
     parser.add_argument("--live-socket", default=None, help="the live recogniser's socket (optional)")
+    parser.add_argument("--ack-timeout", type=float, default=4.0, help="seconds an answer waits for the ACK")
     return parser.parse_args(argv)
 
 

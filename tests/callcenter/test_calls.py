@@ -339,6 +339,30 @@ def test_malformed_sip_to_a_worker_is_dropped_and_service_goes_on(live: LiveCall
     assert new_records(live, before, 1)[0].outcome == "abandoned"
 
 
+def test_answers_never_acknowledged_free_their_workers_in_seconds(live: LiveCallCentre) -> None:
+    """A burst of INVITEs whose 200 OK is never ACKed, one per worker: Kamailio ends each dialog after
+    the ACK timeout (BYE to the worker and the caller) instead of pjsip's 32 s, the workers are free
+    and no crash, and a real caller is answered right after (not refused with 503)."""
+    before = len(live.records())
+    flood = Sipp("citizen_no_ack", remote=kamailio(live), calls=WORKERS, limit=WORKERS, extra_args=["-nd"])
+    started = time.monotonic()
+    with flood:
+        assert flood.wait().successful == WORKERS
+    records = new_records(live, before, WORKERS, timeout=live.cc.ack_timeout_seconds + 10)
+    assert {r.hangup_cause for r in records} == {"no ACK from the caller"}
+    caller = citizen(kamailio(live), hold_ms=1500)
+    with caller:
+        result = caller.wait()
+    assert result.ok, result
+    assert time.monotonic() - started < 25  # pjsip alone held such calls 32 s, and Kamailio counted them
+    assert new_records(live, before + WORKERS, 1)[0].outcome == "abandoned"  # answered, queued, hung up
+    pool = live.centre.pool
+    assert pool is not None
+    restarts = pool.restarts
+    time.sleep(max(0.0, started + 40 - time.monotonic()))  # past pjsip's own 32 s for those calls
+    assert pool.restarts == restarts and len(live.controller.workers) == WORKERS  # no worker crashed
+
+
 def test_an_outbound_call_reports_dtmf_by_both_methods(live: LiveCallCentre) -> None:
     before = len(live.records())
     callee = Sipp(
