@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import re
@@ -140,15 +141,23 @@ def options_ping(host: str, port: int, timeout: float = 0.5) -> bytes | None:
 
 def parse_ul_dump(text: str) -> dict[str, str]:
     """Extension -> contact URI from `kamcmd ul.dump` output (the first contact of each AoR)."""
-    result: dict[str, str] = {}
+    return {aor: contacts[0][0] for aor, contacts in parse_ul_contacts(text).items()}
+
+
+def parse_ul_contacts(text: str) -> dict[str, list[tuple[str, int]]]:
+    """Extension -> every (contact URI, seconds until it expires) of the AoR, from `ul.dump`."""
+    result: dict[str, list[tuple[str, int]]] = {}
     aor = None
     for line in text.splitlines():
         key, _, value = line.strip().partition(":")
         value = value.strip()
         if key == "AoR":
             aor = value.split("@", 1)[0]
-        elif key == "Address" and aor is not None and aor not in result:
-            result[aor] = value
+        elif key == "Address" and aor is not None:
+            result.setdefault(aor, []).append((value, 0))
+        elif key == "Expires" and aor in result and value.isdigit():
+            address, _ = result[aor][-1]
+            result[aor][-1] = (address, int(value))
     return result
 
 
@@ -174,11 +183,16 @@ class Kamailio:
         self.pid_path = self.folder / "kamailio.pid"
         self.run_dir = self.folder / "run"
         self.log_path = self.folder / "kamailio.log"
+        self.contacts_path = self.folder / "registrations.json"
+        # Until a new Kamailio has been given the old registrations, what it knows is not written down
+        # (an empty table read meanwhile would erase the ones to give back).
+        self._restored = False
         self.ctl_socket = self._socket_path()
         self.process: subprocess.Popen[bytes] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> Kamailio:
+        self._restored = False
         binary = self._binary()
         self.write_files()
         self._check_config(binary)
@@ -213,6 +227,8 @@ class Kamailio:
         except BaseException:
             self.stop()
             raise
+        self.restore_registrations()
+        self._restored = True
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -399,8 +415,60 @@ class Kamailio:
         return os.pathsep.join([*folders, os.environ.get("PATH", ""), SBIN_PATH])
 
     def registrations(self) -> dict[str, str]:
-        """Registered extensions and their contact URI."""
-        return parse_ul_dump(self.rpc("ul.dump"))
+        """Registered extensions and their (first) contact URI; all of them are also kept on disk."""
+        return {ext: found[0][0] for ext, found in self.contacts().items()}
+
+    def contacts(self) -> dict[str, list[tuple[str, int]]]:
+        """Every contact of every registered extension, with its seconds left; kept on disk too."""
+        found = parse_ul_contacts(self.rpc("ul.dump"))
+        self.remember_registrations(found)
+        return found
+
+    # Kamailio keeps its location table in memory only: a restarted Kamailio (killed, or with a new
+    # `hotline serve`) would not know where the seat phones are until each registers again (up to its
+    # expiry, an hour). What it last knew is kept in a file and given back to the new one.
+    def remember_registrations(self, contacts: dict[str, list[tuple[str, int]]]) -> None:
+        if not self._restored:
+            return
+        now = time.time()
+        data = {
+            ext: [{"contact": c, "until": now + seconds} for c, seconds in found]
+            for ext, found in contacts.items()
+        }
+        partial = self.contacts_path.with_suffix(".part")
+        partial.write_text(json.dumps(data), encoding="utf-8")
+        partial.replace(self.contacts_path)
+
+    def restore_registrations(self) -> int:
+        """Give a new Kamailio the registrations the last one had that have not expired; how many."""
+        try:
+            data = json.loads(self.contacts_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return 0
+        restored, now = 0, time.time()
+        entries = [
+            (ext, entry)
+            for ext, found in (data.items() if isinstance(data, dict) else ())
+            for entry in (found if isinstance(found, list) else [])
+        ]
+        for ext, entry in entries:
+            try:
+                seconds, contact = int(float(entry["until"]) - now), str(entry["contact"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            if seconds < 1 or not re.fullmatch(r"[0-9]{1,16}", ext):
+                continue
+            # kamcmd sends digits as integers: the AoR and the path ("0": none) go as strings
+            answer = self.rpc(
+                "ul.add", "location", f"s:{ext}", contact, str(seconds), "1.0", "s:0", "0", "0", "0"
+            )
+            if answer.strip():
+                log.warning("registration of %s not restored: %s", ext, answer.strip())
+                continue
+            restored += 1
+        if restored:
+            log.info("restored %d seat phone registrations in the new Kamailio", restored)
+        return restored
 
     def reload_dispatcher(self, worker_ports: list[int] | None = None) -> None:
         """Rewrite the dispatcher list (when ports are given) and make Kamailio read it again."""

@@ -126,6 +126,7 @@ class CallCentre:
         while True:
             await asyncio.sleep(KAMAILIO_CHECK_SECONDS)
             if kamailio.running:
+                await self._keep_registrations(kamailio)
                 continue
             cause = kamailio.describe_exit()
             self.kamailio_restarts += 1
@@ -139,6 +140,17 @@ class CallCentre:
                 await asyncio.sleep(1.0)
             else:
                 log.info("Kamailio is back (pid %s)", kamailio.pid)
+
+    async def _keep_registrations(self, kamailio: Kamailio) -> None:
+        """Read the phones' registrations now and then: what a restarted Kamailio is given back."""
+        if time.monotonic() - self._registrations[0] <= REGISTRATIONS_FRESH_SECONDS:
+            return
+        try:
+            found = await asyncio.to_thread(kamailio.registrations)
+        except KamailioError as exc:
+            log.warning("cannot read the registrations from Kamailio: %s", exc)
+            found = self._registrations[1]
+        self._registrations = (time.monotonic(), found)
 
     async def stop(self) -> None:
         if self._watchdog is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -21,6 +22,7 @@ from callcenter.kamailio import (
     KamailioMissing,
     find_kamailio,
     options_ping,
+    parse_ul_contacts,
     parse_ul_dump,
     render_config,
 )
@@ -111,6 +113,18 @@ def test_parse_ul_dump_reads_aor_and_contact() -> None:
         "AoRs: {\n Info: {\n  AoR: 1003\n  Contacts: {\n   Contact: {\n    Address: sip:1003@127.0.0.1:7000\n"
     )
     assert parse_ul_dump(dump) == {"1003": "sip:1003@127.0.0.1:7000"}
+
+
+def test_parse_ul_contacts_reads_every_contact_and_its_expiry() -> None:
+    dump = (
+        "AoR: 1003\n Contacts: {\n Contact: {\n Address: sip:1003@127.0.0.1:7000\n Expires: 3590\n }\n"
+        " Contact: {\n Address: sip:1003@127.0.0.1:7002\n Expires: permanent\n }\n"
+        "AoR: 1004\n Contacts: {\n Contact: {\n Address: sip:1004@127.0.0.1:7004\n Expires: 12\n"
+    )
+    assert parse_ul_contacts(dump) == {
+        "1003": [("sip:1003@127.0.0.1:7000", 3590), ("sip:1003@127.0.0.1:7002", 0)],
+        "1004": [("sip:1004@127.0.0.1:7004", 12)],
+    }
 
 
 def test_seat_registers_and_only_a_worker_reaches_it(
@@ -416,3 +430,23 @@ def test_a_flood_of_invites_from_one_address_is_dropped(tmp_path: Path) -> None:
         assert "flood of INVITEs" in log
         assert 1 <= len(answered) <= 10, replies  # a few of the 30 were let in, most were dropped
         assert options_ping(HOST, cc.sip_port, timeout=1.0) is not None  # the rest of SIP goes on
+
+
+def test_registrations_are_given_back_to_a_new_kamailio(tmp_path: Path) -> None:
+    """What one Kamailio knew of the phones survives into the next (kept in a file), expired ones and
+    broken lines excepted; a broken file gives nothing back and breaks nothing."""
+    cc = _settings()
+    with Kamailio(cc, tmp_path, [free_udp_port()]) as kam:
+        with SeatPhone("1003", _registrar(cc), calls=1, timeout=15) as seat:
+            contact = f"sip:1003@{HOST}:{seat.port}"
+            assert kam.registrations() == {"1003": contact}
+        saved = json.loads(kam.contacts_path.read_text())
+        saved["1002"] = [{"contact": "sip:1002@127.0.0.1:9", "until": time.time() - 5}]  # expired
+        saved["bad"] = [{"contact": "sip:x@127.0.0.1:9", "until": time.time() + 600}]  # not an extension
+        saved["1001"] = [{"until": "soon"}, "broken"]
+        kam.contacts_path.write_text(json.dumps(saved))
+        kam.restart()
+        assert kam.registrations() == {"1003": contact}
+        kam.contacts_path.write_text("{not json")
+        kam.restart()
+        assert kam.registrations() == {}
