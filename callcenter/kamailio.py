@@ -113,6 +113,7 @@ def render_config(
         max_calls=cc.workers,
         flood_density=cc.flood_invites_per_second * 2,
         noack_timeout=cc.ack_timeout_seconds,
+        unacked_per_source=cc.unacknowledged_per_source or max(1, cc.workers // 24),
         retry_after=RETRY_AFTER_SECONDS,
     )
 

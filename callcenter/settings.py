@@ -82,6 +82,10 @@ class CallCenterSettings(Section):
     # acknowledged within this many seconds gives the call up and is free again, and Kamailio stops
     # counting it, instead of pjsip's 32 s.
     ack_timeout_seconds: int = Field(default=4, ge=1, le=32)
+    # Answers not yet acknowledged one source address may have at once; beyond, its INVITEs get 503.
+    # Honest phones and carriers acknowledge at once; a flood of INVITEs never acknowledged is held to
+    # this many workers per address. 0: one per 24 workers (at least one).
+    unacknowledged_per_source: int = Field(default=0, ge=0, le=1000)
     worker_sip_port_base: int = Field(default=5100, ge=1024, le=65000)
     # Each worker gets rtp_ports_per_worker ports starting at rtp_port_base + n * rtp_ports_per_worker.
     rtp_port_base: int = Field(default=20000, ge=1024, le=65000)

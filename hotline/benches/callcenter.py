@@ -1,11 +1,19 @@
 """Call-centre benchmark: Kamailio, the media workers and the controller on loopback, driven by SIPp.
 
     python -m hotline.benches.callcenter [--workers 72] [--seats 24] [--hold 60] [--rates 20,30,40]
-        [--database-url URL]
+        [--database-url URL] [--scenario load|flood]
 
-Phase 1 holds every seat talking and the rest of the callers queued for `--hold` seconds, with audio
-both ways and every call recorded. Phase 2 places short calls at each set-up rate for `--rate-seconds`
-and checks that every call reached the database. The last line printed is one JSON object.
+load (default): phase 1 holds every seat talking and the rest of the callers queued for `--hold`
+seconds, with audio both ways and every call recorded. Phase 2 places short calls at each set-up rate
+for `--rate-seconds` and checks that every call reached the database.
+
+flood: `--flood` INVITEs (1000) in 5 s whose answer is never acknowledged, once from one source and
+once from ten loopback addresses, while legitimate callers from another address call at 4 a second
+during the burst and after it: worker_aborts (media workers that died), answered_during_share (the
+legitimate calls answered during the burst), recovery_s (from the end of the burst until a new call
+is answered).
+
+The last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from callcenter.models import CallRecord, SeatState
 from callcenter.recording import channel_levels
 from callcenter.service import SeatService
 from callcenter.testing.harness import LiveCallCentre, loopback_settings
-from callcenter.testing.sipkit import SeatPhone, citizen, citizen_numbers, pcap
+from callcenter.testing.sipkit import SeatPhone, Sipp, citizen, citizen_numbers, pcap
 from core.clock import SystemClock
 from core.migrate import upgrade
 from hotline.config import parse_settings
@@ -182,6 +190,56 @@ def rate_phase(live: LiveCallCentre, rate: float, seconds: float) -> dict[str, A
     }
 
 
+def flood_phase(live: LiveCallCentre, invites: int, sources: int) -> dict[str, Any]:
+    """A burst of unacknowledged INVITEs from `sources` addresses, legitimate calls beside it."""
+    registrar = f"127.0.0.1:{live.cc.sip_port}"
+    pool = live.centre.pool
+    assert pool is not None
+    restarts, before = pool.restarts, len(live.records())
+    per_source, seconds = invites // sources, 5.0
+    floods = [
+        Sipp(
+            "citizen_no_ack", remote=registrar, calls=per_source, limit=per_source, rate=per_source / seconds,
+            timeout=seconds + 30, extra_args=["-nd", "-i", f"127.0.0.{10 + n}", "-mi", f"127.0.0.{10 + n}"],
+            callers=citizen_numbers(per_source, 15000000000 + n * per_source),
+        )
+        for n in range(sources)
+    ]  # fmt: skip
+    legit_calls = int(4 * seconds)
+    legit = citizen(
+        registrar, hold_ms=1000, calls=legit_calls, rate=4, limit=legit_calls, timeout=seconds + 40,
+        extra_args=["-i", "127.0.0.200", "-mi", "127.0.0.200"],
+        callers=citizen_numbers(legit_calls, 13700000000),
+    )  # fmt: skip
+    for flood in floods:
+        flood.start()
+    legit.start()
+    for flood in floods:
+        flood.wait(seconds + 60)
+    burst_end = time.monotonic()
+    during = legit.wait(seconds + 60)
+    recovery = None
+    while recovery is None and time.monotonic() - burst_end < 60:
+        probe = citizen(
+            registrar, hold_ms=300, timeout=10, extra_args=["-i", "127.0.0.201", "-mi", "127.0.0.201"]
+        )
+        with probe:
+            if probe.wait().ok:
+                recovery = time.monotonic() - burst_end
+    stuck = settle(live, 40)
+    died = sum(1 for r in live.records()[before:] if (r.hangup_cause or "").startswith("media worker died"))
+    return {
+        "sources": sources,
+        "invites": per_source * sources,
+        "worker_aborts": pool.restarts - restarts,
+        "calls_cut_by_a_dead_worker": died,
+        "legit_calls_during": legit_calls,
+        "answered_during_share": round(during.successful / legit_calls, 3),
+        "recovery_s": round(recovery, 2) if recovery is not None else None,
+        "still_up_40s_after": stuck,
+    }
+
+
 def make_context(folder: Path, database_url: str | None, cc_values: dict[str, Any]) -> HotlineContext:
     url = database_url or f"sqlite:///{folder / 'bench.db'}"
     settings = parse_settings({"database": {"url": url}, "callcenter": cc_values}, "bench", folder)
@@ -200,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate-seconds", type=float, default=20.0)
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temporary folder")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--scenario", choices=["load", "flood"], default="load")
+    parser.add_argument("--flood", type=int, default=1000, help="unacknowledged INVITEs of a burst")
     args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="callcenter-bench-"))
     extensions = [str(2001 + n) for n in range(args.seats)]
@@ -218,15 +278,22 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         with LiveCallCentre(ctx, ctx.settings.callcenter) as live:
             figures["startup_seconds"] = round(time.monotonic() - started, 1)
-            figures.update(hold_phase(live, extensions, args.callers or args.workers, args.hold))
-            print(json.dumps({"phase": "hold", **figures}, ensure_ascii=False), flush=True)
-            rates = [rate_phase(live, float(r), args.rate_seconds) for r in args.rates.split(",")]
-            for row in rates:
-                print(json.dumps({"phase": "setup_rate", **row}), flush=True)
-            good = [r["achieved_cps"] for r in rates if r["ok"]]
-            figures["setup_rate_cps"] = max(good) if good else 0.0
-            figures["setup_rate_ceiling_tried"] = max(float(r) for r in args.rates.split(","))
-            figures["worker_restarts"] = live.centre.pool.restarts if live.centre.pool else None
+            if args.scenario == "flood":
+                for sources in (1, 10):
+                    row = flood_phase(live, args.flood, sources)
+                    print(json.dumps({"phase": "flood", **row}), flush=True)
+                    figures[f"flood_{sources}_sources"] = row
+                figures["worker_restarts"] = live.centre.pool.restarts if live.centre.pool else None
+            else:
+                figures.update(hold_phase(live, extensions, args.callers or args.workers, args.hold))
+                print(json.dumps({"phase": "hold", **figures}, ensure_ascii=False), flush=True)
+                rates = [rate_phase(live, float(r), args.rate_seconds) for r in args.rates.split(",")]
+                for row in rates:
+                    print(json.dumps({"phase": "setup_rate", **row}), flush=True)
+                good = [r["achieved_cps"] for r in rates if r["ok"]]
+                figures["setup_rate_cps"] = max(good) if good else 0.0
+                figures["setup_rate_ceiling_tried"] = max(float(r) for r in args.rates.split(","))
+                figures["worker_restarts"] = live.centre.pool.restarts if live.centre.pool else None
     finally:
         ctx.close()
         if not args.keep:
