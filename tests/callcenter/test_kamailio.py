@@ -429,7 +429,8 @@ def test_a_flood_of_invites_from_one_address_is_dropped(tmp_path: Path) -> None:
         log = kam.log_path.read_text(errors="replace")
         assert "flood of INVITEs" in log
         assert 1 <= len(answered) <= 10, replies  # a few of the 30 were let in, most were dropped
-        assert options_ping(HOST, cc.sip_port, timeout=1.0) is not None  # the rest of SIP goes on
+        # the rest of SIP goes on (a few tries: the machine may be busy with the other test worker)
+        assert any(options_ping(HOST, cc.sip_port, timeout=1.0) is not None for _ in range(3))
 
 
 def test_registrations_are_given_back_to_a_new_kamailio(tmp_path: Path) -> None:
