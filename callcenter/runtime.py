@@ -63,6 +63,12 @@ class CallCentre:
     def phone_contact(self, extension: str) -> str | bool | None:
         """Where the seat's phone is registered with Kamailio (its contact URI), False when it is not
         registered, None when that cannot be told (Kamailio not running or not answering)."""
+        registrations = self._fresh_registrations()
+        return None if registrations is None else registrations.get(extension, False)
+
+    def _fresh_registrations(self) -> dict[str, str] | None:
+        """Kamailio's registrations, read again when older than REGISTRATIONS_FRESH_SECONDS (each read
+        is also what a restarted Kamailio is given back); None when they cannot be read."""
         if self.kamailio is None:
             return None
         read_at, registrations = self._registrations
@@ -73,7 +79,7 @@ class CallCentre:
                 log.warning("cannot read the registrations from Kamailio: %s", exc)
                 return None
             self._registrations = (time.monotonic(), registrations)
-        return registrations.get(extension, False)
+        return registrations
 
     async def start(self, wait_seconds: float = 60) -> None:
         """Start everything; returns when every worker has reported for duty."""
@@ -126,7 +132,7 @@ class CallCentre:
         while True:
             await asyncio.sleep(KAMAILIO_CHECK_SECONDS)
             if kamailio.running:
-                await self._keep_registrations(kamailio)
+                await asyncio.to_thread(self._fresh_registrations)  # kept for a restarted Kamailio
                 continue
             cause = kamailio.describe_exit()
             self.kamailio_restarts += 1
@@ -140,17 +146,6 @@ class CallCentre:
                 await asyncio.sleep(1.0)
             else:
                 log.info("Kamailio is back (pid %s)", kamailio.pid)
-
-    async def _keep_registrations(self, kamailio: Kamailio) -> None:
-        """Read the phones' registrations now and then: what a restarted Kamailio is given back."""
-        if time.monotonic() - self._registrations[0] <= REGISTRATIONS_FRESH_SECONDS:
-            return
-        try:
-            found = await asyncio.to_thread(kamailio.registrations)
-        except KamailioError as exc:
-            log.warning("cannot read the registrations from Kamailio: %s", exc)
-            found = self._registrations[1]
-        self._registrations = (time.monotonic(), found)
 
     async def stop(self) -> None:
         if self._watchdog is not None:

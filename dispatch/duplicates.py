@@ -225,7 +225,7 @@ class DuplicateFinder:
                     state=t.state,
                     state_label=STATE_LABELS[TicketState(t.state)],
                     created_at=t.created_at,
-                    place=self._label(t),
+                    place=self.places.label(t.town_code, t.community_code) if self.places else None,
                     callers=callers_of(t),
                     score=round(score, 3),
                     calls_by_this_number=calls,
@@ -233,15 +233,6 @@ class DuplicateFinder:
                 )
             )
         return out
-
-    def _label(self, ticket: Ticket) -> str | None:
-        if self.places is None or ticket.town_code is None:
-            return None
-        town = self.places.town(ticket.town_code)
-        if town is None:
-            return None
-        community = next((c for c in town.communities if c.code == ticket.community_code), None)
-        return town.name + (community.name if community else "")
 
 
 class DuplicateIndex:

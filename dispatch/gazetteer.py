@@ -166,6 +166,14 @@ class Gazetteer:
     def communities(self) -> list[Place]:
         return [Place(t.code, t.name, c.code, c.name) for t in self.spec.towns for c in t.communities]
 
+    def label(self, town_code: str | None, community_code: str | None) -> str | None:
+        """ "河西镇柳树村" for a town and community of this gazetteer; None for a town it does not know."""
+        town = self.town(town_code) if town_code else None
+        if town is None:
+            return None
+        community = next((c.name for c in town.communities if c.code == community_code), "")
+        return f"{town.name}{community}"
+
     def town(self, code: str) -> TownSpec | None:
         return next((t for t in self.spec.towns if t.code == code), None)
 

@@ -56,6 +56,11 @@ def mask_numbers(text: str | None) -> str | None:
     return _LONG_NUMBER.sub(lambda m: mask_phone(m.group()) or "", text) if text else text
 
 
+def mask_name(name: str | None) -> str | None:
+    """张三 -> 张** (what a department sees of a caller's name)."""
+    return name[:1] + "**" if name else name
+
+
 def is_overdue(ticket: Ticket, now: datetime) -> bool:
     return (
         ticket.deadline is not None and TicketState(ticket.state) in AT_DEPARTMENT and ticket.deadline < now
@@ -69,7 +74,7 @@ def ticket_out(ticket: Ticket, now: datetime, mask: bool = False) -> schemas.Tic
         state_label=STATE_LABELS[TicketState(ticket.state)],
         channel=ticket.channel,
         caller_phone=mask_phone(ticket.caller_phone) if mask else ticket.caller_phone,
-        caller_name=(ticket.caller_name[:1] + "**" if mask and ticket.caller_name else ticket.caller_name),
+        caller_name=mask_name(ticket.caller_name) if mask else ticket.caller_name,
         address=ticket.address,
         content=ticket.content,
         category=ticket.category.name if ticket.category else None,
@@ -102,7 +107,7 @@ def ticket_out(ticket: Ticket, now: datetime, mask: bool = False) -> schemas.Tic
         extra_callers=[
             schemas.CallerOut(
                 phone=mask_phone(c.phone) if mask else c.phone,
-                name=(c.name[:1] + "**" if mask and c.name else c.name),
+                name=mask_name(c.name) if mask else c.name,
                 content=(mask_numbers(c.content) or "") if mask else c.content,
                 at=c.at,
                 by=c.by,

@@ -129,11 +129,7 @@ def _past_counts(session: Session, start: datetime, end: datetime) -> dict[Place
 def _place_label(places: Gazetteer, town: str | None, community: str | None) -> str:
     if town is None:
         return "未定位"
-    spec = places.town(town)
-    if spec is None:
-        return town
-    name = next((c.name for c in spec.communities if c.code == community), "")
-    return f"{spec.name}{name}"
+    return places.label(town, community) or town
 
 
 def _topic(session: Session, subcategory_id: int | None) -> str:
