@@ -561,3 +561,24 @@ def test_a_liaison_reveals_the_callers_number_with_a_reason_that_is_audited(
     with ctx.unit_of_work() as session:
         entries = session.scalars(select(AuditEntry).where(AuditEntry.action == "ticket.phone.reveal")).all()
     assert [(e.username, e.ticket_number, e.detail["reason"]) for e in entries] == [("sw1", number, reason)]
+
+
+def test_a_department_with_no_closed_ticket_and_an_empty_month_show_without_a_crash(
+    ctx: HotlineContext, staff: Staff, app_client: TestClient
+) -> None:
+    """The 三率 league, the dashboard and the monthly figures, when a department holds tickets but has
+    closed none, and for a month without any ticket: pages answer, figures say there is nothing yet."""
+    from tests.helpers import dispatched
+
+    dispatched(ctx, staff, "停水", "sw")  # open at the water company, nothing closed anywhere
+    supervisor, _ = logged_in(ctx, "sup")
+    paths = ("/dashboard", "/evaluation", "/evaluation?month=2026-11", "/evaluation?month=2025-01", "/wall")
+    for path in paths:
+        page = supervisor.get(path, headers={"Accept": "text/html"})
+        assert page.status_code == 200, (path, page.text[:300])
+        assert "Traceback" not in page.text
+    for month in ("2026-11", "2025-01"):  # this month: sw has an open ticket only; then an empty month
+        league = supervisor.get("/api/evaluation", params={"month": month})
+        assert league.status_code == 200, league.text
+        rows = [row for group in league.json()["groups"] for row in group["rows"]]
+        assert rows and all(row["score"] is None for row in rows)  # listed, not scored, no crash
