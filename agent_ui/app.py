@@ -41,15 +41,15 @@ from core.accounts.sessions import SessionSigner, load_secret
 from core.db import database_fault
 from core.errors import HotlineError
 from core.scheduler import Jobs
+from callcenter.control import control_token, remote_call_centre
+from callcenter.runtime import CallCentre
+from agent_ui.background import start_jobs
 from core.web import RefuseNul, get_user, set_api_zone
-from dispatch import scheduled as dispatch_scheduled
 from dispatch.attachments.views import router as attachments_router
-from dispatch.callbacks import scheduled as callbacks_scheduled
 from dispatch.callbacks.views import router as callbacks_router
 from dispatch.intake import views as intake_views
 from dispatch.views import router as dispatch_router
 from knowledge_base.views import router as kb_router
-from sla import scheduled as sla_scheduled
 from sla.evaluation_views import router as evaluation_router
 from sla.hotspot_views import router as hotspot_router
 from sla.overrides import apply_overrides
@@ -151,23 +151,25 @@ def create_app(ctx: UiContext, background: bool = False) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        jobs = Jobs(ctx.settings.hotline.timezone)  # the one scheduler of the process
-        if background:
+        jobs: Jobs | None = None
+        if background and ctx.settings.callcenter.mode == "split":
+            # Stateless: calls are the active controller's, and so is the scheduled work.
+            _app.state.callcentre = remote_call_centre(ctx, _app.state.control_token)
+        elif background:
             if ctx.settings.callcenter.enabled:
                 from callcenter.runtime import start_call_centre
 
                 _app.state.callcentre, _app.state.callcentre_error = await start_call_centre(ctx)
-            sla_scheduled.register(jobs, ctx)
-            dispatch_scheduled.register(jobs, ctx)
-            _app.state.survey_runner = callbacks_scheduled.register(jobs, ctx, _app.state.callcentre)
-            jobs.start()
+            jobs, _app.state.survey_runner = start_jobs(ctx, _app.state.callcentre)
+        if background:
             # What was loaded at start (models, dictionaries: some 450 000 objects) lives as long as the
             # process: kept out of the collector's way, a full collection no longer holds a request
             # for 100 ms and more (the duplicate suggestions' p99, hotline.benches.duplicates).
             gc.freeze()
         yield
-        jobs.shutdown()
-        if _app.state.callcentre is not None:
+        if jobs is not None:
+            jobs.shutdown()
+        if isinstance(_app.state.callcentre, CallCentre):
             await _app.state.callcentre.stop()
 
     app = FastAPI(
@@ -191,6 +193,7 @@ def create_app(ctx: UiContext, background: bool = False) -> FastAPI:
         auth_settings.session_secret, ctx.settings.resolve(auth_settings.session_secret_file)
     )
     app.state.signer = SessionSigner(secret, auth_settings.session_hours * 3600)
+    app.state.control_token = control_token(secret)  # split mode: what the controller listens to
     _load_calendar_overrides(ctx)
 
     app.add_exception_handler(HotlineError, _hotline_error)

@@ -151,3 +151,19 @@ class CallEvent(Base):
     at: Mapped[datetime] = mapped_column(DateTime)
     kind: Mapped[str] = mapped_column(String(32))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ControllerLease(Base):
+    """Which process is the active call-centre controller, and where web processes reach it.
+
+    Exclusivity itself comes from a lock that dies with its holder (a PostgreSQL advisory lock, or a
+    file lock on one box); this row only says who holds it and is refreshed while it does, so a web
+    process can tell a controller that hangs from one that works."""
+
+    __tablename__ = "controller_leases"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))  # host:pid
+    address: Mapped[str] = mapped_column(String(128))  # host:port of its control listener
+    since: Mapped[datetime] = mapped_column(DateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime)

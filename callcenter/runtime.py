@@ -18,6 +18,7 @@ from typing import Any
 
 from callcenter import asr
 from callcenter.context import CallCentreContext
+from callcenter.control import RemoteCallCentre
 from callcenter.controller import Controller
 from callcenter.kamailio import Kamailio, KamailioError
 from callcenter.pool import WorkerPool
@@ -198,7 +199,7 @@ async def start_call_centre(ctx: CallCentreContext) -> tuple[CallCentre | None, 
     return centre, None
 
 
-def telephony_status(centre: CallCentre | None, error: str | None, cc: CallCenterSettings) -> dict[str, Any]:
+def telephony_status(centre: CallCentre | RemoteCallCentre | None, error: str | None, cc: CallCenterSettings) -> dict[str, Any]:
     """What the health endpoint, the status API and the supervisor's page say about calls and speech."""
     if centre is not None:
         return centre.status()

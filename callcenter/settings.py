@@ -65,6 +65,13 @@ class AsrSettings(Section):
 class CallCenterSettings(Section):
     # Start Kamailio, the media workers and the queue controller with `hotline serve`.
     enabled: bool = False
+    # "inline": `hotline serve` runs the telephony and the scheduled work in its own process (one box,
+    # one web process, SQLite or PostgreSQL). "split": they run in `hotline controller` (one active,
+    # any number on standby, PostgreSQL only) and `hotline serve --workers N` only serves pages and API.
+    mode: Literal["inline", "split"] = "inline"
+    # Where the active controller listens for the web processes (split mode); 0: any free port.
+    control_host: str = "127.0.0.1"
+    control_port: int = Field(default=5070, ge=0, le=65535)
     kamailio_binary: str = "kamailio"
     # Kamailio listens here; seat phones register here and citizens' calls arrive here.
     sip_host: str = "127.0.0.1"

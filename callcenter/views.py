@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from callcenter.controller import Controller
+from callcenter.control import CallControl, RemoteCallCentre
 from callcenter.models import CallEvent, CallRecord, SeatState
 from callcenter.runtime import CallCentre, telephony_status
 from callcenter.service import (
@@ -56,22 +56,22 @@ class SuperviseBody(_Body):
     extension: Extension | None = Field(default=None, description="the supervisor's phone; default: own seat")
 
 
-def get_controller(request: Request) -> Controller | None:
+def get_controller(request: Request) -> CallControl | None:
     centre = getattr(request.app.state, "callcentre", None)
     return centre.controller if centre is not None else None
 
 
-ControllerDep = Annotated[Controller | None, Depends(get_controller)]
+ControllerDep = Annotated[CallControl | None, Depends(get_controller)]
 
 
-def get_centre(request: Request) -> CallCentre | None:
+def get_centre(request: Request) -> CallCentre | RemoteCallCentre | None:
     return getattr(request.app.state, "callcentre", None)
 
 
-CentreDep = Annotated[CallCentre | None, Depends(get_centre)]
+CentreDep = Annotated[CallCentre | RemoteCallCentre | None, Depends(get_centre)]
 
 
-def phone_of(centre: CallCentre | None, extension: str) -> dict[str, Any]:
+def phone_of(centre: CallCentre | RemoteCallCentre | None, extension: str) -> dict[str, Any]:
     """The seat phone's registration, for the seat bar: registered True/False, or None (unknown)."""
     contact = centre.phone_contact(extension) if centre is not None else None
     registered = None if contact is None else contact is not False
@@ -85,7 +85,7 @@ def phone_of(centre: CallCentre | None, extension: str) -> dict[str, Any]:
     }
 
 
-def _running(controller: Controller | None) -> Controller:
+def _running(controller: CallControl | None) -> CallControl:
     if controller is None:
         raise CallCenterError("the call centre is not running on this server", "呼叫中心未启用")
     return controller
@@ -251,7 +251,7 @@ def check_own_call(uid: str, user: User, session: SessionDep, ctx: ContextDep) -
 
 def own_live_call(
     uid: CallUid, user: UserDep, session: SessionDep, ctx: ContextDep, controller: ControllerDep
-) -> Controller | None:
+) -> CallControl | None:
     """The controller, once the user may act on this call (their own seat's, or a supervisor);
     whether it runs is checked after the body, so bad input is reported as such first."""
     check_staff(user)
@@ -259,7 +259,7 @@ def own_live_call(
     return controller
 
 
-OwnCallDep = Annotated[Controller | None, Depends(own_live_call)]
+OwnCallDep = Annotated[CallControl | None, Depends(own_live_call)]
 
 
 @router.post("/calls/{uid}/transfer")

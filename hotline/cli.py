@@ -180,15 +180,48 @@ def cmd_speech_model(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import os
+
     import uvicorn
 
-    from agent_ui.app import create_app
+    host, port = args.host or settings.server.host, args.port or settings.server.port
+    workers = args.workers or 1
+    if workers > 1:
+        check_split(settings, "serve --workers N")
+        # Each worker process builds its own app from the same configuration file.
+        if settings.config_file is not None:
+            os.environ["HOTLINE_CONFIG"] = str(settings.config_file)
+        uvicorn.run("hotline.app:from_environment", factory=True, host=host, port=port, workers=workers)
+        return 0
+    if settings.callcenter.mode == "split":
+        check_split(settings, "serve")
+    from hotline.app import build_app
 
-    ctx = _context(settings)
-    ctx.gazetteer  # noqa: B018 (a broken gazetteer stops the start with its message)
-    app = create_app(ctx, background=True)
-    uvicorn.run(app, host=args.host or settings.server.host, port=args.port or settings.server.port)
+    uvicorn.run(build_app(settings), host=host, port=port)
     return 0
+
+
+def check_split(settings: Settings, what: str) -> None:
+    """Many processes share calls and live updates through PostgreSQL; SQLite is one box, one process."""
+    if settings.callcenter.mode != "split":
+        raise ConfigError(
+            f"`hotline {what}` needs [callcenter] mode = \"split\" (inline mode runs the calls and the "
+            "scheduled work inside one serve process); 需要设置 [callcenter] mode = \"split\""
+        )
+    if not settings.database_url.startswith("postgresql"):
+        raise ConfigError(
+            f"`hotline {what}` in split mode needs PostgreSQL (SQLite is for one process on one box); "
+            "分布式部署（split）需要 PostgreSQL 数据库"
+        )
+
+
+def cmd_controller(settings: Settings, _args: argparse.Namespace) -> int:
+    import asyncio
+
+    from hotline.controller import run_controller
+
+    check_split(settings, "controller")
+    return asyncio.run(run_controller(settings))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,6 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
         "create-user": ("add a user", cmd_create_user),
         "issue-token": ("print a new API token for a user", cmd_issue_token),
         "serve": ("start the web application", cmd_serve),
+        "controller": (
+            "split mode: run the call centre and the scheduled work (active, or on standby)",
+            cmd_controller,
+        ),
         "embed-kb": (
             "make the knowledge base's missing embeddings (after a model change), with progress",
             cmd_embed_kb,
@@ -222,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "serve":
             command.add_argument("--host")
             command.add_argument("--port", type=int)
+            command.add_argument(
+                "--workers", type=int, help="web processes (split mode on PostgreSQL; default 1)"
+            )
         if name == "create-user":
             command.add_argument("username")
             command.add_argument("--password", required=True)

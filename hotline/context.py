@@ -109,5 +109,13 @@ class HotlineContext:
         with unit_of_work(self.sessions) as session:
             yield session
 
+    def relay_events(self) -> None:
+        """Split mode: live updates go through PostgreSQL (LISTEN/NOTIFY), so a console sees what any
+        process did, whichever web process it is connected to."""
+        from core.event_relay import PgEventRelay
+
+        self.events.attach(PgEventRelay(self.settings.database_url))
+
     def close(self) -> None:
+        self.events.close()
         self.engine.dispose()

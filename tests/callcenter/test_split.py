@@ -1,0 +1,364 @@
+"""Split mode (issue 17 item 4): the controller in a process of its own, one active and one on standby,
+and web processes that hold no call. Real processes (`hotline controller`), real PostgreSQL, and for the
+takeover with telephony a real Kamailio, real media workers and a SIPp citizen."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from callcenter.control import RemoteCallCentre, RemoteControl, control_token
+from callcenter.leadership import AdvisoryLease, FileLease, lock_key
+from callcenter.lifeline import process_alive
+from callcenter.testing.harness import free_port_block
+from core.clock import SystemClock
+from core.db import make_engine, make_session_factory
+from core.errors import Unavailable
+from hotline.cli import main as hotline_main
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "split-mode-test-secret-0123456789"
+
+
+def wait_for(condition: Callable[[], T], timeout: float, what: str) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+# --- the lock -------------------------------------------------------------------------------------------
+
+
+def test_one_advisory_lock_holder_and_the_lock_is_free_when_its_session_dies(pg_database: str) -> None:
+    first, second = AdvisoryLease(pg_database, "test-a"), AdvisoryLease(pg_database, "test-a")
+    try:
+        assert first.try_acquire() and first.holds()
+        assert not second.try_acquire() and not second.holds()
+        assert first.try_acquire()  # asking again while holding it keeps it
+        pid = first.backend_pid
+        engine = create_engine(pg_database)
+        with engine.begin() as conn:  # the holder's connection dies (as with kill -9 of its process)
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        engine.dispose()
+        assert not first.holds()
+        assert wait_for(second.try_acquire, 3, "the standby to take the lock")
+        assert not first.try_acquire()  # the old holder comes back as a standby
+    finally:
+        first.release()
+        second.release()
+
+
+def test_other_names_have_other_locks(pg_database: str) -> None:
+    assert lock_key("a") != lock_key("b")
+    a, b = AdvisoryLease(pg_database, "test-x"), AdvisoryLease(pg_database, "test-y")
+    try:
+        assert a.try_acquire() and b.try_acquire()
+    finally:
+        a.release()
+        b.release()
+
+
+HOLD = "import sys,time;from pathlib import Path;from callcenter.leadership import {cls} as L;l=L({arg});print(l.try_acquire(),flush=True);time.sleep(60)"
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "file"])
+def test_kill_9_of_the_holder_frees_the_lock_at_once(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    if kind == "postgresql":
+        url = request.getfixturevalue("pg_database")
+        code, standby = HOLD.format(cls="AdvisoryLease", arg=repr(url)), AdvisoryLease(url)
+    else:
+        path = tmp_path / "controller.lock"
+        code, standby = HOLD.format(cls="FileLease", arg=f"Path({str(path)!r})"), FileLease(path)
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "True"
+        assert not standby.try_acquire()
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(5)
+        started = time.monotonic()
+        wait_for(standby.try_acquire, 3, "the lock after kill -9 of its holder")
+        assert time.monotonic() - started < 2
+    finally:
+        holder.kill()
+        standby.release()
+
+
+# --- two controllers and a web process ------------------------------------------------------------------
+
+
+def write_config(folder: Path, url: str, callcenter: dict[str, Any]) -> Path:
+    lines = [
+        "[database]", f'url = "{url}"',
+        "[auth]", f'session_secret = "{SECRET}"',
+        "[dispatch]", f'category_tree = "{ROOT / "dispatch" / "category_tree.toml"}"',
+        "[understanding]", 'encoder = "none"',
+        "[callbacks]", "enabled = false",
+        "[callcenter]", 'mode = "split"', 'control_host = "127.0.0.1"',
+    ]  # fmt: skip
+    for key, value in callcenter.items():
+        if isinstance(value, bool):
+            lines.append(f"{key} = {'true' if value else 'false'}")
+        elif isinstance(value, int | float):
+            lines.append(f"{key} = {value}")
+        elif isinstance(value, list):
+            lines.append(f"{key} = [{', '.join(repr(str(v)).replace(chr(39), chr(34)) for v in value)}]")
+        else:
+            lines.append(f'{key} = "{value}"')
+    path = folder / "config.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+class Controllers:
+    """`hotline controller` processes started on one configuration."""
+
+    def __init__(self, config: Path, folder: Path) -> None:
+        self.config = config
+        self.folder = folder
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> subprocess.Popen[bytes]:
+        log = open(self.folder / f"controller-{len(self.processes)}.log", "wb")  # noqa: SIM115
+        env = {**os.environ, "HOTLINE_CONFIG": str(self.config)}
+        env.pop("HOTLINE_DATABASE_URL", None)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hotline.cli", "controller"], stdout=log, stderr=log, env=env, cwd=ROOT
+        )
+        self.processes.append(process)
+        return process
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.folder.glob("controller-*.log")))
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture
+def split_db(pg_database: str) -> Iterator[str]:
+    yield pg_database
+    engine = create_engine(pg_database)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM controller_leases"))
+        conn.execute(text("DELETE FROM call_events"))
+        conn.execute(text("DELETE FROM call_records"))
+    engine.dispose()
+
+
+def remote(url: str) -> RemoteCallCentre:
+    engine = make_engine(url)
+    return RemoteCallCentre(
+        RemoteControl(make_session_factory(engine), SystemClock("Asia/Shanghai"), control_token(SECRET.encode()))
+    )
+
+
+def active_pid(centre: RemoteCallCentre) -> int | None:
+    centre.controller._active = (0.0, None)  # read the lease row now, not a second ago
+    try:
+        return int(centre.controller.request("status")["controller_pid"])
+    except Unavailable:
+        return None
+
+
+def test_the_standby_takes_over_within_5_s_of_kill_9_and_web_processes_follow(
+    split_db: str, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, split_db, {"enabled": False, "control_port": 0})
+    controllers = Controllers(config, tmp_path)
+    web = remote(split_db)
+    try:
+        first = controllers.start()
+        assert wait_for(lambda: active_pid(web), 30, "the first controller") == first.pid
+        second = controllers.start()
+        wait_for(lambda: "waiting to take over" in controllers.logs(), 30, "the second controller to wait on standby")
+        assert active_pid(web) == first.pid
+        status = web.status()
+        assert status["enabled"] is False and status["controller"]["holder"].endswith(f":{first.pid}")
+
+        first.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        first.wait(5)
+        wait_for(lambda: active_pid(web) == second.pid, 10, "the standby to take over")
+        takeover = time.monotonic() - killed
+        assert takeover <= 5, f"takeover took {takeover:.1f} s"
+        assert second.poll() is None
+    finally:
+        controllers.stop()
+
+
+def test_a_web_process_says_in_chinese_when_no_controller_answers(split_db: str) -> None:
+    web = remote(split_db)
+    with pytest.raises(Unavailable) as refused:
+        web.controller.queue_view()
+    assert refused.value.status == 503 and "呼叫中心控制器" in refused.value.zh
+    assert web.phone_contact("1001") is None  # unknown, not "unregistered"
+    status = web.status()
+    assert status["enabled"] is False and "控制器" in status["reason_zh"]
+    web.controller.seat_changed()  # a nudge that cannot be delivered is not an error
+
+
+def test_the_controller_refuses_requests_without_the_hotline_token(split_db: str, tmp_path: Path) -> None:
+    config = write_config(tmp_path, split_db, {"enabled": False, "control_port": 0})
+    controllers = Controllers(config, tmp_path)
+    web = remote(split_db)
+    stranger = RemoteCallCentre(RemoteControl(web.controller.sessions, web.controller.clock, "not-the-token"))
+    try:
+        process = controllers.start()
+        assert wait_for(lambda: active_pid(web), 30, "the controller") == process.pid
+        with pytest.raises(Exception) as refused:
+            stranger.controller.request("status")
+        assert getattr(refused.value, "status", None) == 401
+        with pytest.raises(Exception) as unknown:
+            web.controller.request("format_disk")
+        assert getattr(unknown.value, "status", None) == 400 and "未知" in getattr(unknown.value, "zh", "")
+        with pytest.raises(Exception) as off:
+            web.controller.transfer("in-1", "110")
+        assert getattr(off.value, "status", None) == 409 and "未启用" in getattr(off.value, "zh", "")
+    finally:
+        controllers.stop()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["controller"], "PostgreSQL"),
+        (["serve", "--workers", "2"], "PostgreSQL"),
+    ],
+)
+def test_split_mode_on_sqlite_is_refused_with_a_reason(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'h.db'}", {"enabled": False})
+    assert hotline_main(["--config", str(config), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "split" in err
+
+
+def test_serve_with_several_workers_needs_split_mode(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "h.db"}"\n', encoding="utf-8")
+    assert hotline_main(["--config", str(config), "serve", "--workers", "2"]) == 2
+    assert 'mode = "split"' in capsys.readouterr().err
+
+
+def test_a_controller_that_loses_its_lock_steps_down(split_db: str, tmp_path: Path) -> None:
+    config = write_config(tmp_path, split_db, {"enabled": False, "control_port": 0})
+    controllers = Controllers(config, tmp_path)
+    web = remote(split_db)
+    try:
+        process = controllers.start()
+        assert wait_for(lambda: active_pid(web), 30, "the controller") == process.pid
+        engine = create_engine(split_db)
+        with engine.begin() as conn:  # its lock's session is cut, as by a network fault
+            conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :n"),
+                {"n": "hotline-controller-lease"},
+            )
+        engine.dispose()
+        assert process.wait(10) == 3
+        assert "stepping down" in controllers.logs()
+    finally:
+        controllers.stop()
+
+
+def test_kill_9_of_the_active_controller_hands_the_calls_to_the_standby(split_db: str, tmp_path: Path) -> None:
+    """With the telephony on: the killed controller's Kamailio and media workers end with it; the
+    standby takes over, closes the call that was in flight with the restart cause, and its own Kamailio
+    and workers (on the same ports) answer the next citizen."""
+    from callcenter.testing.sipkit import citizen, run
+
+    block = free_port_block(4)
+    rtp = free_port_block(40, start=block + 50)
+    cc = {
+        "enabled": True, "control_port": 0, "sip_port": block, "worker_sip_port_base": block + 1,
+        "workers": 2, "rtp_port_base": rtp, "rtp_ports_per_worker": 20, "seats": ["1001"],
+        "prompts_dir": str(tmp_path / "prompts"), "runtime_dir": str(tmp_path / "run"),
+        "recordings_dir": str(tmp_path / "rec"),
+    }  # fmt: skip
+    config = write_config(tmp_path, split_db, cc)
+    controllers = Controllers(config, tmp_path)
+    web = remote(split_db)
+    in_flight = citizen(f"127.0.0.1:{block}", hold_ms=30000, callers=["13700000001"], timeout=40)
+    try:
+        first = controllers.start()
+        wait_for(lambda: _workers(web) == 2, 90, "the first controller's workers")
+        children = _descendants(first.pid)
+        assert len(children) >= 3, children  # Kamailio's reaper and two workers at least
+        second = controllers.start()
+        wait_for(lambda: "waiting to take over" in controllers.logs(), 30, "the standby")
+        in_flight.start()
+        wait_for(lambda: web.controller.queue_view()["length"] == 1, 15, "the citizen to queue")
+        first.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        wait_for(lambda: active_pid(web) == second.pid, 10, "the standby to take over")
+        takeover = time.monotonic() - killed
+        wait_for(lambda: not [p for p in children if process_alive(p)], 10, "the old children to end")
+        wait_for(lambda: _workers(web) == 2, 60, "the new controller's workers")
+        recovery = time.monotonic() - killed
+        assert takeover <= 5, f"takeover {takeover:.1f} s"
+        assert recovery <= 10, f"recovery {recovery:.1f} s"
+        in_flight.stop()
+        assert _outcomes(split_db) == [("13700000001", "failed", "hotline restarted")]
+        after = run(citizen(f"127.0.0.1:{block}", hold_ms=1500, callers=["13700000002"], timeout=20))
+        assert after.ok, after
+        wait_for(lambda: len(_outcomes(split_db)) == 2, 10, "the new call's record")
+        assert _outcomes(split_db)[1][:2] == ("13700000002", "abandoned")  # queued: no seat was ready
+    finally:
+        in_flight.stop()
+        controllers.stop()
+
+
+def _outcomes(url: str) -> list[tuple[str, str, str | None]]:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT caller, outcome, hangup_cause FROM call_records WHERE ended_at IS NOT NULL ORDER BY id")
+        )
+        found = [(r[0], r[1], r[2]) for r in rows]
+    engine.dispose()
+    return found
+
+
+def _workers(web: RemoteCallCentre) -> int:
+    try:
+        return int(web.controller.request("status").get("workers_connected", 0))
+    except Exception:  # noqa: BLE001 - not up yet
+        return 0
+
+
+def _descendants(pid: int) -> list[int]:
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+                if ppid == parent:
+                    found.append(int(entry.name))
+                    frontier.append(int(entry.name))
+    return found
