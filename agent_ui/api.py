@@ -3,6 +3,7 @@ seat console's one-step register-and-act, and the admin pages. Each only compose
 
 from __future__ import annotations
 
+import os
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -60,7 +61,18 @@ def health(request: Request, session: SessionDep, ctx: ContextDep) -> dict[str, 
         "transcription": speech.get("transcription", "off"),
         "transcription_reason": speech.get("reason"),
         "live_text": speech.get("live", "off"),
+        # split mode: which of the web processes answered, and whether live updates cross processes
+        "mode": ctx.settings.callcenter.mode,
+        "web_process": os.getpid(),
+        "live_updates": _live_updates(ctx),
     }
+
+
+def _live_updates(ctx: ContextDep) -> str:
+    relay = ctx.events.relay
+    if relay is None:
+        return "in-process"
+    return "relayed" if getattr(relay, "connected", False) else "relay disconnected"
 
 
 # ---- Chinese messages for validation problems ---------------------------------------------------

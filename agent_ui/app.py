@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent_ui import api as ui_api
 from agent_ui import live
+from agent_ui.background import start_jobs
 from agent_ui.context import UiContext
 from agent_ui.deps import LoginRequired, login_url, page_user, render
 from agent_ui.openapi import document_errors
@@ -35,15 +36,14 @@ from agent_ui.pages import (
     tickets,
     wall,
 )
+from callcenter.control import control_token, remote_call_centre
+from callcenter.runtime import CallCentre
 from callcenter.views import router as callcenter_router
 from core import semantics
 from core.accounts.sessions import SessionSigner, load_secret
 from core.db import database_fault
 from core.errors import HotlineError
 from core.scheduler import Jobs
-from callcenter.control import control_token, remote_call_centre
-from callcenter.runtime import CallCentre
-from agent_ui.background import start_jobs
 from core.web import RefuseNul, get_user, set_api_zone
 from dispatch.attachments.views import router as attachments_router
 from dispatch.callbacks.views import router as callbacks_router

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -83,7 +84,7 @@ async def events(
 ) -> StreamingResponse:
     async def stream() -> AsyncIterator[str]:
         async with ctx.events.subscribe(who.topics()) as queue:
-            yield "retry: 3000\n: connected\n\n"
+            yield f"retry: 3000\n: connected to web process {os.getpid()}\n\n"
             while not await request.is_disconnected():
                 try:
                     event = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)

@@ -27,12 +27,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from callcenter.models import ControllerLease
 from callcenter.protocol import ProtocolError, decode, encode
-from callcenter.service import CallCenterError
 from core.clock import Clock
 from core.context import Context
 from core.errors import HotlineError, Unavailable

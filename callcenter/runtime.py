@@ -199,7 +199,9 @@ async def start_call_centre(ctx: CallCentreContext) -> tuple[CallCentre | None, 
     return centre, None
 
 
-def telephony_status(centre: CallCentre | RemoteCallCentre | None, error: str | None, cc: CallCenterSettings) -> dict[str, Any]:
+def telephony_status(
+    centre: CallCentre | RemoteCallCentre | None, error: str | None, cc: CallCenterSettings
+) -> dict[str, Any]:
     """What the health endpoint, the status API and the supervisor's page say about calls and speech."""
     if centre is not None:
         return centre.status()

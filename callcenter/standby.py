@@ -10,6 +10,7 @@ that can no longer confirm its lock stops everything and exits, since a standby 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -90,10 +91,8 @@ class ControllerProcess:
             if not said:
                 log.info("standby: another controller holds %s; waiting to take over", self.lease.describe())
                 said = True
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), RETRY_SECONDS)
-            except TimeoutError:
-                pass
         return False
 
     async def _keep_lease(self, stop: asyncio.Event, address: str) -> int:
@@ -108,7 +107,7 @@ class ControllerProcess:
                 return LOST_LEASE_EXIT
             try:
                 await asyncio.to_thread(self._announce, address, False)
-            except Exception as exc:  # noqa: BLE001 - the lock decides who is active, not this row
+            except Exception as exc:
                 log.warning("heartbeat not written: %s", exc)
         return 0
 

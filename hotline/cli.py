@@ -205,8 +205,8 @@ def check_split(settings: Settings, what: str) -> None:
     """Many processes share calls and live updates through PostgreSQL; SQLite is one box, one process."""
     if settings.callcenter.mode != "split":
         raise ConfigError(
-            f"`hotline {what}` needs [callcenter] mode = \"split\" (inline mode runs the calls and the "
-            "scheduled work inside one serve process); 需要设置 [callcenter] mode = \"split\""
+            f'`hotline {what}` needs [callcenter] mode = "split" (inline mode runs the calls and the '
+            'scheduled work inside one serve process); 需要设置 [callcenter] mode = "split"'
         )
     if not settings.database_url.startswith("postgresql"):
         raise ConfigError(

@@ -73,11 +73,16 @@ def test_other_names_have_other_locks(pg_database: str) -> None:
         b.release()
 
 
-HOLD = "import sys,time;from pathlib import Path;from callcenter.leadership import {cls} as L;l=L({arg});print(l.try_acquire(),flush=True);time.sleep(60)"
+HOLD = (
+    "import time; from pathlib import Path; from callcenter.leadership import {cls} as L; "
+    "lease = L({arg}); print(lease.try_acquire(), flush=True); time.sleep(60)"
+)
 
 
 @pytest.mark.parametrize("kind", ["postgresql", "file"])
-def test_kill_9_of_the_holder_frees_the_lock_at_once(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+def test_kill_9_of_the_holder_frees_the_lock_at_once(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     if kind == "postgresql":
         url = request.getfixturevalue("pg_database")
         code, standby = HOLD.format(cls="AdvisoryLease", arg=repr(url)), AdvisoryLease(url)
@@ -170,7 +175,9 @@ def split_db(pg_database: str) -> Iterator[str]:
 def remote(url: str) -> RemoteCallCentre:
     engine = make_engine(url)
     return RemoteCallCentre(
-        RemoteControl(make_session_factory(engine), SystemClock("Asia/Shanghai"), control_token(SECRET.encode()))
+        RemoteControl(
+            make_session_factory(engine), SystemClock("Asia/Shanghai"), control_token(SECRET.encode())
+        )
     )
 
 
@@ -192,7 +199,11 @@ def test_the_standby_takes_over_within_5_s_of_kill_9_and_web_processes_follow(
         first = controllers.start()
         assert wait_for(lambda: active_pid(web), 30, "the first controller") == first.pid
         second = controllers.start()
-        wait_for(lambda: "waiting to take over" in controllers.logs(), 30, "the second controller to wait on standby")
+        wait_for(
+            lambda: "waiting to take over" in controllers.logs(),
+            30,
+            "the second controller to wait on standby",
+        )
         assert active_pid(web) == first.pid
         status = web.status()
         assert status["enabled"] is False and status["controller"]["holder"].endswith(f":{first.pid}")
@@ -256,7 +267,9 @@ def test_split_mode_on_sqlite_is_refused_with_a_reason(
     assert message in err and "split" in err
 
 
-def test_serve_with_several_workers_needs_split_mode(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_serve_with_several_workers_needs_split_mode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = tmp_path / "config.toml"
     config.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "h.db"}"\n', encoding="utf-8")
     assert hotline_main(["--config", str(config), "serve", "--workers", "2"]) == 2
@@ -283,7 +296,9 @@ def test_a_controller_that_loses_its_lock_steps_down(split_db: str, tmp_path: Pa
         controllers.stop()
 
 
-def test_kill_9_of_the_active_controller_hands_the_calls_to_the_standby(split_db: str, tmp_path: Path) -> None:
+def test_kill_9_of_the_active_controller_hands_the_calls_to_the_standby(
+    split_db: str, tmp_path: Path
+) -> None:
     """With the telephony on: the killed controller's Kamailio and media workers end with it; the
     standby takes over, closes the call that was in flight with the restart cause, and its own Kamailio
     and workers (on the same ports) answer the next citizen."""
@@ -332,11 +347,9 @@ def test_kill_9_of_the_active_controller_hands_the_calls_to_the_standby(split_db
 
 def _outcomes(url: str) -> list[tuple[str, str, str | None]]:
     engine = create_engine(url)
+    query = "SELECT caller, outcome, hangup_cause FROM call_records WHERE ended_at IS NOT NULL ORDER BY id"
     with engine.connect() as conn:
-        rows = conn.execute(
-            text("SELECT caller, outcome, hangup_cause FROM call_records WHERE ended_at IS NOT NULL ORDER BY id")
-        )
-        found = [(r[0], r[1], r[2]) for r in rows]
+        found = [(r[0], r[1], r[2]) for r in conn.execute(text(query))]
     engine.dispose()
     return found
 
@@ -344,7 +357,7 @@ def _outcomes(url: str) -> list[tuple[str, str, str | None]]:
 def _workers(web: RemoteCallCentre) -> int:
     try:
         return int(web.controller.request("status").get("workers_connected", 0))
-    except Exception:  # noqa: BLE001 - not up yet
+    except Exception:
         return 0
 
 
@@ -362,3 +375,144 @@ def _descendants(pid: int) -> list[int]:
                     found.append(int(entry.name))
                     frontier.append(int(entry.name))
     return found
+
+
+# --- several web processes ------------------------------------------------------------------------------
+
+
+def _staff_user(url: str, username: str, role: str) -> None:
+    from callcenter.service import SeatService
+    from core.accounts.models import Role
+    from core.accounts.service import create_user
+
+    engine = make_engine(url)
+    sessions = make_session_factory(engine)
+    with sessions.begin() as session:
+        create_user(
+            session, username, "pass-1234-word", Role(role), username, SystemClock("Asia/Shanghai").now()
+        )
+        SeatService(session, SystemClock("Asia/Shanghai")).ensure_seats(["1001"])
+    engine.dispose()
+
+
+def _login(client: Any, username: str) -> str:
+    import re
+
+    def csrf(html: str) -> str:
+        match = re.search(r'name="csrf-token" content="([^"]+)"', html)
+        assert match, html[:300]
+        return match.group(1)
+
+    response = client.post(
+        "/login",
+        data={
+            "username": username,
+            "password": "pass-1234-word",
+            "csrf_token": csrf(client.get("/login").text),
+        },
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    return csrf(client.get("/search").text)
+
+
+class Stream:
+    """A page's event stream, read on a thread: which web process it reached, and what arrived."""
+
+    def __init__(self, base: str, cookies: Any) -> None:
+        import threading
+
+        import httpx2 as httpx
+
+        self.client = httpx.Client(base_url=base, cookies=cookies, timeout=httpx.Timeout(5, read=None))
+        self.pid: int | None = None
+        self.frames: list[str] = []
+        self.ready = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        import httpx2 as httpx
+
+        try:
+            with self.client.stream("GET", "/events") as response:
+                for line in response.iter_lines():
+                    if line.startswith(": connected to web process"):
+                        self.pid = int(line.rsplit(" ", 1)[1])
+                        self.ready.set()
+                    elif line.startswith("data:"):
+                        self.frames.append(line[5:])
+        except httpx.HTTPError:
+            pass
+        finally:
+            self.ready.set()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def test_serve_with_two_workers_shares_live_updates_and_reaches_the_controller(
+    split_db: str, tmp_path: Path
+) -> None:
+    import httpx2 as httpx
+
+    config = write_config(tmp_path, split_db, {"enabled": False, "control_port": 0, "seats": ["1001"]})
+    controllers = Controllers(config, tmp_path)
+    _staff_user(split_db, "bz_split", "supervisor")
+    port = free_port_block(1, start=31000)
+    env = {**os.environ, "HOTLINE_CONFIG": str(config)}
+    env.pop("HOTLINE_DATABASE_URL", None)
+    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "hotline.cli", "serve", "--workers", "2", "--port", str(port)],
+        stdout=log, stderr=log, env=env, cwd=ROOT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    streams: list[Stream] = []
+    try:
+        controller = controllers.start()
+        health = wait_for(lambda: _get(f"{base}/api/health"), 60, "the web processes")
+        assert health["mode"] == "split" and health["live_updates"] == "relayed"
+        client = httpx.Client(base_url=base, timeout=10)
+        csrf = _login(client, "bz_split")
+        wait_for(lambda: active_pid(remote(split_db)) == controller.pid, 30, "the controller")
+        status = client.get("/api/callcenter/status").json()
+        assert status["controller"]["holder"].endswith(f":{controller.pid}"), status
+        refused = client.post("/api/calls/in-1-1/hangup", headers={"X-CSRF-Token": csrf})
+        assert refused.status_code == 409 and "未启用" in refused.json()["detail_zh"]
+        # Streams until both web processes hold some (the kernel hands connections to either).
+        while len({s.pid for s in streams}) < 2 and len(streams) < 16:
+            stream = Stream(base, client.cookies)
+            assert stream.ready.wait(10) and stream.pid, "a stream did not open"
+            streams.append(stream)
+        assert len({s.pid for s in streams}) == 2, "every stream reached the same web process"
+        changed = client.post(
+            "/api/seats/1001/state", json={"state": "break"}, headers={"X-CSRF-Token": csrf}
+        )
+        assert changed.status_code == 200, changed.text
+        wait_for(
+            lambda: all(any('"topic": "seat"' in f and "1001" in f for f in s.frames) for s in streams),
+            10,
+            "the seat change on every stream, whichever process published it",
+        )
+        controller.send_signal(signal.SIGKILL)
+        controller.wait(5)
+        gone = wait_for(
+            lambda: (r := client.get("/api/callcenter/queue")).status_code == 503 and r, 15, "a 503"
+        )
+        assert "控制器" in gone.json()["detail_zh"] and gone.headers.get("retry-after")
+    finally:
+        for stream in streams:
+            stream.close()
+        serve.terminate()
+        serve.wait(20)
+        controllers.stop()
+
+
+def _get(url: str) -> dict[str, Any] | None:
+    import httpx2 as httpx
+
+    try:
+        response = httpx.get(url, timeout=2)
+    except httpx.HTTPError:
+        return None
+    return response.json() if response.status_code == 200 else None
