@@ -77,15 +77,19 @@ def controller_gone(why: str) -> Unavailable:
 # --- the controller's side ----------------------------------------------------------------------------
 
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
+# A channel that goes on after its first line: a media worker's link, a recording's upload.
+Channel = Callable[[dict[str, Any], asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 class ControlServer:
-    """Listens for web processes; each op runs on the controller's loop (the controller is not
-    thread-safe), so the answers are exactly what the controller knows now."""
+    """Listens for web processes and for the workers of media hosts. Each op runs on the controller's
+    loop (the controller is not thread-safe), so the answers are exactly what it knows now. A first
+    line of type "hello" makes the connection a worker's link, "upload" a recording's upload."""
 
     def __init__(self, token: str, handlers: dict[str, Handler]) -> None:
         self.token = token
         self.handlers = handlers
+        self.channels: dict[str, Channel] = {}
         self._server: asyncio.AbstractServer | None = None
         self.port = 0
 
@@ -102,6 +106,10 @@ class ControlServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             line = await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT_SECONDS)
+            channel = self._channel(line)
+            if channel is not None:
+                await channel[0](channel[1], reader, writer)
+                return
             reply = await self._answer(line)
             writer.write(encode({"type": "reply", **reply}))
             await writer.drain()
@@ -109,6 +117,16 @@ class ControlServer:
             pass  # a client that went away or sent nothing: nothing to answer
         finally:
             writer.close()
+
+    def _channel(self, line: bytes) -> tuple[Channel, dict[str, Any]] | None:
+        try:
+            first = decode(line)
+        except ProtocolError:
+            return None
+        channel = self.channels.get(first["type"])
+        if channel is None or not hmac.compare_digest(str(first.get("token", "")), self.token):
+            return None  # answered as a request: unknown, or refused for its token
+        return channel, first
 
     async def _answer(self, line: bytes) -> dict[str, Any]:
         try:

@@ -31,6 +31,12 @@ from core.clock import SystemClock
 log = logging.getLogger("callcenter.controller")
 
 TICK_SECONDS = 0.2
+# Remote workers: pinged every second; a link silent this long is taken as lost (its host cut off).
+PING_SECONDS = 1.0
+LINK_SILENCE_SECONDS = 3.5
+# After a takeover, how long the workers of the media hosts have to report the calls they still carry
+# before every other call left open is closed as "hotline restarted".
+ADOPT_GRACE_SECONDS = 4.0
 OFFER_ANSWER_SECONDS = 8.0  # how long a caller has to press the callback digit after the offer
 
 
@@ -44,10 +50,26 @@ class WorkerLink:
     writer: asyncio.StreamWriter
     pid: int = 0
     sip_port: int = 0
+    # A worker on a media host of its own (over TCP): its prompts are its own copies, it is pinged,
+    # and its recordings come by upload.
+    media_host: str = ""
+    prompts_dir: str = ""
+    last_heard: float = field(default_factory=time.monotonic)
+
+    @property
+    def remote(self) -> bool:
+        return bool(self.media_host)
 
     def send(self, message: dict[str, Any]) -> None:
+        if self.remote and "files" in message and self.prompts_dir:
+            # The media host made the same prompts in its own folder: name them, not our paths.
+            message = {**message, "files": [_prompt_name(f, self.prompts_dir) for f in message["files"]]}
         if not self.writer.is_closing():
             self.writer.write(encode(message))
+
+
+def _prompt_name(path: str, prompts_dir: str) -> str:
+    return "prompts:" + path[len(prompts_dir) + 1 :] if path.startswith(prompts_dir + "/") else path
 
 
 @dataclass
@@ -98,28 +120,43 @@ class Controller:
         self._outbound = itertools.count(1)
         self._server: asyncio.AbstractServer | None = None
         self._ticker: asyncio.Task[None] | None = None
+        self._recovery: asyncio.TimerHandle | None = None
+        self._pinged = 0.0
         self.worker_ready = asyncio.Event()
         self.on_worker_hello: Callable[[str], None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop the controller runs on
 
     # --- life -----------------------------------------------------------------------------------
-    async def start(self, socket_path: Path) -> None:
+    async def start(self, socket_path: Path, adopt: bool = False) -> None:
+        """`adopt`: workers on media hosts of their own may still carry calls of a controller that
+        died; they are given ADOPT_GRACE_SECONDS to report them before the rest is closed."""
         socket_path.parent.mkdir(parents=True, exist_ok=True)
         socket_path.unlink(missing_ok=True)
         with self.ctx.unit_of_work() as session:
             SeatService(session, self.clock).ensure_seats(self.cc.seats)
-            recordings = self.ctx.settings.resolve(self.cc.recordings_dir)
-            zone = ZoneInfo(self.ctx.settings.hotline.timezone)
-            closed = CallRecords(session, self.clock).recover_after_restart(recordings, zone)
-        if closed:
-            log.warning("closed %d call(s) left open by a process that died: %s", len(closed), closed)
+        if not adopt:
+            self.recover()
         self.loop = asyncio.get_running_loop()
         self._server = await asyncio.start_unix_server(
             self._serve_worker, path=str(socket_path), limit=1 << 20
         )
         self._ticker = asyncio.create_task(self._tick_forever(), name="acd-tick")
+        if adopt:
+            self._recovery = self.loop.call_later(ADOPT_GRACE_SECONDS, self.recover)
+
+    def recover(self) -> list[str]:
+        """Close every call a dead process left open that no worker has reported as still going."""
+        with self.ctx.unit_of_work() as session:
+            recordings = self.ctx.settings.resolve(self.cc.recordings_dir)
+            zone = ZoneInfo(self.ctx.settings.hotline.timezone)
+            closed = CallRecords(session, self.clock).recover_after_restart(recordings, zone, set(self.calls))
+        if closed:
+            log.warning("closed %d call(s) left open by a process that died: %s", len(closed), closed)
+        return closed
 
     async def stop(self) -> None:
+        if self._recovery is not None:
+            self._recovery.cancel()
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -132,23 +169,28 @@ class Controller:
                 await asyncio.wait_for(self._server.wait_closed(), 2)
 
     # --- the channel to the workers -------------------------------------------------------------
-    async def _serve_worker(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve_worker(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, first: dict[str, Any] | None = None
+    ) -> None:
+        """One worker's channel; `first` is its hello when the control listener read it already."""
         link: WorkerLink | None = None
         try:
-            while line := await reader.readline():
-                try:
-                    message = decode(line)
-                except ProtocolError as exc:
-                    log.error("worker %s sent a bad line: %s", link.name if link else "?", exc)
-                    continue
+            while True:
+                if first is not None:
+                    message, first = first, None
+                else:
+                    line = await reader.readline()
+                    if not line:
+                        break
+                    try:
+                        message = decode(line)
+                    except ProtocolError as exc:
+                        log.error("worker %s sent a bad line: %s", link.name if link else "?", exc)
+                        continue
+                if link is not None:
+                    link.last_heard = time.monotonic()
                 if message["type"] == "hello":
-                    link = WorkerLink(
-                        str(message["worker"]), writer, int(message["pid"]), int(message["sip_port"])
-                    )
-                    self.workers[link.name] = link
-                    self.worker_ready.set()
-                    if self.on_worker_hello:
-                        self.on_worker_hello(link.name)
+                    link = self._hello(writer, message)
                     continue
                 if link is not None:
                     self._handle(link, message)
@@ -157,7 +199,77 @@ class Controller:
         finally:
             if link is not None and self.workers.get(link.name) is link:
                 del self.workers[link.name]
+                if link.remote:
+                    self._fail_calls(link.name, f"media worker {link.name} on {link.media_host} lost")
             writer.close()
+
+    async def worker_channel(
+        self, hello: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """A media host's worker, reached through the control listener (its first line: its hello)."""
+        await self._serve_worker(reader, writer, hello)
+
+    def _hello(self, writer: asyncio.StreamWriter, message: dict[str, Any]) -> WorkerLink:
+        link = WorkerLink(
+            str(message["worker"]),
+            writer,
+            int(message["pid"]),
+            int(message["sip_port"]),
+            media_host=str(message.get("media_host") or ""),
+            prompts_dir=str(self.prompts.path("welcome").parent) if message.get("media_host") else "",
+        )
+        self.workers[link.name] = link
+        self._adopt(link, message.get("calls") or [])
+        self.worker_ready.set()
+        if self.on_worker_hello:
+            self.on_worker_hello(link.name)
+        return link
+
+    def _adopt(self, link: WorkerLink, reported: list[dict[str, Any]]) -> None:
+        """Calls a worker still carries after a takeover (or a lost link) go on under this controller;
+        one whose record is closed already is hung up."""
+        for item in reported:
+            uid = str(item.get("call", ""))
+            if uid in self.calls:
+                self.calls[uid].worker = link.name
+                continue
+            call, was_ringing = self._call_from_record(uid, link.name, set(item.get("legs") or []))
+            if call is None:
+                link.send({"type": "hangup", "call": uid, "cause": "closed while the controller was away"})
+                continue
+            if was_ringing:  # the seat that rang for it is rung again by the queue, not twice
+                link.send({"type": "drop_leg", "call": uid, "leg": "seat"})
+            self.calls[uid] = call
+            self._record_event(call, "adopted", {"worker": link.name, "legs": sorted(item.get("legs") or [])})
+            log.info("call %s on %s goes on under this controller (%s)", uid, link.name, call.state)
+        if reported:
+            self._publish_queue()
+
+    def _call_from_record(self, uid: str, worker: str, legs: set[str]) -> tuple[LiveCall | None, bool]:
+        """The live call again from its record and the legs the worker has; and whether a seat was
+        ringing for it (that ring is dropped and the call queued again, in its old place)."""
+        with self.ctx.unit_of_work() as session:
+            record = CallRecords(session, self.clock).find(uid)
+            if record is None or record.ended_at is not None:
+                return None, False
+            seats = SeatService(session, self.clock)
+            seat = seats.holding(uid)
+            direction = CallDirection(record.direction)
+            call = LiveCall(uid, worker, record.caller, direction)
+            call.started -= max(0.0, (self.clock.now() - record.offered_at).total_seconds())
+            call.order = next(self._order)
+            call.seat = seat.extension if seat is not None else None
+            was_ringing = False
+            if legs & {"seat", "transfer", "conference"} or (direction == CallDirection.OUTBOUND and legs):
+                call.state = "talking"
+            elif seat is not None:  # its seat was ringing when the controller died
+                seats.change(seat.extension, SeatState.READY, by_queue=True)
+                call.seat, call.state, was_ringing = None, "queued", True
+            else:
+                call.state = "queued" if direction == CallDirection.INBOUND else "dialing"
+            if record.outcome == CallOutcome.TRANSFERRED.value:
+                call.outcome = CallOutcome.TRANSFERRED
+            return call, was_ringing
 
     def _handle(self, link: WorkerLink, message: dict[str, Any]) -> None:
         handler = getattr(self, f"_on_{message['type']}", None)
@@ -306,7 +418,13 @@ class Controller:
             self.clock.from_epoch(float(left_at)) if isinstance(self.clock, SystemClock) and left_at else None
         )
         cause, side = str(message.get("cause") or "ended"), str(message.get("side") or "citizen")
-        self._finish(call, cause, side, message.get("recording"), at)
+        recording = message.get("recording")
+        if link.remote and recording:
+            recording = {**recording, "path": None}  # on the media host until its upload arrives
+        self._finish(call, cause, side, recording, at)
+
+    def _on_ping(self, link: WorkerLink, message: dict[str, Any]) -> None:
+        """A remote worker's sign of life (its time is noted for every line)."""
 
     def _on_live_text(self, link: WorkerLink, message: dict[str, Any]) -> None:
         """The worker could not stream this call to the live recogniser: the console says so."""
@@ -390,18 +508,41 @@ class Controller:
     def worker_died(self, name: str, cause: str) -> None:
         """Close the record of the one call a dead worker carried; nothing else is touched."""
         self.workers.pop(name, None)
-        for call in [c for c in self.calls.values() if c.worker == name]:
-            del self.calls[call.uid]
-            call.outcome = CallOutcome.FAILED
-            self._finish(call, cause, "system", None)
+        self._fail_calls(name, cause)
         with self.ctx.unit_of_work() as session:
             records = CallRecords(session, self.clock)
             for record in records.open_on_worker(name):  # from before a controller restart
                 records.close(record.uid, CallOutcome.FAILED, cause, "system")
 
+    def _fail_calls(self, worker: str, cause: str) -> None:
+        for call in [c for c in self.calls.values() if c.worker == worker]:
+            del self.calls[call.uid]
+            call.outcome = CallOutcome.FAILED
+            self._finish(call, cause, "system", None)
+
+    def _keep_links(self, now: float) -> None:
+        """Remote workers: ping each second; a silent one is cut (its calls are then closed)."""
+        ping = now - self._pinged >= PING_SECONDS
+        if ping:
+            self._pinged = now
+        for link in [w for w in self.workers.values() if w.remote]:
+            if now - link.last_heard > LINK_SILENCE_SECONDS:
+                log.error(
+                    "media worker %s on %s silent for %.1f s: cut",
+                    link.name,
+                    link.media_host,
+                    now - link.last_heard,
+                )
+                link.writer.close()  # its channel ends; the calls it carried are closed there
+            elif ping:
+                link.send({"type": "ping"})
+
     # --- queue and seats -------------------------------------------------------------------------
     def queue(self) -> list[LiveCall]:
-        return sorted((c for c in self.calls.values() if c.state == "queued"), key=lambda c: c.order)
+        # by arrival (a call adopted after a takeover keeps its place)
+        return sorted(
+            (c for c in self.calls.values() if c.state == "queued"), key=lambda c: (c.started, c.order)
+        )
 
     def _has_ready_seat(self) -> bool:
         with self.ctx.unit_of_work() as session:
@@ -483,6 +624,7 @@ class Controller:
 
     def tick(self) -> None:
         now = time.monotonic()
+        self._keep_links(now)
         for call in list(self.calls.values()):
             if call.hangup_at is not None and now >= call.hangup_at:
                 call.hangup_at = None

@@ -66,9 +66,9 @@ def _extensions_regex(extensions: list[str]) -> str:
     return "^(" + "|".join(re.escape(ext) for ext in extensions) + ")$" if extensions else ""
 
 
-def dispatcher_list(host: str, worker_ports: list[int]) -> str:
-    """Kamailio's dispatcher list: one line per media worker in set 1."""
-    return "".join(f"{DISPATCHER_SET} sip:{host}:{port}\n" for port in worker_ports)
+def dispatcher_list(targets: list[tuple[str, int]]) -> str:
+    """Kamailio's dispatcher list: one line per media worker (host, SIP port) in set 1."""
+    return "".join(f"{DISPATCHER_SET} sip:{host}:{port}\n" for host, port in targets)
 
 
 def render_config(
@@ -85,8 +85,9 @@ def render_config(
     `worker_ports` is not written into the cfg (it lives in the dispatcher list) but a cfg without any
     worker makes no sense, so it is checked here.
     """
-    if not worker_ports:
+    if not worker_ports and not cc.media_hosts:
         raise ValueError("Kamailio needs at least one media worker port")
+    workers = len(cc.worker_targets()) if cc.media_hosts else cc.workers
     trunk_host, trunk_port = _hostport(cc.trunk_uri)
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).parent),
@@ -104,16 +105,20 @@ def render_config(
         dispatcher_list=runtime_dir / "dispatcher.list",
         ctl_socket=ctl_socket or runtime_dir / "run" / "kamailio_ctl",
         children=2,
-        ping_interval=5,
         fr_timer_ms=fr_timer_ms,
         # how long a phone may ring: a survey callee up to a minute (workers cancel seats earlier)
         fr_inv_timer_ms=max(60000, int(cc.ring_timeout_seconds * 1000) + 15000),
         debug_level=debug_level,
         # each media worker carries one citizen: beyond that, a call has nowhere to go
-        max_calls=cc.workers,
+        max_calls=workers,
         flood_density=cc.flood_invites_per_second * 2,
         noack_timeout=cc.ack_timeout_seconds,
-        unacked_per_source=cc.unacknowledged_per_source or max(1, cc.workers // 24),
+        unacked_per_source=cc.unacknowledged_per_source or max(1, workers // 24),
+        # Several media hosts: every worker is probed all the time, so a host that stops answering
+        # (cut off, powered down) is left out within ping interval + fr_timer, before calls try it.
+        probing_mode=1 if cc.media_hosts else 0,
+        ping_interval=2 if cc.media_hosts else 5,
+        ctl_tcp=cc.kamailio_control if cc.kamailio == "own" else None,
         retry_after=RETRY_AFTER_SECONDS,
     )
 
@@ -189,6 +194,8 @@ class Kamailio:
         # (an empty table read meanwhile would erase the ones to give back).
         self._restored = False
         self.ctl_socket = self._socket_path()
+        # Kamailio on another machine (`hotline sip-proxy`): its control socket over TCP, read only.
+        self.ctl_remote: str | None = None
         self.process: subprocess.Popen[bytes] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -303,6 +310,13 @@ class Kamailio:
         """The reaper's pid (its process group holds only itself; Kamailio has a group of its own)."""
         return self.process.pid if self.process else None
 
+    @classmethod
+    def elsewhere(cls, cc: CallCenterSettings, runtime_dir: Path) -> Kamailio:
+        """The Kamailio that `hotline sip-proxy` runs on its own machine: asked, never started."""
+        kamailio = cls(cc, runtime_dir, [])
+        kamailio.ctl_remote = cc.kamailio_control
+        return kamailio
+
     def restart(self) -> Kamailio:
         """After Kamailio died: clear what it left and start a new one (raises as `start`)."""
         self.stop(timeout=2.0)
@@ -342,9 +356,13 @@ class Kamailio:
             self.cc, self.folder, self.worker_ports, ctl_socket=self.ctl_socket, fr_timer_ms=self.fr_timer_ms
         )
         self.cfg_path.write_text(cfg, encoding="utf-8")
-        self.dispatcher_path.write_text(
-            dispatcher_list(self.cc.sip_host, self.worker_ports), encoding="utf-8"
-        )
+        self.dispatcher_path.write_text(dispatcher_list(self.targets()), encoding="utf-8")
+
+    def targets(self) -> list[tuple[str, int]]:
+        """Every media worker: the media hosts' (split mode over machines), else our own pool's."""
+        if self.cc.media_hosts:
+            return self.cc.worker_targets()
+        return [(self.cc.sip_host, port) for port in self.worker_ports]
 
     def _socket_path(self) -> Path:
         wanted = self.folder / "run" / "kamailio_ctl"
@@ -402,7 +420,12 @@ class Kamailio:
         if kamcmd is None:
             raise KamailioMissing(f"kamcmd not found: {INSTALL_HINT}")
         result = subprocess.run(
-            [kamcmd, "-s", f"unix:{self.ctl_socket}", *command],
+            [
+                kamcmd,
+                "-s",
+                f"tcp:{self.ctl_remote}" if self.ctl_remote else f"unix:{self.ctl_socket}",
+                *command,
+            ],
             capture_output=True,
             text=True,
             timeout=10,
@@ -492,10 +515,12 @@ class Kamailio:
         """Rewrite the dispatcher list (when ports are given) and make Kamailio read it again."""
         if worker_ports is not None:
             self.worker_ports = list(worker_ports)
-            self.dispatcher_path.write_text(
-                dispatcher_list(self.cc.sip_host, self.worker_ports), encoding="utf-8"
-            )
+            self.dispatcher_path.write_text(dispatcher_list(self.targets()), encoding="utf-8")
         self.rpc("dispatcher.reload")
+
+    def dispatcher_states(self) -> dict[str, str]:
+        """Each worker URI and its dispatcher flags ("A": active, "I": inactive, "P": probed, …)."""
+        return dict(re.findall(r"URI:\s*(sip:\S+)\s+FLAGS:\s*(\S+)", self.rpc("dispatcher.list")))
 
     def dispatcher_targets(self) -> list[str]:
         """The worker URIs Kamailio currently has in its dispatcher set."""

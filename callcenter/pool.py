@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from callcenter.asr.client import live_socket_path
-from callcenter.settings import CallCenterSettings
+from callcenter.settings import CallCenterSettings, MediaHost
 
 log = logging.getLogger("callcenter.pool")
 
@@ -31,11 +31,13 @@ class WorkerSpec:
     rtp_port: int
 
 
-def worker_specs(cc: CallCenterSettings) -> list[WorkerSpec]:
-    return [
-        WorkerSpec(f"w{n:03d}", cc.worker_sip_port_base + n, cc.rtp_port_base + n * cc.rtp_ports_per_worker)
-        for n in range(cc.workers)
-    ]
+def worker_specs(cc: CallCenterSettings, host: MediaHost | None = None) -> list[WorkerSpec]:
+    """The controller's own workers, or a media host's (named after the host: names are unique)."""
+    if host is None:
+        sip, rtp, count, prefix = cc.worker_sip_port_base, cc.rtp_port_base, cc.workers, ""
+    else:
+        sip, rtp, count, prefix = host.worker_sip_port_base, host.rtp_port_base, host.workers, f"{host.name}-"
+    return [WorkerSpec(f"{prefix}w{n:03d}", sip + n, rtp + n * cc.rtp_ports_per_worker) for n in range(count)]
 
 
 def describe_exit(returncode: int) -> str:
@@ -57,10 +59,16 @@ class WorkerPool:
         recordings_dir: Path,
         on_death: Callable[[str, str], None],
         timezone: str = "Asia/Shanghai",
+        host: MediaHost | None = None,
+        prompts_dir: Path | None = None,
     ) -> None:
+        """`host`: the workers of a media host of its own, which find the controller over TCP
+        (cc.controllers) and play their own copies of the prompts (`prompts_dir`)."""
         self.cc = cc
         self.timezone = timezone
-        self.specs = worker_specs(cc)
+        self.host = host
+        self.prompts_dir = prompts_dir
+        self.specs = worker_specs(cc, host)
         self.socket_path = socket_path
         self.runtime_dir = runtime_dir
         self.logs = runtime_dir / "workers"
@@ -85,19 +93,27 @@ class WorkerPool:
         args = [
             sys.executable, "-m", "callcenter.worker",
             "--name", spec.name,
-            "--host", self.cc.sip_host,
+            "--host", self.host.address if self.host else self.cc.sip_host,
             "--sip-port", str(spec.sip_port),
             "--rtp-port", str(spec.rtp_port),
             "--rtp-range", str(self.cc.rtp_ports_per_worker),
             "--proxy", f"sip:{self.cc.sip_host}:{self.cc.sip_port};lr",
             "--caller-id", self.cc.hotline_number,
-            "--socket", str(self.socket_path),
             "--recordings", str(self.recordings_dir),
             "--timezone", self.timezone,
             "--pjsip-log", str(self.logs / f"{spec.name}.pjsip.log"),
-            "--live-socket", str(live_socket_path(self.runtime_dir)),
             "--ack-timeout", str(self.cc.ack_timeout_seconds),
         ]  # fmt: skip
+        if self.host is None:
+            args += [
+                "--socket",
+                str(self.socket_path),
+                "--live-socket",
+                str(live_socket_path(self.runtime_dir)),
+            ]
+        else:  # live text needs the controller's machine: media hosts' calls get after-call text only
+            args += ["--controllers", ",".join(self.cc.controllers), "--media-host", self.host.name]
+            args += ["--prompts", str(self.prompts_dir or "")]
         output = open(self.logs / f"{spec.name}.log", "ab")  # noqa: SIM115 - handed to the child
         try:
             return await asyncio.create_subprocess_exec(*args, stdout=output, stderr=output, stdin=None)

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -45,6 +46,39 @@ REGISTRATIONS_FRESH_SECONDS = 2.0
 KAMAILIO_CHECK_SECONDS = 0.25
 
 
+class KamailioWatchdog:
+    """A dead Kamailio is started again within a second or two; the event is logged and counted.
+    While it runs, `while_running` is called on every look (the registrations are read, and kept for
+    a Kamailio that has to be started again)."""
+
+    def __init__(self, kamailio: Kamailio, clock: Any, while_running: Any) -> None:
+        self.kamailio = kamailio
+        self.clock = clock
+        self.while_running = while_running
+        self.restarts = 0
+        self.last_exit: dict[str, Any] | None = None
+
+    async def run(self) -> None:
+        kamailio = self.kamailio
+        while True:
+            await asyncio.sleep(KAMAILIO_CHECK_SECONDS)
+            if kamailio.running:
+                await asyncio.to_thread(self.while_running)
+                continue
+            cause = kamailio.describe_exit()
+            self.restarts += 1
+            self.last_exit = {"cause": cause, "at": self.clock.now().isoformat()}
+            log.error("%s; starting it again (restart %d)", cause, self.restarts)
+            try:
+                await asyncio.to_thread(kamailio.restart)
+            except KamailioError as exc:
+                log.error("Kamailio did not start again: %s", exc)
+                self.last_exit["restart_error"] = str(exc)
+                await asyncio.sleep(1.0)
+            else:
+                log.info("Kamailio is back (pid %s)", kamailio.pid)
+
+
 class CallCentre:
     def __init__(self, ctx: CallCentreContext, cc: CallCenterSettings | None = None) -> None:
         self.ctx = ctx
@@ -56,9 +90,8 @@ class CallCentre:
         self.pool: WorkerPool | None = None
         self.kamailio: Kamailio | None = None
         self.started_at: float | None = None
-        self.kamailio_restarts = 0
-        self.kamailio_last_exit: dict[str, Any] | None = None
         self._watchdog: asyncio.Task[None] | None = None
+        self.kamailio_watchdog: KamailioWatchdog | None = None
         self._registrations: tuple[float, dict[str, str]] = (0.0, {})
 
     def phone_contact(self, extension: str) -> str | bool | None:
@@ -83,36 +116,54 @@ class CallCentre:
         return registrations
 
     async def start(self, wait_seconds: float = 60) -> None:
-        """Start everything; returns when every worker has reported for duty."""
+        """Start everything; returns when every worker of ours has reported for duty. With media hosts
+        (split mode over machines) the workers are theirs and report when they come; with Kamailio
+        on a machine of its own (`kamailio = "own"`) it is only asked for the registrations."""
         self.runtime_dir.mkdir(parents=True, exist_ok=True)
         prompts = await asyncio.to_thread(ensure_prompts, self.prompts_dir)
         self.controller = Controller(self.ctx, prompts, self.cc)
         sock = socket_path(self.runtime_dir)
-        await self.controller.start(sock)
-        self.pool = WorkerPool(
-            self.cc,
-            sock,
-            self.runtime_dir,
-            self.recordings_dir,
-            self.controller.worker_died,
-            timezone=self.ctx.settings.hotline.timezone,
+        await self.controller.start(sock, adopt=bool(self.cc.media_hosts))
+        if not self.cc.media_hosts:
+            self.pool = WorkerPool(
+                self.cc,
+                sock,
+                self.runtime_dir,
+                self.recordings_dir,
+                self.controller.worker_died,
+                timezone=self.ctx.settings.hotline.timezone,
+            )
+        ports = self.pool.sip_ports if self.pool else []
+        own = self.cc.kamailio == "controller"
+        self.kamailio = (
+            Kamailio(self.cc, self.runtime_dir, ports)
+            if own
+            else Kamailio.elsewhere(self.cc, self.runtime_dir)
         )
-        self.kamailio = Kamailio(self.cc, self.runtime_dir, self.pool.sip_ports)
         try:
             # Speech first: the live recogniser's socket must exist before the workers stream to it.
             # A missing or broken model never raises; transcription is then "off" and says why.
             await asr.start(self.ctx)
-            await asyncio.to_thread(self.kamailio.start)
-            self._watchdog = asyncio.create_task(self._watch_kamailio(), name="kamailio-watchdog")
-            await self.pool.start()
-            await self.wait_for_workers(self.cc.workers, wait_seconds)
+            if own:
+                await asyncio.to_thread(self.kamailio.start)
+                self._watchdog = asyncio.create_task(self._watch_kamailio(), name="kamailio-watchdog")
+            if self.pool is not None:
+                await self.pool.start()
+                await self.wait_for_workers(self.cc.workers, wait_seconds)
         except BaseException:
             await self.stop()
             raise
         self.started_at = time.monotonic()
         log.info(
-            "call centre up: %d workers, SIP at %s:%d", self.cc.workers, self.cc.sip_host, self.cc.sip_port
+            "call centre up: %d workers, SIP at %s:%d",
+            self.workers_configured,
+            self.cc.sip_host,
+            self.cc.sip_port,
         )
+
+    @property
+    def workers_configured(self) -> int:
+        return len(self.cc.worker_targets())
 
     async def wait_for_workers(self, count: int, timeout: float) -> None:
         assert self.controller is not None
@@ -127,26 +178,10 @@ class CallCentre:
             await asyncio.sleep(0.05)
 
     async def _watch_kamailio(self) -> None:
-        """A dead Kamailio is started again within a second or two; the event is logged and counted."""
-        kamailio = self.kamailio
-        assert kamailio is not None
-        while True:
-            await asyncio.sleep(KAMAILIO_CHECK_SECONDS)
-            if kamailio.running:
-                await asyncio.to_thread(self._fresh_registrations)  # kept for a restarted Kamailio
-                continue
-            cause = kamailio.describe_exit()
-            self.kamailio_restarts += 1
-            self.kamailio_last_exit = {"cause": cause, "at": self.ctx.clock.now().isoformat()}
-            log.error("%s; starting it again (restart %d)", cause, self.kamailio_restarts)
-            try:
-                await asyncio.to_thread(kamailio.restart)
-            except KamailioError as exc:
-                log.error("Kamailio did not start again: %s", exc)
-                self.kamailio_last_exit["restart_error"] = str(exc)
-                await asyncio.sleep(1.0)
-            else:
-                log.info("Kamailio is back (pid %s)", kamailio.pid)
+        assert self.kamailio is not None
+        watchdog = KamailioWatchdog(self.kamailio, self.ctx.clock, self._fresh_registrations)
+        self.kamailio_watchdog = watchdog
+        await watchdog.run()
 
     async def stop(self) -> None:
         if self._watchdog is not None:
@@ -158,7 +193,7 @@ class CallCentre:
             await self.pool.stop()
         if self.controller is not None:
             await self.controller.stop()
-        if self.kamailio is not None:
+        if self.kamailio is not None and self.kamailio.ctl_remote is None:
             await asyncio.to_thread(self.kamailio.stop)
         await asr.stop()
 
@@ -166,22 +201,67 @@ class CallCentre:
         controller, pool = self.controller, self.pool
         return {
             "enabled": True,
-            "workers_configured": self.cc.workers,
+            "workers_configured": self.workers_configured,
             "workers_connected": len(controller.workers) if controller else 0,
             "worker_restarts": pool.restarts if pool else 0,
             "calls": len(controller.calls) if controller else 0,
             "queue_length": len(controller.queue()) if controller else 0,
             "sip": f"{self.cc.sip_host}:{self.cc.sip_port}",
+            "media_hosts": self._media_hosts(),
             "kamailio": {
-                "running": bool(self.kamailio and self.kamailio.running),
-                "restarts": self.kamailio_restarts,
-                "last_exit": self.kamailio_last_exit,
+                "running": self._kamailio_running(),
+                "restarts": self.kamailio_watchdog.restarts if self.kamailio_watchdog else 0,
+                "last_exit": self.kamailio_watchdog.last_exit if self.kamailio_watchdog else None,
             },
             "speech": asr.asr_status(),
         }
 
+    def _kamailio_running(self) -> bool:
+        if self.kamailio is None:
+            return False
+        if self.kamailio.ctl_remote is not None:  # on its own machine: running if it answers
+            return self._fresh_registrations() is not None
+        return self.kamailio.running
 
-async def start_call_centre(ctx: CallCentreContext) -> tuple[CallCentre | None, str | None]:
+    def _media_hosts(self) -> list[dict[str, Any]]:
+        """Split mode over machines: how many workers of each media host are connected."""
+        if self.controller is None:
+            return []
+        links = list(self.controller.workers.values())
+        states = self._dispatcher_states()
+        return [
+            {
+                "name": host.name,
+                "address": host.address,
+                "workers_configured": host.workers,
+                "workers_connected": sum(1 for link in links if link.media_host == host.name),
+                # what Kamailio's probing says: workers it sends calls to (None: not known)
+                "workers_in_service": None
+                if states is None
+                else sum(
+                    1 for uri, flags in states.items() if _host_of(uri) == host.address and "A" in flags
+                ),
+            }
+            for host in self.cc.media_hosts
+        ]
+
+    def _dispatcher_states(self) -> dict[str, str] | None:
+        if self.kamailio is None:
+            return None
+        try:
+            return self.kamailio.dispatcher_states()
+        except (KamailioError, OSError, subprocess.TimeoutExpired) as exc:
+            log.warning("cannot read Kamailio's dispatcher: %s", exc)
+            return None
+
+
+def _host_of(uri: str) -> str:
+    return uri.removeprefix("sip:").rpartition(":")[0]
+
+
+async def start_call_centre(
+    ctx: CallCentreContext, centre: CallCentre | None = None
+) -> tuple[CallCentre | None, str | None]:
     """For `hotline serve`: the call centre, or None and the reason it could not start.
 
     A missing Kamailio or prompt tool stops the telephony only: the pages and the API keep working and
@@ -190,7 +270,7 @@ async def start_call_centre(ctx: CallCentreContext) -> tuple[CallCentre | None, 
     from callcenter.kamailio import KamailioError
     from callcenter.prompts import PromptToolMissing
 
-    centre = CallCentre(ctx)
+    centre = centre or CallCentre(ctx)
     try:
         await centre.start()
     except (KamailioError, PromptToolMissing, TimeoutError, OSError) as exc:

@@ -114,6 +114,14 @@ class SeatService:
     def active(self) -> list[Seat]:
         return list(self.session.scalars(select(Seat).where(Seat.active).order_by(Seat.extension)))
 
+    def holding(self, call_uid: str) -> Seat | None:
+        """The seat ringing or talking on this call, if any."""
+        return self.session.scalar(
+            select(Seat).where(
+                Seat.current_call_uid == call_uid, Seat.state.in_([S.RINGING.value, S.TALKING.value])
+            )
+        )
+
     def of_operator(self, operator_id: int) -> Seat | None:
         return self.session.scalar(select(Seat).where(Seat.operator_id == operator_id, Seat.active.is_(True)))
 
@@ -265,7 +273,8 @@ class CallRecords:
             record.outcome = outcome.value
         record.hangup_cause, record.hangup_side = cause[:128], side
         if recording:
-            record.recording_path = recording["path"]
+            # a media host's recording may have been uploaded already: its stored path stays
+            record.recording_path = recording["path"] or record.recording_path
             record.recording_bytes = recording["bytes"]
             record.recording_sha256 = recording["sha256"]
             record.recording_seconds = recording["seconds"]
@@ -283,12 +292,20 @@ class CallRecords:
         self.event(record, "ticket", {"number": number})
         return record
 
-    def recover_after_restart(self, recordings_dir: Path, zone: tzinfo | None = None) -> list[str]:
-        """At start, before any worker reports: every call a dead process left open is closed with the
-        cause "hotline restarted", its partial recording joined and checksummed (what was recorded is
-        kept), and the seats it held are freed. Returns the uids closed."""
+    def recover_after_restart(
+        self,
+        recordings_dir: Path,
+        zone: tzinfo | None = None,
+        going_on: set[str] | frozenset[str] = frozenset(),
+    ) -> list[str]:
+        """At start: every call a dead process left open is closed with the cause "hotline restarted",
+        its partial recording joined and checksummed (what was recorded is kept), and the seats it held
+        are freed; except the calls in `going_on` (a media host's worker still carries them).
+        Returns the uids closed."""
         closed = []
         for record in list(self.session.scalars(select(CallRecord).where(CallRecord.ended_at.is_(None)))):
+            if record.uid in going_on:
+                continue
             recording = None
             with contextlib.suppress(OSError, ValueError):  # a part the crash left unreadable: no file
                 when = record.answered_at or record.offered_at
@@ -297,7 +314,9 @@ class CallRecords:
             closed.append(record.uid)
         seats = SeatService(self.session, self.clock)
         held = select(Seat).where(Seat.state.in_([S.RINGING.value, S.TALKING.value]))
-        for seat in self.session.scalars(held):
+        for seat in list(self.session.scalars(held)):
+            if seat.current_call_uid in going_on:
+                continue
             target = S.READY if seat.state == S.RINGING.value else S.WRAP_UP
             seats.change(seat.extension, target, by_queue=True)
         return closed

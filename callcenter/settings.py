@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Literal
@@ -62,6 +63,18 @@ class AsrSettings(Section):
     vocabulary_correction: bool = True
 
 
+class MediaHost(Section):
+    """`[[callcenter.media_hosts]]`: a machine whose media workers `hotline media-host --name NAME`
+    runs (split mode). Kamailio's dispatcher spreads calls over the workers of every host."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,15}$")
+    # the host's address: its workers listen for SIP and RTP here, and Kamailio sends calls here
+    address: str
+    workers: int = Field(default=36, ge=1, le=500)
+    worker_sip_port_base: int = Field(default=5100, ge=1024, le=65000)
+    rtp_port_base: int = Field(default=20000, ge=1024, le=65000)
+
+
 class CallCenterSettings(Section):
     # Start Kamailio, the media workers and the queue controller with `hotline serve`.
     enabled: bool = False
@@ -69,9 +82,22 @@ class CallCenterSettings(Section):
     # one web process, SQLite or PostgreSQL). "split": they run in `hotline controller` (one active,
     # any number on standby, PostgreSQL only) and `hotline serve --workers N` only serves pages and API.
     mode: Literal["inline", "split"] = "inline"
-    # Where the active controller listens for the web processes (split mode); 0: any free port.
+    # Where the active controller listens for the web processes and the media hosts' workers (split
+    # mode); 0: any free port.
     control_host: str = "127.0.0.1"
     control_port: int = Field(default=5070, ge=0, le=65535)
+    # Split mode over several machines: where every controller (active and standby) listens, for the
+    # media hosts' workers to find the active one ("host:port" each).
+    controllers: list[str] = Field(default_factory=list)
+    # Split mode: the machines that carry the calls' media. Empty: the active controller runs the
+    # `workers` media workers itself, on its own machine.
+    media_hosts: list[MediaHost] = Field(default_factory=list)
+    # Who runs Kamailio: "controller" (the active controller, on its machine) or "own" (`hotline
+    # sip-proxy` on a machine of its own, so the SIP address stays when a standby controller takes
+    # over; the controllers read its registrations at kamailio_control).
+    kamailio: Literal["controller", "own"] = "controller"
+    # "own": where Kamailio's control socket listens for the controllers (TCP, host:port).
+    kamailio_control: str = "127.0.0.1:5069"
     kamailio_binary: str = "kamailio"
     # Kamailio listens here; seat phones register here and citizens' calls arrive here.
     sip_host: str = "127.0.0.1"
@@ -139,6 +165,38 @@ class CallCenterSettings(Section):
         if rtp_end > 65535:
             raise ValueError("rtp ports run past 65535: lower workers or rtp_ports_per_worker")
         return self
+
+    @field_validator("controllers")
+    @classmethod
+    def _host_ports(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not re.fullmatch(r"[^\s:]+:[0-9]{1,5}", v)]
+        if bad:
+            raise ValueError(f"controllers are host:port, got {bad}")
+        return value
+
+    @field_validator("media_hosts")
+    @classmethod
+    def _unique_hosts(cls, value: list[MediaHost]) -> list[MediaHost]:
+        if len({h.name for h in value}) != len(value):
+            raise ValueError("media host names must be unique")
+        return value
+
+    def media_host(self, name: str) -> MediaHost:
+        for host in self.media_hosts:
+            if host.name == name:
+                return host
+        known = ", ".join(h.name for h in self.media_hosts) or "none"
+        raise ValueError(f"no media host {name!r} in [[callcenter.media_hosts]] (configured: {known})")
+
+    def worker_targets(self) -> list[tuple[str, int]]:
+        """Every media worker's SIP address, for Kamailio's dispatcher."""
+        if not self.media_hosts:
+            return [(self.sip_host, self.worker_sip_port_base + n) for n in range(self.workers)]
+        return [
+            (host.address, host.worker_sip_port_base + n)
+            for host in self.media_hosts
+            for n in range(host.workers)
+        ]
 
     def kamailio_path(self) -> str | None:
         """The Kamailio executable, or None when it is not installed."""

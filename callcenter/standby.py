@@ -24,6 +24,7 @@ from callcenter.leadership import RETRY_SECONDS, Lease
 from callcenter.models import ControllerLease
 from callcenter.runtime import CallCentre, start_call_centre, telephony_status
 from callcenter.service import CallCenterError
+from callcenter.store import RecordingStore
 
 log = logging.getLogger("callcenter.standby")
 
@@ -69,7 +70,9 @@ class ControllerProcess:
             await asyncio.to_thread(self._announce, address, True)
             log.info("active controller (%s), control at %s", self.lease.describe(), address)
             if self.cc.enabled:
-                self.centre, self.centre_error = await start_call_centre(self.ctx)
+                centre = CallCentre(self.ctx)
+                self._open_channels(centre)
+                self.centre, self.centre_error = await start_call_centre(self.ctx, centre)
             if self.background is not None:
                 stop_background = await self.background(self.centre)
             self.state = "active"
@@ -121,6 +124,18 @@ class ControllerProcess:
             if new:
                 lease.since = now
             lease.holder, lease.address, lease.heartbeat_at = holder_name(), address, now
+
+    def _open_channels(self, centre: CallCentre) -> None:
+        """Media hosts' workers report here, and send their recordings here."""
+
+        async def worker(hello: dict[str, Any], reader: Any, writer: Any) -> None:
+            if centre.controller is None:  # not started yet: the worker comes back in a moment
+                writer.close()
+                return
+            await centre.controller.worker_channel(hello, reader, writer)
+
+        store = RecordingStore(self.ctx, centre.recordings_dir, self.ctx.clock)
+        self.server.channels.update(hello=worker, upload=store.receive)
 
     # --- what web processes may ask ---------------------------------------------------------------
     def _handlers(self) -> dict[str, Handler]:

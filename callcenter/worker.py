@@ -13,6 +13,8 @@ Run: python -m callcenter.worker --name w01 --sip-port 5101 --rtp-port 20000 --s
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
 import logging
 import os
 import queue
@@ -42,6 +44,11 @@ REC_HOTLINE = "rec_hotline"
 LIVE = "live"  # the live recogniser's tap on the citizen
 PARTIES = ("seat", "transfer", "conference")
 IDLE_POLL_MS = 50
+# Remote workers (a media host of their own): the link to the controller.
+PING_SECONDS = 1.0
+LINK_SILENCE_SECONDS = 3.5
+RECONNECT_SECONDS = 0.5
+OUTBOX_SIZE = 2000
 
 
 def wanted_edges(present: set[str], supervisor_mode: str | None, playing: bool) -> set[tuple[str, str]]:
@@ -432,6 +439,11 @@ class Worker:
         self.rejected: dict[int, Leg] = {}
         self.running = True
         self.sock: socket.socket | None = None
+        self.last_heard = time.monotonic()
+        self._pinged = 0.0
+        self._finding: threading.Thread | None = None
+        # What happened while no controller listened (remote workers only), told when one is back.
+        self.outbox: collections.deque[bytes] = collections.deque(maxlen=OUTBOX_SIZE)
         self.ep: pj.Endpoint | None = None
         self.account: HotlineAccount | None = None
         self._sequence = 0
@@ -440,34 +452,147 @@ class Worker:
     def connect(self) -> None:
         deadline = time.monotonic() + 15
         while True:
-            try:
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                sock.connect(self.args.socket)
+            sock = self._open()
+            if sock is not None:
                 break
+            if time.monotonic() > deadline:
+                raise ConnectionError(f"no controller at {self.args.socket or self.args.controllers}")
+            time.sleep(0.1)
+        self._attach(sock)
+
+    @property
+    def remote(self) -> bool:
+        """On a media host of its own: the link to the controller crosses the network and may break
+        (the controller dies and a standby takes over); calls in progress outlive it."""
+        return bool(self.args.controllers)
+
+    def _open(self) -> socket.socket | None:
+        """A connection to the (active) controller: its Unix socket, or the first of the controllers'
+        addresses that accepts (a standby does not listen)."""
+        if not self.remote:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect(self.args.socket)
             except OSError:
                 sock.close()
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        self.sock = sock
-        threading.Thread(target=self._read, args=(sock.makefile("rb"),), daemon=True, name="ipc").start()
+                return None
+            return sock
+        for address in self.args.controllers.split(","):
+            host, _, port = address.strip().rpartition(":")
+            try:
+                sock = socket.create_connection((host, int(port)), timeout=1.0)
+            except OSError:
+                continue
+            sock.settimeout(None)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            return sock
+        return None
 
-    def _read(self, stream: Any) -> None:
-        for line in stream:
+    def _attach(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.last_heard = time.monotonic()
+        threading.Thread(target=self._read, args=(sock,), daemon=True, name="ipc").start()
+
+    def _read(self, sock: socket.socket) -> None:
+        for line in sock.makefile("rb"):
+            self.last_heard = time.monotonic()
             try:
                 self.commands.put(decode(line))
             except ProtocolError as exc:
                 log.error("bad line from the controller: %s", exc)
-        self.commands.put({"type": "shutdown", "reason": "controller gone"})
+        if not self.remote:
+            self.commands.put({"type": "shutdown", "reason": "controller gone"})
+        elif self.sock is sock:
+            self.commands.put({"type": "_link_lost"})
 
     def send(self, message: dict[str, Any]) -> None:
+        line = encode({**message, "worker": self.name})
         if self.sock is None:
+            if self.remote and message.get("type") != "ping":
+                self.outbox.append(line)  # told to the controller that takes over
             return
         try:
-            self.sock.sendall(encode({**message, "worker": self.name}))
+            self.sock.sendall(line)
         except OSError as exc:
-            log.error("controller unreachable: %s", exc)
-            self.running = False
+            if not self.remote:
+                log.error("controller unreachable: %s", exc)
+                self.running = False
+                return
+            self.outbox.append(line)
+            self._link_lost()
+
+    def prompt_path(self, name: str) -> str:
+        """A prompt named by a controller on another machine is this media host's own copy."""
+        if name.startswith("prompts:") and self.args.prompts:
+            return str(Path(self.args.prompts) / name[len("prompts:") :])
+        return name
+
+    def hello(self) -> dict[str, Any]:
+        """Who this worker is, and (after a reconnection) the calls it still carries."""
+        calls = [
+            {
+                "call": s.uid,
+                "inbound": s.inbound,
+                "legs": sorted(r for r, leg in s.legs.items() if leg.confirmed),
+            }
+            for s in self.sessions.values()
+            if not s.citizen_gone
+        ]
+        return {
+            "type": "hello",
+            "pid": os.getpid(),
+            "sip_port": self.sip_port,
+            "host": self.args.host,
+            "media_host": self.args.media_host,
+            "token": os.environ.get("HOTLINE_CONTROL_TOKEN", ""),
+            "calls": calls,
+        }
+
+    def _link_lost(self) -> None:
+        """The controller is gone or unreachable: keep the calls, look for the controller again."""
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+            log.warning("lost the controller; %d call(s) go on while it is looked for", len(self.sessions))
+        if self._finding is None or not self._finding.is_alive():
+            self._finding = threading.Thread(target=self._find_controller, daemon=True, name="find")
+            self._finding.start()
+
+    def _find_controller(self) -> None:
+        while self.running:
+            sock = self._open()
+            if sock is not None:
+                self.commands.put({"type": "_link_back", "sock": sock})
+                return
+            time.sleep(RECONNECT_SECONDS)
+
+    def _link_back(self, sock: socket.socket) -> None:
+        self._attach(sock)
+        self.send(self.hello())
+        pending, self.outbox = list(self.outbox), collections.deque(maxlen=OUTBOX_SIZE)
+        for line in pending:
+            if self.sock is None:
+                self.outbox.append(line)
+                continue
+            try:
+                self.sock.sendall(line)
+            except OSError:
+                self.outbox.append(line)
+                self._link_lost()
+        log.info("controller found again; %d report(s) caught up", len(pending))
+
+    def keep_link(self, now: float) -> None:
+        """A link across the network can go silent without breaking: both sides ping every second,
+        and silence for LINK_SILENCE_SECONDS counts as a lost controller."""
+        if not self.remote or self.sock is None:
+            return
+        if now - self.last_heard > LINK_SILENCE_SECONDS:
+            self._link_lost()
+        elif now - self._pinged >= PING_SECONDS:
+            self._pinged = now
+            self.send({"type": "ping"})
 
     # --- pjsua2 --------------------------------------------------------------------------------
     def start_endpoint(self) -> None:
@@ -514,12 +639,14 @@ class Worker:
 
     def incoming(self, call_id: int) -> None:
         assert self.account is not None
-        if self.session is not None or not self.running:
-            # One citizen per worker; 486 sends Kamailio to the next worker.
+        if self.session is not None or not self.running or self.sock is None:
+            # One citizen per worker; 486 sends Kamailio to the next worker. With no controller to
+            # queue the call (a takeover in progress), 503: Kamailio tries another worker, or tells
+            # the caller to try again shortly.
             leg = Leg(self.account, _RejectSink(self, call_id), "rejected", call_id)  # type: ignore[arg-type]
             self.rejected[call_id] = leg
             busy = pj.CallOpParam()
-            busy.statusCode = 486
+            busy.statusCode = 486 if self.sock is not None else 503
             leg.answer(busy)
             return
         self._sequence += 1
@@ -568,13 +695,21 @@ class Worker:
         if kind == "shutdown":
             self.running = False
             return
+        if kind == "ping":
+            return
+        if kind == "_link_lost":
+            return self._link_lost()
+        if kind == "_link_back":
+            return self._link_back(command["sock"])
         if kind == "dial":
             return self.dial(command)
         session = self.sessions.get(command.get("call", ""))
         if session is None:
             raise CommandError(f"no call {command.get('call')!r} on worker {self.name}")
         if kind == "play":
-            session.play(list(command["files"]), bool(command.get("loop_last", False)))
+            session.play(
+                [self.prompt_path(f) for f in command["files"]], bool(command.get("loop_last", False))
+            )
         elif kind == "stop_play":
             session.stop_play()
         elif kind == "ring":
@@ -595,7 +730,7 @@ class Worker:
     def run(self) -> None:
         self.connect()
         self.start_endpoint()
-        self.send({"type": "hello", "pid": os.getpid(), "sip_port": self.sip_port})
+        self.send(self.hello())
         assert self.ep is not None
         while self.running:
             # SIP wakes the poll at once; the timeout only paces our own commands and timers, which
@@ -603,6 +738,7 @@ class Worker:
             self.ep.libHandleEvents(10 if self.sessions else IDLE_POLL_MS)
             self._drain()
             now = time.monotonic()
+            self.keep_link(now)
             for session in list(self.sessions.values()):
                 session.tick(now)
         self.shutdown()
@@ -676,7 +812,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rtp-range", type=int, default=20)
     parser.add_argument("--proxy", required=True, help="Kamailio, e.g. sip:127.0.0.1:5060;lr")
     parser.add_argument("--caller-id", default="12345")
-    parser.add_argument("--socket", required=True, help="the controller's Unix socket")
+    link = parser.add_mutually_exclusive_group(required=True)
+    link.add_argument("--socket", help="the controller's Unix socket (on the controller's machine)")
+    link.add_argument(
+        "--controllers", help="host:port of every controller, comma-separated (a media host of its own)"
+    )
+    parser.add_argument("--media-host", default="", help="the media host's name (remote workers)")
+    parser.add_argument("--prompts", default="", help="this host's prompts folder (remote workers)")
     parser.add_argument("--recordings", required=True)
     parser.add_argument(
         "--timezone", default="Asia/Shanghai", help="the hotline's time zone (config hotline)"

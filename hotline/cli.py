@@ -215,6 +215,24 @@ def check_split(settings: Settings, what: str) -> None:
         )
 
 
+def cmd_media_host(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from hotline.controller import run_media_host
+
+    check_split(settings, "media-host")
+    return asyncio.run(run_media_host(settings, args.name))
+
+
+def cmd_sip_proxy(settings: Settings, _args: argparse.Namespace) -> int:
+    import asyncio
+
+    from hotline.controller import run_sip_proxy
+
+    check_split(settings, "sip-proxy")
+    return asyncio.run(run_sip_proxy(settings))
+
+
 def cmd_controller(settings: Settings, _args: argparse.Namespace) -> int:
     import asyncio
 
@@ -241,6 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
             "split mode: run the call centre and the scheduled work (active, or on standby)",
             cmd_controller,
         ),
+        "media-host": (
+            "split mode: run this machine's media workers (--name from media_hosts)",
+            cmd_media_host,
+        ),
+        "sip-proxy": ('split mode: run Kamailio on a machine of its own (kamailio = "own")', cmd_sip_proxy),
         "embed-kb": (
             "make the knowledge base's missing embeddings (after a model change), with progress",
             cmd_embed_kb,
@@ -262,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument(
                 "--workers", type=int, help="web processes (split mode on PostgreSQL; default 1)"
             )
+        if name == "media-host":
+            command.add_argument("--name", required=True, help="a name in [[callcenter.media_hosts]]")
         if name == "create-user":
             command.add_argument("username")
             command.add_argument("--password", required=True)

@@ -13,13 +13,14 @@ from sqlalchemy import Column, Integer, MetaData, inspect, text
 from sqlalchemy.engine import Connection
 
 from core.db import make_engine
-from core.migrate import MIGRATIONS, downgrade, upgrade
+from core.migrate import MIGRATIONS, downgrade, schema_object, upgrade
 from hotline.schema import metadata
 
 
 def differences(connection: Connection, target: MetaData = metadata) -> list[Any]:
     context = MigrationContext.configure(
-        connection, opts={"compare_type": True, "compare_server_default": True}
+        connection,
+        opts={"compare_type": True, "compare_server_default": True, "include_object": schema_object},
     )
     return list(compare_metadata(context, target))
 
