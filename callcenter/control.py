@@ -91,6 +91,7 @@ class ControlServer:
         self.handlers = handlers
         self.channels: dict[str, Channel] = {}
         self._server: asyncio.AbstractServer | None = None
+        self._open: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
         self.port = 0
 
     async def start(self, host: str, port: int) -> None:
@@ -100,10 +101,18 @@ class ControlServer:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+            # Open channels (workers' links) are ended, not left to be cancelled with the loop.
+            for writer in list(self._open.values()):
+                writer.close()
+            if self._open:
+                await asyncio.wait(list(self._open), timeout=2)
             await self._server.wait_closed()
             self._server = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._open[task] = writer
         try:
             line = await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT_SECONDS)
             channel = self._channel(line)
@@ -116,6 +125,7 @@ class ControlServer:
         except (TimeoutError, ConnectionError, asyncio.IncompleteReadError, ValueError):
             pass  # a client that went away or sent nothing: nothing to answer
         finally:
+            self._open.pop(task, None)  # type: ignore[arg-type]
             writer.close()
 
     def _channel(self, line: bytes) -> tuple[Channel, dict[str, Any]] | None:

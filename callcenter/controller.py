@@ -24,7 +24,15 @@ from callcenter.context import CallCentreContext
 from callcenter.dialer import Menu
 from callcenter.models import CallDirection, CallOutcome, SeatState
 from callcenter.protocol import ProtocolError, decode, encode
-from callcenter.service import CallCenterError, CallNotFound, CallRecords, SeatService, mask_phone, seat_view
+from callcenter.service import (
+    RESTARTED,
+    CallCenterError,
+    CallNotFound,
+    CallRecords,
+    SeatService,
+    mask_phone,
+    seat_view,
+)
 from callcenter.settings import CallCenterSettings
 from core.clock import SystemClock
 
@@ -122,6 +130,7 @@ class Controller:
         self._ticker: asyncio.Task[None] | None = None
         self._recovery: asyncio.TimerHandle | None = None
         self._pinged = 0.0
+        self._ticked = time.monotonic()
         self.worker_ready = asyncio.Event()
         self.on_worker_hello: Callable[[str], None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop the controller runs on
@@ -149,7 +158,9 @@ class Controller:
         with self.ctx.unit_of_work() as session:
             recordings = self.ctx.settings.resolve(self.cc.recordings_dir)
             zone = ZoneInfo(self.ctx.settings.hotline.timezone)
-            closed = CallRecords(session, self.clock).recover_after_restart(recordings, zone, set(self.calls))
+            closed = CallRecords(session, self.clock).recover_after_restart(
+                recordings, zone, set(self.calls), self._lost_because
+            )
         if closed:
             log.warning("closed %d call(s) left open by a process that died: %s", len(closed), closed)
         return closed
@@ -203,6 +214,14 @@ class Controller:
                     self._fail_calls(link.name, f"media worker {link.name} on {link.media_host} lost")
             writer.close()
 
+    def _lost_because(self, record: Any) -> str:
+        """Why a call left open was closed: its media host never came back, or the restart."""
+        hosts = {h.name for h in self.cc.media_hosts}
+        host = (record.worker or "").split("-w", 1)[0]
+        if host in hosts and not any(link.media_host == host for link in self.workers.values()):
+            return f"media host {host} unreachable"
+        return RESTARTED
+
     async def worker_channel(
         self, hello: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
@@ -240,7 +259,6 @@ class Controller:
             if was_ringing:  # the seat that rang for it is rung again by the queue, not twice
                 link.send({"type": "drop_leg", "call": uid, "leg": "seat"})
             self.calls[uid] = call
-            self._record_event(call, "adopted", {"worker": link.name, "legs": sorted(item.get("legs") or [])})
             log.info("call %s on %s goes on under this controller (%s)", uid, link.name, call.state)
         if reported:
             self._publish_queue()
@@ -269,6 +287,9 @@ class Controller:
                 call.state = "queued" if direction == CallDirection.INBOUND else "dialing"
             if record.outcome == CallOutcome.TRANSFERRED.value:
                 call.outcome = CallOutcome.TRANSFERRED
+            CallRecords(session, self.clock).event(
+                record, "adopted", {"worker": worker, "legs": sorted(legs)}
+            )
             return call, was_ringing
 
     def _handle(self, link: WorkerLink, message: dict[str, Any]) -> None:
@@ -521,12 +542,14 @@ class Controller:
             self._finish(call, cause, "system", None)
 
     def _keep_links(self, now: float) -> None:
-        """Remote workers: ping each second; a silent one is cut (its calls are then closed)."""
+        """Remote workers: ping each second; a silent one is cut (its calls are then closed). After
+        a tick that came late (this loop was held up), what the workers sent is read first."""
+        late, self._ticked = now - self._ticked > 2 * TICK_SECONDS + 0.5, now
         ping = now - self._pinged >= PING_SECONDS
         if ping:
             self._pinged = now
         for link in [w for w in self.workers.values() if w.remote]:
-            if now - link.last_heard > LINK_SILENCE_SECONDS:
+            if now - link.last_heard > LINK_SILENCE_SECONDS and not late:
                 log.error(
                     "media worker %s on %s silent for %.1f s: cut",
                     link.name,

@@ -44,6 +44,7 @@ def socket_path(runtime_dir: Path) -> Path:
 REGISTRATIONS_FRESH_SECONDS = 2.0
 # How often the watchdog looks whether Kamailio is still there.
 KAMAILIO_CHECK_SECONDS = 0.25
+SIP_VIEW_SECONDS = 1.0
 
 
 class KamailioWatchdog:
@@ -93,6 +94,10 @@ class CallCentre:
         self._watchdog: asyncio.Task[None] | None = None
         self.kamailio_watchdog: KamailioWatchdog | None = None
         self._registrations: tuple[float, dict[str, str]] = (0.0, {})
+        # Kamailio's view of the media workers, read by `_watch_sip` (status never runs kamcmd itself:
+        # it is asked on the controller's loop, which must not wait for a subprocess).
+        self._dispatcher: dict[str, str] | None = None
+        self._sip_watch: asyncio.Task[None] | None = None
 
     def phone_contact(self, extension: str) -> str | bool | None:
         """Where the seat's phone is registered with Kamailio (its contact URI), False when it is not
@@ -147,6 +152,7 @@ class CallCentre:
             if own:
                 await asyncio.to_thread(self.kamailio.start)
                 self._watchdog = asyncio.create_task(self._watch_kamailio(), name="kamailio-watchdog")
+            self._sip_watch = asyncio.create_task(self._watch_sip(), name="sip-view")
             if self.pool is not None:
                 await self.pool.start()
                 await self.wait_for_workers(self.cc.workers, wait_seconds)
@@ -183,12 +189,22 @@ class CallCentre:
         self.kamailio_watchdog = watchdog
         await watchdog.run()
 
+    async def _watch_sip(self) -> None:
+        """Every second, off the loop: the registrations (kept for a restarted Kamailio) and, with
+        media hosts, which workers Kamailio's probing has in service."""
+        while True:
+            await asyncio.to_thread(self._fresh_registrations)
+            if self.cc.media_hosts:
+                self._dispatcher = await asyncio.to_thread(self._dispatcher_states)
+            await asyncio.sleep(SIP_VIEW_SECONDS)
+
     async def stop(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watchdog
-            self._watchdog = None
+        for task in (self._watchdog, self._sip_watch):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._watchdog = self._sip_watch = None
         if self.pool is not None:
             await self.pool.stop()
         if self.controller is not None:
@@ -219,8 +235,8 @@ class CallCentre:
     def _kamailio_running(self) -> bool:
         if self.kamailio is None:
             return False
-        if self.kamailio.ctl_remote is not None:  # on its own machine: running if it answers
-            return self._fresh_registrations() is not None
+        if self.kamailio.ctl_remote is not None:  # on its own machine: running if it answered lately
+            return time.monotonic() - self._registrations[0] < 3 * REGISTRATIONS_FRESH_SECONDS
         return self.kamailio.running
 
     def _media_hosts(self) -> list[dict[str, Any]]:
@@ -228,7 +244,7 @@ class CallCentre:
         if self.controller is None:
             return []
         links = list(self.controller.workers.values())
-        states = self._dispatcher_states()
+        states = self._dispatcher
         return [
             {
                 "name": host.name,

@@ -8,7 +8,7 @@ only through `CallRecords`.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
@@ -297,11 +297,13 @@ class CallRecords:
         recordings_dir: Path,
         zone: tzinfo | None = None,
         going_on: set[str] | frozenset[str] = frozenset(),
+        cause_of: Callable[[CallRecord], str] | None = None,
     ) -> list[str]:
         """At start: every call a dead process left open is closed with the cause "hotline restarted",
         its partial recording joined and checksummed (what was recorded is kept), and the seats it held
         are freed; except the calls in `going_on` (a media host's worker still carries them).
-        Returns the uids closed."""
+        `cause_of` may name a better cause (the call's media host is unreachable). Returns the uids
+        closed."""
         closed = []
         for record in list(self.session.scalars(select(CallRecord).where(CallRecord.ended_at.is_(None)))):
             if record.uid in going_on:
@@ -310,7 +312,8 @@ class CallRecords:
             with contextlib.suppress(OSError, ValueError):  # a part the crash left unreadable: no file
                 when = record.answered_at or record.offered_at
                 recording = TwoChannelRecording.begin(recordings_dir, record.uid, when, zone).finish()
-            self.close(record.uid, CallOutcome.FAILED, RESTARTED, "system", recording)
+            cause = cause_of(record) if cause_of else RESTARTED
+            self.close(record.uid, CallOutcome.FAILED, cause, "system", recording)
             closed.append(record.uid)
         seats = SeatService(self.session, self.clock)
         held = select(Seat).where(Seat.state.in_([S.RINGING.value, S.TALKING.value]))

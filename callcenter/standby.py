@@ -22,6 +22,7 @@ from callcenter.context import CallCentreContext
 from callcenter.control import LEASE_NAME, ControlServer, Handler
 from callcenter.leadership import RETRY_SECONDS, Lease
 from callcenter.models import ControllerLease
+from callcenter.prompts import PromptToolMissing, ensure_prompts
 from callcenter.runtime import CallCentre, start_call_centre, telephony_status
 from callcenter.service import CallCenterError
 from callcenter.store import RecordingStore
@@ -60,6 +61,13 @@ class ControllerProcess:
 
     async def run(self, stop: asyncio.Event) -> int:
         """Until `stop` is set (0) or the lock is lost (LOST_LEASE_EXIT)."""
+        if self.cc.enabled:
+            # What takes seconds is done before waiting, so a takeover does not wait for it.
+            prompts_dir = self.ctx.settings.resolve(self.cc.prompts_dir)
+            try:
+                await asyncio.to_thread(ensure_prompts, prompts_dir)
+            except (PromptToolMissing, OSError) as exc:  # said again, and shown, when it starts
+                log.error("prompts not made: %s", exc)
         if not await self._wait_for_lease(stop):
             return 0
         self.state, self.active_since = "starting", time.monotonic()

@@ -11,6 +11,8 @@ needs=(
   "espeak-ng:espeak-ng"
   "sox:sox"
   "pdftotext:poppler-utils"
+  "socat:socat"
+  "ip:iproute2"
 )
 missing=()
 for entry in "${needs[@]}"; do

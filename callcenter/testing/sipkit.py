@@ -152,8 +152,14 @@ class Sipp:
         rtp_echo: bool = False,
         extra_args: Sequence[str] = (),
         workdir: Path | None = None,
+        host: str = HOST,
+        netns: str | None = None,
     ) -> None:
+        """`host`: the local address SIPp uses; `netns`: a network namespace to run it in (a machine
+        of the namespace drill)."""
         self.scenario = _scenario_path(scenario)
+        self.host = host
+        self.netns = netns
         self.remote = remote
         self.port = port or free_udp_port()
         self.media_port = media_port or free_media_port()
@@ -197,8 +203,8 @@ class Sipp:
         binary = sipp_binary()
         if binary is None:
             raise FileNotFoundError("sipp not found: apt-get install sip-tester")
-        args = [binary, "-sf", str(self.scenario), "-i", HOST, "-p", str(self.port)]
-        args += ["-mi", HOST, "-mp", str(self.media_port), "-s", service, "-m", str(calls)]
+        args = [binary, "-sf", str(self.scenario), "-i", self.host, "-p", str(self.port)]
+        args += ["-mi", self.host, "-mp", str(self.media_port), "-s", service, "-m", str(calls)]
         args += ["-l", str(limit or calls), "-d", str(hold_ms), "-nostdin", "-timeout", f"{self.timeout:g}s"]
         args += ["-inf", str(self.workdir / "callers.csv"), "-trace_err", "-error_file", str(self.error_file)]
         args += ["-trace_stat", "-stf", str(self.stat_file), "-fd", "1"]
@@ -206,6 +212,8 @@ class Sipp:
             args += ["-r", f"{rate:g}", "-rp", "1000"]
         for key, value in keys.items():
             args += ["-key", key, value]
+        if self.netns:
+            args = ["ip", "netns", "exec", self.netns, *args]
         return [*args, self.remote] if self.remote else args
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -230,13 +238,22 @@ class Sipp:
         """For a UAS: return once SIPp has bound its SIP port."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not _udp_free(HOST, self.port):
+            if self._listening():
                 return
             if self.process is not None and self.process.poll() is not None:
                 break
             time.sleep(0.02)
         said = f"{self.output()[-2000:]} {_read(self.error_file)[-1000:]}"
         raise RuntimeError(f"SIPp did not listen on {self.port}: {said}")
+
+    def _listening(self) -> bool:
+        if self.netns is None:
+            return not _udp_free(self.host, self.port)
+        found = subprocess.run(
+            ["ip", "netns", "exec", self.netns, "ss", "-ulnH", f"sport = :{self.port}"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        return bool(found.stdout.strip())
 
     def stop(self) -> SippResult | None:
         """Stop SIPp (SIGTERM, then SIGKILL) and collect what it wrote; None if it never started."""
@@ -360,6 +377,7 @@ class SeatPhone:
             **sipp_args,  # type: ignore[arg-type]
         )
         self._ports_chosen = sipp_args.get("port") is not None or sipp_args.get("media_port") is not None
+        self._where = {k: sipp_args[k] for k in ("host", "netns") if k in sipp_args}
         self.uas = self._new_uas()
 
     @property
@@ -368,7 +386,9 @@ class SeatPhone:
 
     def register(self, expires: int = 3600) -> SippResult:
         keys = {"contact_port": str(self.uas.port), "expires": str(expires)}
-        return run("register", remote=self.registrar, service=self.extension, keys=keys, timeout=10)
+        return run(
+            "register", remote=self.registrar, service=self.extension, keys=keys, timeout=10, **self._where
+        )
 
     def start(self) -> SeatPhone:
         for attempt in range(1, BIND_ATTEMPTS + 1):

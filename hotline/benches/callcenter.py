@@ -1,7 +1,7 @@
 """Call-centre benchmark: Kamailio, the media workers and the controller on loopback, driven by SIPp.
 
     python -m hotline.benches.callcenter [--workers 72] [--seats 24] [--hold 60] [--rates 20,30,40]
-        [--database-url URL] [--scenario load|flood]
+        [--database-url URL] [--scenario load|flood|hosts]
 
 load (default): phase 1 holds every seat talking and the rest of the callers queued for `--hold`
 seconds, with audio both ways and every call recorded. Phase 2 places short calls at each set-up rate
@@ -13,6 +13,8 @@ during the burst and after it: worker_aborts (media workers that died), answered
 legitimate calls answered during the burst), recovery_s (from the end of the burst until a new call
 is answered).
 
+hosts: the namespace drill of split mode over machines (hotline/benches/hosts.py: own options).
+
 The last line printed is one JSON object.
 """
 
@@ -22,6 +24,7 @@ import argparse
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 import wave
@@ -249,6 +252,10 @@ def make_context(folder: Path, database_url: str | None, cc_values: dict[str, An
 
 
 def main(argv: list[str] | None = None) -> int:
+    if "hosts" in (argv if argv is not None else sys.argv[1:]):  # the namespace drill has its own options
+        from hotline.benches.hosts import main as hosts_drill
+
+        return hosts_drill(argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--workers", type=int, default=72)
     parser.add_argument("--seats", type=int, default=24)
@@ -258,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate-seconds", type=float, default=20.0)
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temporary folder")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    parser.add_argument("--scenario", choices=["load", "flood"], default="load")
+    parser.add_argument("--scenario", choices=["load", "flood", "hosts"], default="load")
     parser.add_argument("--flood", type=int, default=1000, help="unacknowledged INVITEs of a burst")
     args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="callcenter-bench-"))

@@ -188,10 +188,9 @@ def test_a_media_host_that_falls_silent_has_its_calls_closed_and_gets_no_new_one
     calls = [
         citizen(where["sip"], hold_ms=12000, callers=[f"1370000010{n}"], timeout=60) for n in range(4)
     ]
-    for call in calls:
+    for n, call in enumerate(calls, 1):
         call.start()
-        time.sleep(0.3)
-    wait_for(lambda: web.controller.queue_view()["calls"] == 4, 20, "four calls on four workers")
+        wait_for(lambda n=n: web.controller.queue_view()["calls"] == n, 20, f"call {n} on its own worker")
     # m1 stops dead (its workers with it), as a machine that hangs
     frozen = [hosts["m1"].pid, *_children(hosts["m1"].pid)]
     for pid in frozen:
@@ -286,3 +285,20 @@ def test_the_store_refuses_a_recording_whose_checksum_does_not_match(split_hosts
     assert reply["ok"] is False and reply["status"] == 422 and "checksum" in reply["detail"]
     bad = Uploader([address], "wrong", folder.parent, "m1")
     assert bad.upload_pending() == 0 and wav.exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["media-host", "--name", "m9"], "no media host 'm9'"),
+        (["sip-proxy"], "needs [[callcenter.media_hosts]]"),
+    ],
+)
+def test_a_role_without_its_configuration_says_what_is_missing(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hotline.cli import main as hotline_main
+
+    config = write_config(tmp_path, "postgresql://nobody@127.0.0.1:1/none", {"enabled": True})
+    assert hotline_main(["--config", str(config), *argv]) == 2
+    assert message in capsys.readouterr().err

@@ -286,7 +286,10 @@ def test_a_controller_that_loses_its_lock_steps_down(split_db: str, tmp_path: Pa
         engine = create_engine(split_db)
         with engine.begin() as conn:  # its lock's session is cut, as by a network fault
             conn.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :n"),
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE application_name = :n AND datname = current_database()"
+                ),
                 {"n": "hotline-controller-lease"},
             )
         engine.dispose()
