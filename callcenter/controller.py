@@ -41,7 +41,7 @@ log = logging.getLogger("callcenter.controller")
 TICK_SECONDS = 0.2
 # Remote workers: pinged every second; a link silent this long is taken as lost (its host cut off).
 PING_SECONDS = 1.0
-LINK_SILENCE_SECONDS = 3.5
+LINK_SILENCE_SECONDS = 6.0
 # After a takeover, how long the workers of the media hosts have to report the calls they still carry
 # before every other call left open is closed as "hotline restarted".
 ADOPT_GRACE_SECONDS = 4.0

@@ -118,6 +118,7 @@ def render_config(
         # (cut off, powered down) is left out within ping interval + fr_timer, before calls try it.
         probing_mode=1 if cc.media_hosts else 0,
         ping_interval=2 if cc.media_hosts else 5,
+        worker_fr_timer_ms=1500 if cc.media_hosts else 0,
         ctl_tcp=cc.kamailio_control if cc.kamailio == "own" else None,
         retry_after=RETRY_AFTER_SECONDS,
     )

@@ -8,7 +8,6 @@ start it the same way, on free loopback ports.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import subprocess
@@ -114,7 +113,7 @@ class CallCentre:
         if time.monotonic() - read_at > REGISTRATIONS_FRESH_SECONDS:
             try:
                 registrations = self.kamailio.registrations()
-            except KamailioError as exc:
+            except (KamailioError, OSError, subprocess.TimeoutExpired) as exc:  # a busy or gone Kamailio
                 log.warning("cannot read the registrations from Kamailio: %s", exc)
                 return None
             self._registrations = (time.monotonic(), registrations)
@@ -202,8 +201,12 @@ class CallCentre:
         for task in (self._watchdog, self._sip_watch):
             if task is not None:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
+                try:
                     await task
+                except asyncio.CancelledError:
+                    pass
+                except Exception:  # it died before: said here, the stop goes on
+                    log.exception("%s had failed", task.get_name())
         self._watchdog = self._sip_watch = None
         if self.pool is not None:
             await self.pool.stop()

@@ -46,7 +46,9 @@ PARTIES = ("seat", "transfer", "conference")
 IDLE_POLL_MS = 50
 # Remote workers (a media host of their own): the link to the controller.
 PING_SECONDS = 1.0
-LINK_SILENCE_SECONDS = 3.5
+# Longer than the controller's (6 s): a silent link is the controller's to cut, so a worker on a busy
+# machine does not give up its controller, and refuse calls, for a late ping.
+LINK_SILENCE_SECONDS = 8.0
 RECONNECT_SECONDS = 0.5
 OUTBOX_SIZE = 2000
 

@@ -25,6 +25,20 @@ from callcenter.settings import CallCenterSettings
 T = TypeVar("T")
 
 
+def wait_for(
+    condition: Callable[[], T], timeout: float = 20, what: str = "condition", every: float = 0.1
+) -> T:
+    """The condition's first true value, polled every `every` seconds; AssertionError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(every)
+
+
 def port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, socket.socket() as tcp:
         try:
@@ -125,14 +139,7 @@ class LiveCallCentre:
             return seat
 
     def wait_for(self, condition: Callable[[], T], timeout: float = 20, what: str = "condition") -> T:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = condition()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-            time.sleep(0.1)
+        return wait_for(condition, timeout, what)
 
     def recordings_dir(self) -> Path:
         return self.centre.recordings_dir

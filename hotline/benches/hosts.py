@@ -40,19 +40,19 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import create_engine, text
 
 from callcenter.control import RemoteCallCentre, RemoteControl, control_token
+from callcenter.prompts import ensure_prompts
+from callcenter.testing.harness import wait_for
 from callcenter.testing.sipkit import SeatPhone, citizen, citizen_numbers, pcap
 from core.clock import SystemClock
 from core.db import make_engine, make_session_factory
 from core.migrate import upgrade
 
-T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
 BRIDGE, GATEWAY, PREFIX = "hlbr0", "10.77.0.1", "hl-"
 MACHINES = {
@@ -121,17 +121,6 @@ def _listening(host: str, port: int) -> bool:
         return False
 
 
-def wait_for(condition: Callable[[], T], timeout: float, what: str, every: float = 0.1) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(every)
-
-
 class Drill:
     def __init__(self, args: argparse.Namespace, folder: Path) -> None:
         self.args = args
@@ -154,6 +143,8 @@ class Drill:
         engine = make_engine(self.local_url)
         upgrade(engine)
         engine.dispose()
+        # Every machine makes the same prompts: made once here, not by six processes at once.
+        ensure_prompts(self.folder / "prompts")
         self.network.up()
         self.forwarder = Forwarder((GATEWAY, 5432), ("127.0.0.1", 5432))
         web = make_engine(self.local_url)
@@ -203,7 +194,7 @@ max_wait_seconds = 3600
 unacknowledged_per_source = 20
 runtime_dir = "{self.folder / role / "run"}"
 recordings_dir = "{self.folder / "store"}"
-prompts_dir = "{self.folder / role / "prompts"}"
+prompts_dir = "{self.folder / "prompts"}"
 {hosts}"""
         path = self.folder / f"{role}.toml"
         path.write_text(body, encoding="utf-8")
@@ -333,7 +324,7 @@ prompts_dir = "{self.folder / role / "prompts"}"
         return self._figures(concurrent, on, takeover, recovery, web_follow)
 
     def _follow(self, machine: str, since: float, into: list[float]) -> None:
-        with contextlib.suppress(TimeoutError):
+        with contextlib.suppress(AssertionError):
             wait_for(lambda: not self.web_on(machine), 10, f"{machine} to see the controller gone")
             into.append(wait_for(lambda: self.web_on(machine) and time.monotonic() - since, 60, machine))
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 
@@ -28,3 +30,30 @@ def test_bench_holds_calls_records_them_and_measures_the_setup_rate() -> None:
     assert figures["rss_mb_total"] > 0 and figures["cpu_per_call_pct"] > 0
     rate_phase = next(line for line in lines if line.get("phase") == "setup_rate")
     assert rate_phase["ok"] and rate_phase["stored_in_database"] == rate_phase["calls"] == 4
+
+
+def namespaces_missing() -> str | None:
+    """Why network namespaces cannot be made here (not root, no iproute2, no permission), or None."""
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        return "the drill needs root and iproute2 (ip netns)"
+    probe = f"hl-probe-{os.getpid()}"
+    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True, check=False)
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True, check=False)
+    return None if made.returncode == 0 else f"ip netns add refused: {made.stderr.strip()}"
+
+
+@pytest.mark.skipif(bool(namespaces_missing()), reason=str(namespaces_missing()))
+def test_the_hosts_drill_in_namespaces_loses_nothing(pg_database: str) -> None:
+    """The namespace drill, small: two media hosts of three workers, four citizens, one seat."""
+    done = subprocess.run(
+        [sys.executable, "-m", "hotline.benches.callcenter", "--scenario", "hosts", "--workers-per-host", "3",
+         "--calls", "4", "--seats", "1", "--hold", "10", "--settle", "6"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=400,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["concurrent_calls"] == 4
+    assert figures["takeover_s"] <= 5 and figures["recovery_s"] is not None and figures["recovery_s"] <= 10
+    assert figures["surviving_calls"] >= 1 and figures["surviving_calls_failed"] == 0
+    assert figures["cut_calls"] >= 2 and figures["cut_calls_closed"] == figures["cut_calls"]
+    assert figures["lost_records"] == 0 and figures["lost_recordings"] == 0

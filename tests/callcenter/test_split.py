@@ -9,9 +9,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -19,26 +19,14 @@ from sqlalchemy import create_engine, text
 from callcenter.control import RemoteCallCentre, RemoteControl, control_token
 from callcenter.leadership import AdvisoryLease, FileLease, lock_key
 from callcenter.lifeline import process_alive
-from callcenter.testing.harness import free_port_block
+from callcenter.testing.harness import free_port_block, wait_for
 from core.clock import SystemClock
 from core.db import make_engine, make_session_factory
 from core.errors import Unavailable
 from hotline.cli import main as hotline_main
 
-T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "split-mode-test-secret-0123456789"
-
-
-def wait_for(condition: Callable[[], T], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 # --- the lock -------------------------------------------------------------------------------------------
@@ -300,7 +288,7 @@ def test_a_controller_that_loses_its_lock_steps_down(split_db: str, tmp_path: Pa
 
 
 def test_kill_9_of_the_active_controller_hands_the_calls_to_the_standby(
-    split_db: str, tmp_path: Path
+    split_db: str, tmp_path: Path, made_prompts: Path
 ) -> None:
     """With the telephony on: the killed controller's Kamailio and media workers end with it; the
     standby takes over, closes the call that was in flight with the restart cause, and its own Kamailio
@@ -312,7 +300,7 @@ def test_kill_9_of_the_active_controller_hands_the_calls_to_the_standby(
     cc = {
         "enabled": True, "control_port": 0, "sip_port": block, "worker_sip_port_base": block + 1,
         "workers": 2, "rtp_port_base": rtp, "rtp_ports_per_worker": 20, "seats": ["1001"],
-        "prompts_dir": str(tmp_path / "prompts"), "runtime_dir": str(tmp_path / "run"),
+        "prompts_dir": str(made_prompts), "runtime_dir": str(tmp_path / "run"),
         "recordings_dir": str(tmp_path / "rec"),
     }  # fmt: skip
     config = write_config(tmp_path, split_db, cc)
