@@ -45,6 +45,8 @@ LINK_SILENCE_SECONDS = 6.0
 # After a takeover, how long the workers of the media hosts have to report the calls they still carry
 # before every other call left open is closed as "hotline restarted".
 ADOPT_GRACE_SECONDS = 4.0
+# ... and a worker of a host whose other workers have reported has this long, however busy the hosts are.
+ADOPT_MAX_SECONDS = 30.0
 OFFER_ANSWER_SECONDS = 8.0  # how long a caller has to press the callback digit after the offer
 
 
@@ -128,7 +130,8 @@ class Controller:
         self._outbound = itertools.count(1)
         self._server: asyncio.AbstractServer | None = None
         self._ticker: asyncio.Task[None] | None = None
-        self._recovery: asyncio.TimerHandle | None = None
+        self._recovery: asyncio.Task[None] | None = None
+        self._adopting: set[str] = set()
         self._pinged = 0.0
         self._ticked = time.monotonic()
         self.worker_ready = asyncio.Event()
@@ -151,23 +154,50 @@ class Controller:
         )
         self._ticker = asyncio.create_task(self._tick_forever(), name="acd-tick")
         if adopt:
-            self._recovery = self.loop.call_later(ADOPT_GRACE_SECONDS, self.recover)
+            self._recovery = asyncio.create_task(self._recover_as_workers_report(), name="recovery")
 
-    def recover(self) -> list[str]:
-        """Close every call a dead process left open that no worker has reported as still going."""
+    def recover(self, waiting: set[str] | frozenset[str] = frozenset()) -> list[str]:
+        """Close every call a dead process left open that no worker carries on (nor may still report:
+        `waiting`)."""
         with self.ctx.unit_of_work() as session:
             recordings = self.ctx.settings.resolve(self.cc.recordings_dir)
             zone = ZoneInfo(self.ctx.settings.hotline.timezone)
             closed = CallRecords(session, self.clock).recover_after_restart(
-                recordings, zone, set(self.calls), self._lost_because
+                recordings, zone, set(self.calls) | self._adopting | waiting, self._lost_because
             )
         if closed:
             log.warning("closed %d call(s) left open by a process that died: %s", len(closed), closed)
         return closed
 
+    async def _recover_as_workers_report(self) -> None:
+        """After a takeover: a call left open is closed once its worker has reported without it, or
+        once its media host has had ADOPT_GRACE_SECONDS to show any worker at all (then it is
+        unreachable), and in any case after ADOPT_MAX_SECONDS."""
+        started = time.monotonic()
+        while True:
+            await asyncio.sleep(1.0)
+            waited = time.monotonic() - started
+            with self.ctx.unit_of_work() as session:
+                left = [(r.uid, r.worker or "") for r in CallRecords(session, self.clock).open_records()]
+            waiting = {uid for uid, worker in left if self._may_still_report(worker, waited)}
+            self.recover(waiting)
+            if not waiting:
+                return
+
+    def _may_still_report(self, worker: str, waited: float) -> bool:
+        if worker in self.workers or waited >= ADOPT_MAX_SECONDS:
+            return False  # it has reported (without this call), or it is too late
+        host = worker.split("-w", 1)[0]
+        if host not in {h.name for h in self.cc.media_hosts}:
+            return False
+        host_seen = any(link.media_host == host for link in self.workers.values())
+        return host_seen or waited < ADOPT_GRACE_SECONDS
+
     async def stop(self) -> None:
         if self._recovery is not None:
             self._recovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._recovery
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -201,7 +231,7 @@ class Controller:
                 if link is not None:
                     link.last_heard = time.monotonic()
                 if message["type"] == "hello":
-                    link = self._hello(writer, message)
+                    link = await self._hello(writer, message)
                     continue
                 if link is not None:
                     self._handle(link, message)
@@ -228,7 +258,7 @@ class Controller:
         """A media host's worker, reached through the control listener (its first line: its hello)."""
         await self._serve_worker(reader, writer, hello)
 
-    def _hello(self, writer: asyncio.StreamWriter, message: dict[str, Any]) -> WorkerLink:
+    async def _hello(self, writer: asyncio.StreamWriter, message: dict[str, Any]) -> WorkerLink:
         link = WorkerLink(
             str(message["worker"]),
             writer,
@@ -237,24 +267,35 @@ class Controller:
             media_host=str(message.get("media_host") or ""),
             prompts_dir=str(self.prompts.path("welcome").parent) if message.get("media_host") else "",
         )
-        self.workers[link.name] = link
-        self._adopt(link, message.get("calls") or [])
+        reported = message.get("calls") or []
+        self._adopting |= {str(item.get("call", "")) for item in reported}  # the recovery waits for them
+        try:
+            await self._adopt(link, reported)
+        finally:
+            self._adopting -= {str(item.get("call", "")) for item in reported}
+        self.workers[link.name] = link  # connected: with the calls it carries
+        link.send({"type": "welcome"})  # a remote worker now tells what happened while it was away
         self.worker_ready.set()
         if self.on_worker_hello:
             self.on_worker_hello(link.name)
         return link
 
-    def _adopt(self, link: WorkerLink, reported: list[dict[str, Any]]) -> None:
+    async def _adopt(self, link: WorkerLink, reported: list[dict[str, Any]]) -> None:
         """Calls a worker still carries after a takeover (or a lost link) go on under this controller;
-        one whose record is closed already is hung up."""
+        one whose record is closed already is hung up. The records are read off the loop: forty
+        workers reporting at once after a takeover must not hold up the queue."""
         for item in reported:
             uid = str(item.get("call", ""))
             if uid in self.calls:
                 self.calls[uid].worker = link.name
                 continue
-            call, was_ringing = self._call_from_record(uid, link.name, set(item.get("legs") or []))
-            if call is None:
-                link.send({"type": "hangup", "call": uid, "cause": "closed while the controller was away"})
+            legs = set(item.get("legs") or [])
+            call, was_ringing = await asyncio.to_thread(self._call_from_record, uid, link.name, legs)
+            if call is None or uid in self.calls:
+                if call is None:
+                    link.send(
+                        {"type": "hangup", "call": uid, "cause": "closed while the controller was away"}
+                    )
                 continue
             if was_ringing:  # the seat that rang for it is rung again by the queue, not twice
                 link.send({"type": "drop_leg", "call": uid, "leg": "seat"})

@@ -324,6 +324,9 @@ class CallRecords:
             seats.change(seat.extension, target, by_queue=True)
         return closed
 
+    def open_records(self) -> list[CallRecord]:
+        return list(self.session.scalars(select(CallRecord).where(CallRecord.ended_at.is_(None))))
+
     def open_on_worker(self, worker: str) -> list[CallRecord]:
         return list(
             self.session.scalars(

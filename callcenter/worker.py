@@ -446,6 +446,7 @@ class Worker:
         self._finding: threading.Thread | None = None
         # What happened while no controller listened (remote workers only), told when one is back.
         self.outbox: collections.deque[bytes] = collections.deque(maxlen=OUTBOX_SIZE)
+        self.welcomed = False
         self.ep: pj.Endpoint | None = None
         self.account: HotlineAccount | None = None
         self._sequence = 0
@@ -505,13 +506,17 @@ class Worker:
         if not self.remote:
             self.commands.put({"type": "shutdown", "reason": "controller gone"})
         elif self.sock is sock:
-            self.commands.put({"type": "_link_lost"})
+            self.commands.put({"type": "_link_lost", "why": "the controller closed the link", "sock": sock})
 
     def send(self, message: dict[str, Any]) -> None:
         line = encode({**message, "worker": self.name})
+        kind = message.get("type")
+        if self.remote and not self.welcomed and kind not in ("hello", "ping"):
+            # Until a controller has taken our hello (and the calls in it), what we tell is kept: a
+            # controller still starting, or one that refuses, would lose it.
+            self.outbox.append(line)
+            return
         if self.sock is None:
-            if self.remote and message.get("type") != "ping":
-                self.outbox.append(line)  # told to the controller that takes over
             return
         try:
             self.sock.sendall(line)
@@ -521,7 +526,7 @@ class Worker:
                 self.running = False
                 return
             self.outbox.append(line)
-            self._link_lost()
+            self._link_lost(f"sending failed: {exc}")
 
     def prompt_path(self, name: str) -> str:
         """A prompt named by a controller on another machine is this media host's own copy."""
@@ -550,14 +555,16 @@ class Worker:
             "calls": calls,
         }
 
-    def _link_lost(self) -> None:
+    def _link_lost(self, why: str) -> None:
         """The controller is gone or unreachable: keep the calls, look for the controller again."""
-        sock, self.sock = self.sock, None
+        sock, self.sock, self.welcomed = self.sock, None, False
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
-            log.warning("lost the controller; %d call(s) go on while it is looked for", len(self.sessions))
+            log.warning(
+                "lost the controller (%s); %d call(s) go on while it is looked for", why, len(self.sessions)
+            )
         if self._finding is None or not self._finding.is_alive():
             self._finding = threading.Thread(target=self._find_controller, daemon=True, name="find")
             self._finding.start()
@@ -573,6 +580,10 @@ class Worker:
     def _link_back(self, sock: socket.socket) -> None:
         self._attach(sock)
         self.send(self.hello())
+
+    def _welcomed(self) -> None:
+        """The controller took our hello: what happened meanwhile is told now, in order."""
+        self.welcomed = True
         pending, self.outbox = list(self.outbox), collections.deque(maxlen=OUTBOX_SIZE)
         for line in pending:
             if self.sock is None:
@@ -580,9 +591,9 @@ class Worker:
                 continue
             try:
                 self.sock.sendall(line)
-            except OSError:
+            except OSError as exc:
                 self.outbox.append(line)
-                self._link_lost()
+                self._link_lost(f"sending failed: {exc}")
         log.info("controller found again; %d report(s) caught up", len(pending))
 
     def keep_link(self, now: float) -> None:
@@ -591,7 +602,7 @@ class Worker:
         if not self.remote or self.sock is None:
             return
         if now - self.last_heard > LINK_SILENCE_SECONDS:
-            self._link_lost()
+            self._link_lost(f"silent for {now - self.last_heard:.1f} s")
         elif now - self._pinged >= PING_SECONDS:
             self._pinged = now
             self.send({"type": "ping"})
@@ -641,14 +652,15 @@ class Worker:
 
     def incoming(self, call_id: int) -> None:
         assert self.account is not None
-        if self.session is not None or not self.running or self.sock is None:
+        no_controller = self.sock is None or (self.remote and not self.welcomed)
+        if self.session is not None or not self.running or no_controller:
             # One citizen per worker; 486 sends Kamailio to the next worker. With no controller to
             # queue the call (a takeover in progress), 503: Kamailio tries another worker, or tells
             # the caller to try again shortly.
             leg = Leg(self.account, _RejectSink(self, call_id), "rejected", call_id)  # type: ignore[arg-type]
             self.rejected[call_id] = leg
             busy = pj.CallOpParam()
-            busy.statusCode = 486 if self.sock is not None else 503
+            busy.statusCode = 503 if no_controller else 486
             leg.answer(busy)
             return
         self._sequence += 1
@@ -699,8 +711,13 @@ class Worker:
             return
         if kind == "ping":
             return
+        if kind == "welcome":
+            return self._welcomed() if self.remote else None
         if kind == "_link_lost":
-            return self._link_lost()
+            # a link given up since (its reader ends after the new one is up) is not the current one
+            return self._link_lost(command["why"]) if command.get("sock") in (None, self.sock) else None
+        if kind == "reply":  # our hello was refused (a controller still starting, a wrong token)
+            return self._link_lost(f"hello refused: {command.get('detail')}")
         if kind == "_link_back":
             return self._link_back(command["sock"])
         if kind == "dial":

@@ -274,9 +274,9 @@ def test_a_full_queue_offers_a_callback_and_makes_a_ticket(live: LiveCallCentre)
         pcaps={"dtmf": dtmf_pcap("1", lead_in=6.0)},
         keys={"info_digit": "none"},
     )
-    for caller in waiting:
+    for n, caller in enumerate(waiting, 1):  # one after the other: one unacknowledged answer per address
         caller.start()
-    live.wait_for(lambda: live.controller.queue_view()["length"] == 2, 10, "two callers to queue")
+        live.wait_for(lambda n=n: live.controller.queue_view()["length"] == n, 10, f"caller {n} to queue")
     with pressing:
         pressing.wait()
     for caller in waiting:
