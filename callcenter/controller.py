@@ -42,6 +42,8 @@ TICK_SECONDS = 0.2
 # Remote workers: pinged every second; a link silent this long is taken as lost (its host cut off).
 PING_SECONDS = 1.0
 LINK_SILENCE_SECONDS = 6.0
+# A remote worker whose link ended has this long to come back with its calls before they are closed.
+RETURN_GRACE_SECONDS = 5.0
 # After a takeover, how long the workers of the media hosts have to report the calls they still carry
 # before every other call left open is closed as "hotline restarted".
 ADOPT_GRACE_SECONDS = 4.0
@@ -240,9 +242,16 @@ class Controller:
         finally:
             if link is not None and self.workers.get(link.name) is link:
                 del self.workers[link.name]
-                if link.remote:
-                    self._fail_calls(link.name, f"media worker {link.name} on {link.media_host} lost")
+                if link.remote and self.loop is not None:
+                    # A worker whose link broke may be looking for us again with its call: it has
+                    # RETURN_GRACE_SECONDS to say so before the call is given up.
+                    cause = f"media worker {link.name} on {link.media_host} lost"
+                    self.loop.call_later(RETURN_GRACE_SECONDS, self._fail_unless_back, link.name, cause)
             writer.close()
+
+    def _fail_unless_back(self, worker: str, cause: str) -> None:
+        if worker not in self.workers:
+            self._fail_calls(worker, cause)
 
     def _lost_because(self, record: Any) -> str:
         """Why a call left open was closed: its media host never came back, or the restart."""

@@ -361,6 +361,9 @@ prompts_dir = "{self.folder / "prompts"}"
             "web_follow_s": round(follow, 2),
             "surviving_calls": len(survivors),
             "surviving_calls_failed": sum(1 for r in survivors if r["outcome"] == "failed"),
+            "surviving_failure_causes": sorted(
+                {r["hangup_cause"] or "" for r in survivors if r["outcome"] == "failed"}
+            ),
             "cut_calls": len(cut),
             "cut_host": self.victim,
             "cut_calls_closed": sum(

@@ -204,12 +204,12 @@ def test_a_media_host_that_falls_silent_has_its_calls_closed_and_gets_no_new_one
         os.kill(pid, signal.SIGSTOP)
     try:
         stopped = time.monotonic()
-        wait_for(lambda: web.controller.queue_view()["calls"] == 2, 15, "m1's calls to be closed")
+        wait_for(lambda: web.controller.queue_view()["calls"] == 2, 20, "m1's calls to be closed")
         closed = time.monotonic() - stopped
         records = _records(where["db"])
         lost = [r for r in records.values() if r["ended_at"] is not None]
         assert len(lost) == 2 and all("m1" in r["hangup_cause"] and r["outcome"] == "failed" for r in lost)
-        assert closed <= 10, f"closed after {closed:.1f} s"
+        assert closed <= 15, f"closed after {closed:.1f} s"  # 6 s of silence, 5 s to come back
         # m2's citizens talk on and hang up; new citizens reach m2's workers only (Kamailio's probing
         # left m1 out), once they are free
         results = [call.wait() for call in calls]
