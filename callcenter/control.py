@@ -128,13 +128,17 @@ class ControlServer:
             self._open.pop(task, None)  # type: ignore[arg-type]
             writer.close()
 
+    def _token_ok(self, message: dict[str, Any]) -> bool:
+        # as bytes: compare_digest refuses str with non-ASCII characters (a stranger's token may have some)
+        return hmac.compare_digest(str(message.get("token", "")).encode(), self.token.encode())
+
     def _channel(self, line: bytes) -> tuple[Channel, dict[str, Any]] | None:
         try:
             first = decode(line)
         except ProtocolError:
             return None
         channel = self.channels.get(first["type"])
-        if channel is None or not hmac.compare_digest(str(first.get("token", "")), self.token):
+        if channel is None or not self._token_ok(first):
             return None  # answered as a request: unknown, or refused for its token
         return channel, first
 
@@ -143,7 +147,7 @@ class ControlServer:
             request = decode(line)
         except ProtocolError as exc:
             return _refusal(400, f"bad request: {exc}", "请求格式错误")
-        if not hmac.compare_digest(str(request.get("token", "")), self.token):
+        if not self._token_ok(request):
             return _refusal(401, "wrong control token", "控制口令错误")
         handler = self.handlers.get(str(request.get("op")))
         args = request.get("args")

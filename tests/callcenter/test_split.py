@@ -507,3 +507,44 @@ def _get(url: str) -> dict[str, Any] | None:
     except httpx.HTTPError:
         return None
     return response.json() if response.status_code == 200 else None
+
+
+def test_the_control_listener_answers_bad_lines_and_strange_tokens_with_a_refusal() -> None:
+    """Bad input on the control port: not JSON, no type, a token with Chinese characters, unknown ops."""
+    import asyncio
+    import json
+
+    from callcenter.control import ControlServer
+
+    async def scenario() -> list[dict[str, Any]]:
+        async def echo(args: dict[str, Any]) -> Any:
+            return args
+
+        server = ControlServer("right-token", {"echo": echo})
+        await server.start("127.0.0.1", 0)
+        lines = [
+            b"not json\n",
+            b'{"no": "type"}\n',
+            json.dumps({"type": "request", "op": "echo", "args": {}, "token": "令牌"}).encode() + b"\n",
+            json.dumps({"type": "hello", "token": "令牌"}).encode() + b"\n",
+            json.dumps({"type": "request", "op": "nope", "args": {}, "token": "right-token"}).encode()
+            + b"\n",
+            json.dumps({"type": "request", "op": "echo", "args": [], "token": "right-token"}).encode()
+            + b"\n",
+            json.dumps({"type": "request", "op": "echo", "args": {"a": 1}, "token": "right-token"}).encode()
+            + b"\n",
+        ]
+        replies = []
+        for line in lines:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(line)
+            await writer.drain()
+            replies.append(json.loads(await reader.readline()))
+            writer.close()
+        await server.stop()
+        return replies
+
+    replies = asyncio.run(scenario())
+    assert [r.get("status") for r in replies[:6]] == [400, 400, 401, 401, 400, 400]
+    assert all(r["ok"] is False and r["detail_zh"] for r in replies[:6])
+    assert replies[6] == {"type": "reply", "ok": True, "result": {"a": 1}}
