@@ -249,6 +249,14 @@ class Controller:
                     self.loop.call_later(RETURN_GRACE_SECONDS, self._fail_unless_back, link.name, cause)
             writer.close()
 
+    def _forget_unreported(self, worker: str, reported: set[str]) -> None:
+        """A worker's hello names every call it carries: one we had on it that it does not name is
+        gone (the worker process was replaced after a crash, on a media host that restarts it)."""
+        for call in [c for c in self.calls.values() if c.worker == worker and c.uid not in reported]:
+            del self.calls[call.uid]
+            call.outcome = CallOutcome.FAILED
+            self._finish(call, f"media worker {worker} restarted without the call", "system", None)
+
     def _fail_unless_back(self, worker: str, cause: str) -> None:
         if worker not in self.workers:
             self._fail_calls(worker, cause)
@@ -282,6 +290,7 @@ class Controller:
             await self._adopt(link, reported)
         finally:
             self._adopting -= {str(item.get("call", "")) for item in reported}
+        self._forget_unreported(link.name, {str(item.get("call", "")) for item in reported})
         self.workers[link.name] = link  # connected: with the calls it carries
         link.send({"type": "welcome"})  # a remote worker now tells what happened while it was away
         self.worker_ready.set()

@@ -536,6 +536,8 @@ class Worker:
 
     def hello(self) -> dict[str, Any]:
         """Who this worker is, and (after a reconnection) the calls it still carries."""
+        # Every call, also one whose citizen has just left: its "ended" waits in the outbox and must
+        # find the call still known to the controller.
         calls = [
             {
                 "call": s.uid,
@@ -543,7 +545,6 @@ class Worker:
                 "legs": sorted(r for r, leg in s.legs.items() if leg.confirmed),
             }
             for s in self.sessions.values()
-            if not s.citizen_gone
         ]
         return {
             "type": "hello",

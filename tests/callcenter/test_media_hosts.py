@@ -309,3 +309,45 @@ def test_a_role_without_its_configuration_says_what_is_missing(
     config = write_config(tmp_path, "postgresql://nobody@127.0.0.1:1/none", {"enabled": True})
     assert hotline_main(["--config", str(config), *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_media_worker_killed_mid_call_loses_only_its_call(split_hosts: Any) -> None:
+    """The media host replaces a crashed worker at once; its new hello names no call, so the one the
+    old process carried is closed (not left open for ever), and the other calls go on."""
+    roles, where = split_hosts
+    web = remote(where["db"])
+    roles.start("sip-proxy", "sip-proxy")
+    controller = roles.controllers.start()
+    wait_for(lambda: active_pid(web) == controller.pid, 60, "the controller")
+    for name in HOSTS:
+        roles.start(name, "media-host", "--name", name)
+    wait_for(lambda: _in_service(web), 90, "four workers on two hosts, in service")
+    calls = [citizen(where["sip"], hold_ms=15000, callers=[f"1370000030{n}"], timeout=40) for n in range(2)]
+    for n, call in enumerate(calls, 1):
+        call.start()
+        wait_for(lambda n=n: web.controller.queue_view()["calls"] == n, 20, f"call {n}")
+    victim = _records(where["db"])["13700000300"]["worker"]
+    pid = next(p for p in _worker_pids() if f"--name {victim} " in _cmdline(p))
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: web.controller.queue_view()["calls"] == 1, 20, "the killed worker's call to close")
+    record = _records(where["db"])["13700000300"]
+    assert record["outcome"] == "failed" and victim in record["hangup_cause"], record
+    assert _records(where["db"])["13700000301"]["ended_at"] is None  # the other call goes on
+    wait_for(lambda: _in_service(web), 30, "the replaced worker back in service")
+    for call in calls:
+        call.stop()
+
+
+def _worker_pids() -> list[int]:
+    return [
+        int(p.name)
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit() and "callcenter.worker" in _cmdline(int(p.name))
+    ]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
