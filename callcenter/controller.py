@@ -189,11 +189,10 @@ class Controller:
     def _may_still_report(self, worker: str, waited: float) -> bool:
         if worker in self.workers or waited >= ADOPT_MAX_SECONDS:
             return False  # it has reported (without this call), or it is too late
-        host = worker.split("-w", 1)[0]
-        if host not in {h.name for h in self.cc.media_hosts}:
+        host = self._media_host_of(worker)
+        if host is None:
             return False
-        host_seen = any(link.media_host == host for link in self.workers.values())
-        return host_seen or waited < ADOPT_GRACE_SECONDS
+        return self._host_connected(host) or waited < ADOPT_GRACE_SECONDS
 
     async def stop(self) -> None:
         if self._recovery is not None:
@@ -249,25 +248,24 @@ class Controller:
                     self.loop.call_later(RETURN_GRACE_SECONDS, self._fail_unless_back, link.name, cause)
             writer.close()
 
-    def _forget_unreported(self, worker: str, reported: set[str]) -> None:
-        """A worker's hello names every call it carries: one we had on it that it does not name is
-        gone (the worker process was replaced after a crash, on a media host that restarts it)."""
-        for call in [c for c in self.calls.values() if c.worker == worker and c.uid not in reported]:
-            del self.calls[call.uid]
-            call.outcome = CallOutcome.FAILED
-            self._finish(call, f"media worker {worker} restarted without the call", "system", None)
-
     def _fail_unless_back(self, worker: str, cause: str) -> None:
         if worker not in self.workers:
             self._fail_calls(worker, cause)
 
     def _lost_because(self, record: Any) -> str:
         """Why a call left open was closed: its media host never came back, or the restart."""
-        hosts = {h.name for h in self.cc.media_hosts}
-        host = (record.worker or "").split("-w", 1)[0]
-        if host in hosts and not any(link.media_host == host for link in self.workers.values()):
+        host = self._media_host_of(record.worker or "")
+        if host is not None and not self._host_connected(host):
             return f"media host {host} unreachable"
         return RESTARTED
+
+    def _media_host_of(self, worker: str) -> str | None:
+        """The configured media host a worker belongs to (its name is the host's, `m1-w003`)."""
+        host = worker.split("-w", 1)[0]
+        return host if any(h.name == host for h in self.cc.media_hosts) else None
+
+    def _host_connected(self, host: str) -> bool:
+        return any(link.media_host == host for link in self.workers.values())
 
     async def worker_channel(
         self, hello: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -285,12 +283,15 @@ class Controller:
             prompts_dir=str(self.prompts.path("welcome").parent) if message.get("media_host") else "",
         )
         reported = message.get("calls") or []
-        self._adopting |= {str(item.get("call", "")) for item in reported}  # the recovery waits for them
+        uids = {str(item.get("call", "")) for item in reported}
+        self._adopting |= uids  # the recovery waits for them
         try:
             await self._adopt(link, reported)
         finally:
-            self._adopting -= {str(item.get("call", "")) for item in reported}
-        self._forget_unreported(link.name, {str(item.get("call", "")) for item in reported})
+            self._adopting -= uids
+        # A call we had on this worker that its hello does not name is gone (the worker process was
+        # replaced after a crash, on a media host that restarts it).
+        self._fail_calls(link.name, f"media worker {link.name} restarted without the call", keep=uids)
         self.workers[link.name] = link  # connected: with the calls it carries
         link.send({"type": "welcome"})  # a remote worker now tells what happened while it was away
         self.worker_ready.set()
@@ -594,8 +595,8 @@ class Controller:
             for record in records.open_on_worker(name):  # from before a controller restart
                 records.close(record.uid, CallOutcome.FAILED, cause, "system")
 
-    def _fail_calls(self, worker: str, cause: str) -> None:
-        for call in [c for c in self.calls.values() if c.worker == worker]:
+    def _fail_calls(self, worker: str, cause: str, keep: set[str] | frozenset[str] = frozenset()) -> None:
+        for call in [c for c in self.calls.values() if c.worker == worker and c.uid not in keep]:
             del self.calls[call.uid]
             call.outcome = CallOutcome.FAILED
             self._finish(call, cause, "system", None)

@@ -87,7 +87,7 @@ def render_config(
     """
     if not worker_ports and not cc.media_hosts:
         raise ValueError("Kamailio needs at least one media worker port")
-    workers = len(cc.worker_targets()) if cc.media_hosts else cc.workers
+    workers = len(cc.worker_targets())  # the media hosts', or our own `workers`
     trunk_host, trunk_port = _hostport(cc.trunk_uri)
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).parent),
@@ -168,6 +168,10 @@ def parse_ul_contacts(text: str) -> dict[str, list[tuple[str, int]]]:
     return result
 
 
+# Phone look-ups and the watchdogs read Kamailio's location table at most this often.
+REGISTRATIONS_FRESH_SECONDS = 2.0
+
+
 class Kamailio:
     """One Kamailio process for the call centre, with everything it owns under runtime_dir/kamailio/."""
 
@@ -197,6 +201,7 @@ class Kamailio:
         self.ctl_socket = self._socket_path()
         # Kamailio on another machine (`hotline sip-proxy`): its control socket over TCP, read only.
         self.ctl_remote: str | None = None
+        self._read: tuple[float, dict[str, str]] = (0.0, {})
         self.process: subprocess.Popen[bytes] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -442,6 +447,24 @@ class Kamailio:
         binary = find_kamailio(self.cc)  # kamcmd is installed beside kamailio
         folders = [str(Path(binary).parent)] if binary else []
         return os.pathsep.join([*folders, os.environ.get("PATH", ""), SBIN_PATH])
+
+    def fresh_registrations(self, max_age: float = REGISTRATIONS_FRESH_SECONDS) -> dict[str, str] | None:
+        """The registrations, read again when older than `max_age` (each read is also what a restarted
+        Kamailio is given back); None when they cannot be read (a busy or gone Kamailio)."""
+        read_at, found = self._read
+        if time.monotonic() - read_at > max_age:
+            try:
+                found = self.registrations()
+            except (KamailioError, OSError, subprocess.TimeoutExpired) as exc:
+                log.warning("cannot read the registrations from Kamailio: %s", exc)
+                return None
+            self._read = (time.monotonic(), found)
+        return found
+
+    @property
+    def registrations_age(self) -> float:
+        """Seconds since the registrations were last read (how lately Kamailio answered)."""
+        return time.monotonic() - self._read[0]
 
     def registrations(self) -> dict[str, str]:
         """Registered extensions and their (first) contact URI; all of them are also kept on disk."""

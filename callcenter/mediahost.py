@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import socket
@@ -22,6 +21,7 @@ from typing import Any
 from callcenter.pool import WorkerPool
 from callcenter.prompts import ensure_prompts
 from callcenter.protocol import ProtocolError, decode, encode
+from callcenter.recording import sha256_of
 from callcenter.settings import CallCenterSettings, MediaHost
 
 log = logging.getLogger("callcenter.mediahost")
@@ -35,14 +35,6 @@ def finished_recordings(recordings_dir: Path) -> list[Path]:
     if not recordings_dir.exists():
         return []
     return sorted(p for p in recordings_dir.glob("????-??-??/*.wav") if p.is_file())
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class Uploader:

@@ -90,18 +90,25 @@ def write_durably(path: Path, stereo: np.ndarray, rate: int) -> None:
         os.close(directory)
 
 
-def describe(path: Path) -> dict[str, Any]:
+def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
+    return digest.hexdigest()
+
+
+def wav_seconds(path: Path | str) -> float:
     with wave.open(str(path), "rb") as wav:
-        seconds = wav.getnframes() / float(wav.getframerate())
+        return wav.getnframes() / float(wav.getframerate())
+
+
+def describe(path: Path) -> dict[str, Any]:
     return {
         "path": str(path),
         "bytes": path.stat().st_size,
-        "sha256": digest.hexdigest(),
-        "seconds": round(seconds, 3),
+        "sha256": sha256_of(path),
+        "seconds": round(wav_seconds(path), 3),
     }
 
 

@@ -20,7 +20,7 @@ from callcenter import asr
 from callcenter.context import CallCentreContext
 from callcenter.control import RemoteCallCentre
 from callcenter.controller import Controller
-from callcenter.kamailio import Kamailio, KamailioError
+from callcenter.kamailio import REGISTRATIONS_FRESH_SECONDS, Kamailio, KamailioError
 from callcenter.pool import WorkerPool
 from callcenter.prompts import ensure_prompts
 from callcenter.settings import CallCenterSettings
@@ -39,8 +39,6 @@ def socket_path(runtime_dir: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"hotline-{digest}.sock"
 
 
-# The seat bar asks every few seconds for each seat: read Kamailio's location table at most this often.
-REGISTRATIONS_FRESH_SECONDS = 2.0
 # How often the watchdog looks whether Kamailio is still there.
 KAMAILIO_CHECK_SECONDS = 0.25
 SIP_VIEW_SECONDS = 1.0
@@ -51,7 +49,7 @@ class KamailioWatchdog:
     While it runs, `while_running` is called on every look (the registrations are read, and kept for
     a Kamailio that has to be started again)."""
 
-    def __init__(self, kamailio: Kamailio, clock: Any, while_running: Any) -> None:
+    def __init__(self, kamailio: Kamailio, clock: Any, while_running: Any = None) -> None:
         self.kamailio = kamailio
         self.clock = clock
         self.while_running = while_running
@@ -63,7 +61,8 @@ class KamailioWatchdog:
         while True:
             await asyncio.sleep(KAMAILIO_CHECK_SECONDS)
             if kamailio.running:
-                await asyncio.to_thread(self.while_running)
+                if self.while_running is not None:
+                    await asyncio.to_thread(self.while_running)
                 continue
             cause = kamailio.describe_exit()
             self.restarts += 1
@@ -92,7 +91,6 @@ class CallCentre:
         self.started_at: float | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self.kamailio_watchdog: KamailioWatchdog | None = None
-        self._registrations: tuple[float, dict[str, str]] = (0.0, {})
         # Kamailio's view of the media workers, read by `_watch_sip` (status never runs kamcmd itself:
         # it is asked on the controller's loop, which must not wait for a subprocess).
         self._dispatcher: dict[str, str] | None = None
@@ -105,19 +103,7 @@ class CallCentre:
         return None if registrations is None else registrations.get(extension, False)
 
     def _fresh_registrations(self) -> dict[str, str] | None:
-        """Kamailio's registrations, read again when older than REGISTRATIONS_FRESH_SECONDS (each read
-        is also what a restarted Kamailio is given back); None when they cannot be read."""
-        if self.kamailio is None:
-            return None
-        read_at, registrations = self._registrations
-        if time.monotonic() - read_at > REGISTRATIONS_FRESH_SECONDS:
-            try:
-                registrations = self.kamailio.registrations()
-            except (KamailioError, OSError, subprocess.TimeoutExpired) as exc:  # a busy or gone Kamailio
-                log.warning("cannot read the registrations from Kamailio: %s", exc)
-                return None
-            self._registrations = (time.monotonic(), registrations)
-        return registrations
+        return None if self.kamailio is None else self.kamailio.fresh_registrations()
 
     async def start(self, wait_seconds: float = 60) -> None:
         """Start everything; returns when every worker of ours has reported for duty. With media hosts
@@ -184,7 +170,7 @@ class CallCentre:
 
     async def _watch_kamailio(self) -> None:
         assert self.kamailio is not None
-        watchdog = KamailioWatchdog(self.kamailio, self.ctx.clock, self._fresh_registrations)
+        watchdog = KamailioWatchdog(self.kamailio, self.ctx.clock)  # `_watch_sip` reads the registrations
         self.kamailio_watchdog = watchdog
         await watchdog.run()
 
@@ -239,7 +225,7 @@ class CallCentre:
         if self.kamailio is None:
             return False
         if self.kamailio.ctl_remote is not None:  # on its own machine: running if it answered lately
-            return time.monotonic() - self._registrations[0] < 3 * REGISTRATIONS_FRESH_SECONDS
+            return self.kamailio.registrations_age < 3 * REGISTRATIONS_FRESH_SECONDS
         return self.kamailio.running
 
     def _media_hosts(self) -> list[dict[str, Any]]:

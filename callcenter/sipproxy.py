@@ -11,11 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from pathlib import Path
 
-from callcenter.kamailio import Kamailio, KamailioError
-from callcenter.runtime import REGISTRATIONS_FRESH_SECONDS, KamailioWatchdog
+from callcenter.kamailio import Kamailio
+from callcenter.runtime import KamailioWatchdog
 from callcenter.settings import CallCenterSettings
 from core.clock import Clock
 
@@ -29,19 +28,7 @@ async def run_sip_proxy(cc: CallCenterSettings, runtime_dir: Path, clock: Clock,
         )
     kamailio = Kamailio(cc, runtime_dir, [])
     await asyncio.to_thread(kamailio.start)
-    read_at = 0.0
-
-    def keep_registrations() -> None:
-        nonlocal read_at
-        if time.monotonic() - read_at < REGISTRATIONS_FRESH_SECONDS:
-            return
-        read_at = time.monotonic()
-        try:
-            kamailio.registrations()  # kept on disk for a Kamailio started again
-        except KamailioError as exc:
-            log.warning("cannot read the registrations: %s", exc)
-
-    watchdog = asyncio.create_task(KamailioWatchdog(kamailio, clock, keep_registrations).run())
+    watchdog = asyncio.create_task(KamailioWatchdog(kamailio, clock, kamailio.fresh_registrations).run())
     log.info(
         "SIP at %s:%d; %d media workers on %d host(s); control at %s",
         cc.sip_host, cc.sip_port, len(cc.worker_targets()), len(cc.media_hosts), cc.kamailio_control,

@@ -162,7 +162,8 @@ def cmd_embed_kb(settings: Settings, _args: argparse.Namespace) -> int:
 def cmd_speech_model(settings: Settings, _args: argparse.Namespace) -> int:
     """Join the packaged Whisper model and check it (what `hotline serve` would do at its start)."""
     from callcenter.asr.transcriber import ModelError
-    from callcenter.asr.whisper import check_whisper_folder, packaged_model, sha256_of
+    from callcenter.asr.whisper import check_whisper_folder, packaged_model
+    from callcenter.recording import sha256_of
 
     asr = settings.callcenter.asr
     try:

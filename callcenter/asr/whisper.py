@@ -16,7 +16,6 @@ strings (phone numbers) written as digits.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import math
 import os
@@ -31,6 +30,7 @@ import numpy as np
 
 from callcenter.asr.resample import Resampler
 from callcenter.asr.transcriber import ModelBroken, ModelMissing, Segment, Transcript, Word, read_channel
+from callcenter.recording import sha256_of  # the one file checksum of the call centre
 from core.chinese import numerals_to_digits
 
 ENGINE = "Whisper"
@@ -56,14 +56,6 @@ def _package_data(name: str, folder: Path) -> Path:
             folder, f"the package {name.replace('_', '-')} is not installed (run make)", ENGINE
         )
     return Path(next(iter(spec.submodule_search_locations))) / "data"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(_CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify(folder: Path) -> None:
