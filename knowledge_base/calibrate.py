@@ -58,7 +58,7 @@ DEFAULT_SETS = [
 
 # Utterances of the router's seed corpus (dispatch) also teach the question model what a standard
 # question sounds like (简单咨询) and what does not (everything else).
-SEED_CORPUS = ROOT / "dispatch" / "models" / "seed_corpus.jsonl"
+SEED_CORPORA = tuple(ROOT / "dispatch" / "models" / f"seed_corpus{n}.jsonl" for n in ("", "_2"))
 
 
 @dataclass
@@ -104,7 +104,7 @@ def fit_question(
 ) -> QuestionModel:
     from sklearn.linear_model import LogisticRegression
 
-    seed = load_jsonl(SEED_CORPUS) if SEED_CORPUS.exists() else []
+    seed = [row for path in SEED_CORPORA if path.exists() for row in load_jsonl(path)]
     texts = [u.text for u in utterances if u.group != skip_group] + [r["text"] for r in seed]
     labels = [u.answerable for u in utterances if u.group != skip_group]
     labels += [r.get("category") == "简单咨询" for r in seed]
@@ -172,6 +172,7 @@ def figures(hits: list[tuple[float, bool, bool, bool]], t: float) -> dict[str, f
     negatives = sum(not h[3] for h in hits) or 1
     right = sum(h[1] for h in confident)
     return {
+        "top1": sum(h[1] for h in hits if h[3]) / answerable,
         "precision": right / len(confident) if confident else 1.0,
         "coverage": right / answerable,
         "false_positive_rate": sum(not h[3] for h in confident) / negatives,

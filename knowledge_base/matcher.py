@@ -14,8 +14,10 @@ Pipeline, for the entries once and for every query:
 5. the best candidates are re-scored with absolute measures (how much of an entry's phrasing the
    query covers, per channel, and rapidfuzz partial similarity), giving a lexical score in 0..1;
 6. dense retrieval: the utterance's sentence embedding (core.semantics, multilingual-e5-small) against
-   the embeddings of every entry's question, alternatives and answer; the best entries of both
-   retrievers become the candidates;
+   the embeddings of every entry's question and alternatives; the best entries of both retrievers
+   become the candidates (the answer is read by the lexical fourth channel only: its embedding cost
+   more than half the indexing time and, measured on the tuning sets, changed nothing the ranker
+   decides);
 7. a learned model (knowledge_base.ranker) turns each candidate's features (dense and lexical scores,
    the gaps to the next entry, agreement of the retrievers, needs and cases the entry does not
    cover) into the probability that it answers the caller; hits are ranked by it, and the first is
@@ -90,10 +92,9 @@ class Hit:
 
 @dataclass(frozen=True)
 class EntryVectors:
-    """An entry's embeddings: one row per phrasing (question, then alternatives), and its answer."""
+    """An entry's embeddings: one row per phrasing (question, then alternatives)."""
 
     phrasings: np.ndarray
-    answer: np.ndarray | None
 
 
 @dataclass
@@ -249,6 +250,8 @@ class KnowledgeBase:
         self._bigrams = _Channel(bigram_docs)
         self._pinyin = _Channel(pinyin_docs)
         self._answers = _Channel(answer_docs)
+        # what only an answer says (冷静期, 照片): the answer is not embedded, its words stand for it
+        self._answer_terms = [frozenset(doc) - self._entry_terms[i] for i, doc in enumerate(answer_docs)]
         self._weighed = [
             [
                 (self._words.weigh(p.words), self._bigrams.weigh(p.bigrams), self._pinyin.weigh(p.pinyin))
@@ -318,13 +321,6 @@ class KnowledgeBase:
         owners = [i for i, e in enumerate(self.entries) for _ in range(len(self.vectors[e.id].phrasings))]
         self._dense = np.vstack([self.vectors[e.id].phrasings for e in self.entries]).astype(np.float32)
         self._owner = np.asarray(owners, dtype=np.int64)
-        dim = self._dense.shape[1]
-        self._answer_dense = np.vstack(
-            [
-                self.vectors[e.id].answer if self.vectors[e.id].answer is not None else np.zeros(dim)
-                for e in self.entries
-            ]
-        ).astype(np.float32)
 
     def embed(self, text: str) -> np.ndarray | None:
         """The utterance's embedding as the matcher uses it (shared with the router, cached)."""
@@ -361,7 +357,7 @@ class KnowledgeBase:
         self._pinyin.score(q.pinyin, acc, 0.25)
         self._answers.score(sets[0], acc, W_ANSWER)
         lexical_first = sorted(acc, key=acc.__getitem__, reverse=True)[:CANDIDATES]
-        dense = answer = None
+        dense = None
         pool = list(lexical_first)
         asks = 0.0
         if self._dense is not None and self.encoder is not None:
@@ -371,13 +367,13 @@ class KnowledgeBase:
                 asks = self.models.question.probability(v)
             dense = np.full(len(self.entries), -1.0, dtype=np.float32)
             np.maximum.at(dense, self._owner, self._dense @ v)
-            answer = self._answer_dense @ v
             top = np.argpartition(-dense, min(CANDIDATES, len(dense) - 1))[:CANDIDATES]
             pool.extend(int(i) for i in top if int(i) not in acc)
         if not pool:
             return None
         lex = np.array([self._lexical(q, i, acc, sets) for i in pool])
-        features = self._features(pool, lex, dense, answer, len(normalised))
+        features = self._features(pool, lex, dense, len(normalised))
+        features["lex_answer"] = self._answer_share(sets[0], pool)
         named = {w for w in sets[0] if w in self._key_terms}
         features["foreign_terms"] = np.array(
             [min(3, len(named - self._entry_terms[i])) / 3 for i in pool], dtype=float
@@ -401,9 +397,18 @@ class KnowledgeBase:
             unmet.append(frozenset(needs | cases | actions))
         return Candidates(pool, features, unmet)
 
+    def _answer_share(self, words: set[str], pool: list[int]) -> np.ndarray:
+        """Share of the caller's word weight (idf) found only in each candidate's answer."""
+        weights = {w: self._answers.idf.get(w, 0.0) for w in words if len(w) >= 2}
+        whole = sum(weights.values())
+        if whole <= 0:
+            return np.zeros(len(pool))
+        only = [self._answer_terms[i] for i in pool]
+        return np.array([sum(v for w, v in weights.items() if w in terms) / whole for terms in only])
+
     @staticmethod
     def _features(
-        pool: list[int], lex: np.ndarray, dense: np.ndarray | None, answer: np.ndarray | None, length: int
+        pool: list[int], lex: np.ndarray, dense: np.ndarray | None, length: int
     ) -> dict[str, np.ndarray]:
         n = len(pool)
 
@@ -422,13 +427,12 @@ class KnowledgeBase:
             "unmet_action": np.zeros(n),
             "short": np.full(n, short_feature(length)),
         }
-        if dense is not None and answer is not None:
+        if dense is not None:
             own = dense[pool].astype(float)
             best = float(dense.max())
             others = np.sort(dense)[::-1]
             second = float(others[1]) if len(others) > 1 else -1.0
             f["dense"] = own
-            f["dense_answer"] = answer[pool].astype(float)
             f["dense_gap"] = own - np.where(own >= best, second, best)
             f["dense_first"] = (own >= best).astype(float)
             f["agree"] = f["dense_first"] * f["lex_first"]
@@ -469,14 +473,13 @@ class KnowledgeBase:
 
 
 def embed_entries(encoder: semantics.Encoder, entries: list[Entry]) -> dict[str, EntryVectors]:
-    """The embeddings of entries: every phrasing (normalised, as utterances are) and the answer."""
+    """The embeddings of entries: every phrasing, normalised as utterances are."""
     phrasings = [chinese.normalise(p) for e in entries for p in (e.question, *e.alternatives)]
     phrase_vecs = encoder.queries(phrasings)
-    answer_vecs = encoder.passages([e.answer or e.question for e in entries])
     out: dict[str, EntryVectors] = {}
     at = 0
-    for n, e in enumerate(entries):
+    for e in entries:
         count = 1 + len(e.alternatives)
-        out[e.id] = EntryVectors(phrase_vecs[at : at + count], answer_vecs[n])
+        out[e.id] = EntryVectors(phrase_vecs[at : at + count])
         at += count
     return out

@@ -82,5 +82,4 @@ class KbEntryVector(Base):
     model: Mapped[str] = mapped_column(String(96))
     dim: Mapped[int] = mapped_column(Integer)
     phrasings: Mapped[bytes] = mapped_column(LargeBinary)  # float32, (1 + alternatives) x dim
-    answer: Mapped[bytes] = mapped_column(LargeBinary)  # float32, dim
     created_at: Mapped[datetime] = mapped_column(DateTime)

@@ -33,10 +33,10 @@ LEXICAL_FEATURES = (
     "unmet_action",  # the caller names an action (注销, 提取 ...) and the entry names only others
     "short",  # 1 for an utterance of under 6 characters, 0 from 12 on
     "foreign_terms",  # key terms of the knowledge base the caller names and this entry never does
+    "lex_answer",  # share of the caller's word weight found in the entry's answer only
 )
 DENSE_FEATURES = (
     "dense",  # best cosine of the utterance with the entry's question or alternatives
-    "dense_answer",  # cosine with the entry's answer
     "dense_gap",  # dense minus the best dense of any other entry
     "dense_first",  # 1 when this entry is the dense retriever's first
     "agree",  # first in both retrievers

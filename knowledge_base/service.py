@@ -416,8 +416,7 @@ def stored_vectors(session: Session, rows: list[KbEntry], model: str) -> dict[st
             phrasings = np.frombuffer(v.phrasings, dtype=np.float32)
             if v.version != entry.version or phrasings.size != v.dim * (1 + len(entry.alternatives or ())):
                 continue
-            answer = np.frombuffer(v.answer, dtype=np.float32)
-            out[entry.external_id] = EntryVectors(phrasings.reshape(-1, v.dim), answer)
+            out[entry.external_id] = EntryVectors(phrasings.reshape(-1, v.dim))
     return out
 
 
@@ -441,9 +440,6 @@ def keep_vectors(session: Session, made: list[tuple[KbEntry, EntryVectors]], mod
                         model=model,
                         dim=int(vectors.phrasings.shape[1]),
                         phrasings=vectors.phrasings.astype(np.float32).tobytes(),
-                        answer=(vectors.answer if vectors.answer is not None else vectors.phrasings[0])
-                        .astype(np.float32)
-                        .tobytes(),
                         created_at=entry.updated_at,
                     )
                 )

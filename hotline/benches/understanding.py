@@ -9,7 +9,7 @@ Prints, on this machine, as one JSON object on the last line:
   below), utterances already embedded (as when the router embedded them first), p50 and p99;
   beside it the lexical-only matcher on the same entries;
 - `classify_ms`: `Router.classify` (rules + trained model) of a new utterance, p50 and p99;
-- `embed_entries`: seconds to embed `--embed-sample` entries (question, alternatives, answer), and the
+- `embed_entries`: seconds to embed `--embed-sample` entries (question and alternatives), and the
   time for `--entries` extrapolated from it (the embedding is linear in the texts); a second build of
   the same entries (all cached, the incremental case) is timed too;
 - `memory_mb`: resident memory of the process before and after loading the models and the index.
@@ -69,7 +69,6 @@ def _borrowed_vectors(
     phrasing the normalised mean of two real ones, so the index has the size and spread of a real one."""
     real = KnowledgeBase(base, encoder=encoder)
     pool = np.vstack([v.phrasings for v in real.vectors.values()])
-    answers = np.vstack([v.answer for v in real.vectors.values() if v.answer is not None])
     rng = np.random.default_rng(12345)
     out: dict[str, EntryVectors] = dict(real.vectors)
 
@@ -79,7 +78,7 @@ def _borrowed_vectors(
 
     for e in big:
         if e.id not in out:
-            out[e.id] = EntryVectors(mix(pool, 1 + len(e.alternatives)), mix(answers, 1)[0])
+            out[e.id] = EntryVectors(mix(pool, 1 + len(e.alternatives)))
     return out
 
 
