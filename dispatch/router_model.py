@@ -34,7 +34,17 @@ from core import chinese, semantics
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_MODEL = Path(__file__).resolve().parent / "models" / "router.npz"
-SEED_CORPUS = Path(__file__).resolve().parent / "models" / "seed_corpus.jsonl"
+# Written for training by other hands than any evaluation set: the first corpus (1 129 utterances, three
+# helpers) and a second (900, one more helper, every sub-category at least ten times and the line
+# between 简单咨询 "how do I" and 政策咨询 "do I qualify, how much").
+SEED_CORPORA = (
+    Path(__file__).resolve().parent / "models" / "seed_corpus.jsonl",
+    Path(__file__).resolve().parent / "models" / "seed_corpus_2.jsonl",
+)
+# Inverse regularisation of the three heads. Chosen by training on the first corpus and the tuning
+# sets and testing on the second corpus (another author): C 1 / 3 / 10 / 30 / 100 gave category
+# 0.62 / 0.71 / 0.74 / 0.75 / 0.76 and department 0.62 / 0.71 / 0.75 / 0.77 / 0.78.
+C = 30.0
 NO_DEPARTMENT = "-"
 HASH_FEATURES = 2**14
 NGRAMS = (1, 3)
@@ -245,7 +255,7 @@ TUNING_QUERIES = [
 
 def base_examples() -> list[Example]:
     """The seed corpus and the tuning sets: what a model starts from before any ticket exists."""
-    out = load_examples(SEED_CORPUS, "seed")
+    out = [e for path in SEED_CORPORA for e in load_examples(path, "seed")]
     for path in TUNING_QUERIES:
         if path.exists():
             out.extend(load_examples(path, "tuning"))
@@ -279,7 +289,7 @@ def _fit_head(x: Any, labels: list[str], c: float) -> Head:
 
 
 def fit(
-    examples: list[Example], featuriser: Featuriser, c: float = 10.0, x: np.ndarray | None = None
+    examples: list[Example], featuriser: Featuriser, c: float = C, x: np.ndarray | None = None
 ) -> dict[str, Head]:
     if x is None:
         x = featuriser.rows([e.text for e in examples])
@@ -293,7 +303,7 @@ def fit(
 
 
 def cross_validate(
-    examples: list[Example], featuriser: Featuriser, folds: int = 5, c: float = 10.0
+    examples: list[Example], featuriser: Featuriser, folds: int = 5, c: float = C
 ) -> dict[str, float]:
     """Accuracy of category and department on held-back folds (every fifth example)."""
     x = featuriser.rows([e.text for e in examples])
@@ -313,7 +323,7 @@ def cross_validate(
 
 
 def train(
-    examples: list[Example], encoder: semantics.Encoder | None, c: float = 10.0, folds: int = 5
+    examples: list[Example], encoder: semantics.Encoder | None, c: float = C, folds: int = 5
 ) -> RouterModel:
     dim = encoder.dim if encoder is not None else 0
     featuriser = Featuriser(encoder, dim)

@@ -22,7 +22,7 @@ from tests.helpers import act, dispatched
 @pytest.fixture(scope="module")
 def small_model() -> rm.RouterModel:
     """A model trained on every tenth line of the seed corpus (quick; enough to test the plumbing)."""
-    examples = rm.load_examples(rm.SEED_CORPUS, "seed")[::10]
+    examples = rm.load_examples(rm.SEED_CORPORA[0], "seed")[::10]
     return rm.train(examples, semantics.encoder(), folds=2)
 
 
