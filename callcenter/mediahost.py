@@ -2,10 +2,11 @@
 
 It keeps the host's workers running (a dead one is replaced on the same ports, as on the controller's
 machine), makes the host's own copies of the prompts, and sends every finished recording to the
-active controller, which files it in the one recordings store (`callcenter.store`). The workers find
-the active controller themselves among `[callcenter] controllers` and keep their calls through a
-takeover. A recording leaves this disk only once the store has confirmed its checksum; until then it
-is retried, also after a restart of this process.
+active controller, which files it in the one recordings store (`callcenter.store`). Its own live
+recogniser turns the citizens' speech into text here and sends the text on (`callcenter.asr.hostlive`).
+The workers find the active controller themselves among `[callcenter] controllers` and keep their
+calls through a takeover. A recording leaves this disk only once the store has confirmed its
+checksum; until then it is retried, also after a restart of this process.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from callcenter.asr.hostlive import HostLiveSpeech
 from callcenter.pool import WorkerPool
 from callcenter.prompts import ensure_prompts
 from callcenter.protocol import ProtocolError, decode, encode
@@ -117,6 +120,7 @@ class MediaHostProcess:
         recordings_dir: Path,
         prompts_dir: Path,
         timezone: str,
+        resolve: Callable[[Path], Path] = Path,
     ) -> None:
         self.cc = cc
         self.host = host
@@ -126,6 +130,7 @@ class MediaHostProcess:
         self.prompts_dir = prompts_dir
         self.timezone = timezone
         self.uploader = Uploader(cc.controllers, token, recordings_dir, host.name)
+        self.speech = HostLiveSpeech(cc.asr, resolve, cc.controllers, token, runtime_dir, host.name)
         self.pool: WorkerPool | None = None
 
     async def run(self, stop: asyncio.Event) -> int:
@@ -133,6 +138,7 @@ class MediaHostProcess:
             raise ValueError("[callcenter] controllers is empty: the workers would not know where to report")
         self.runtime_dir.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(ensure_prompts, self.prompts_dir)
+        await self.speech.start()  # before the workers: they stream to its socket
         os.environ["HOTLINE_CONTROL_TOKEN"] = self.token  # the workers' hello carries it
         self.pool = WorkerPool(
             self.cc,
@@ -156,6 +162,7 @@ class MediaHostProcess:
                     await asyncio.wait_for(stop.wait(), UPLOAD_EVERY_SECONDS)
         finally:
             await self.pool.stop()
+            await self.speech.stop()
             with contextlib.suppress(OSError):  # what the workers wrote on their way out
                 await asyncio.to_thread(self.uploader.upload_pending)
         return 0

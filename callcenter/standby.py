@@ -18,11 +18,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from callcenter.asr import runtime as asr_runtime
 from callcenter.context import CallCentreContext
 from callcenter.control import LEASE_NAME, ControlServer, Handler
 from callcenter.leadership import RETRY_SECONDS, Lease
 from callcenter.models import ControllerLease
 from callcenter.prompts import PromptToolMissing, ensure_prompts
+from callcenter.protocol import ProtocolError, decode
 from callcenter.runtime import CallCentre, start_call_centre, telephony_status
 from callcenter.service import CallCenterError
 from callcenter.store import RecordingStore
@@ -34,6 +36,20 @@ LOST_LEASE_EXIT = 3
 
 # Scheduled work started once this process is active; returns what stops it.
 Background = Callable[[CallCentre | None], Awaitable[Callable[[], Awaitable[None]]]]
+
+
+async def speech_events(hello: dict[str, Any], reader: asyncio.StreamReader, _writer: Any) -> None:
+    """A media host's live recogniser events (callcenter.asr.hostlive), published as this process's."""
+    host = str(hello.get("media_host") or "?")
+    while line := await reader.readline():
+        try:
+            event = decode(line)
+        except ProtocolError as exc:
+            log.warning("media host %s sent a bad speech event: %s", host, exc)
+            continue
+        speech = asr_runtime.current()
+        if speech is not None:
+            await speech.remote(host, event)
 
 
 def holder_name() -> str:
@@ -134,7 +150,7 @@ class ControllerProcess:
             lease.holder, lease.address, lease.heartbeat_at = holder_name(), address, now
 
     def _open_channels(self, centre: CallCentre) -> None:
-        """Media hosts' workers report here, and send their recordings here."""
+        """Media hosts' workers report here, and send their recordings and their live speech here."""
 
         async def worker(hello: dict[str, Any], reader: Any, writer: Any) -> None:
             if centre.controller is None:  # not started yet: the worker comes back in a moment
@@ -143,7 +159,7 @@ class ControllerProcess:
             await centre.controller.worker_channel(hello, reader, writer)
 
         store = RecordingStore(self.ctx, centre.recordings_dir, self.ctx.clock)
-        self.server.channels.update(hello=worker, upload=store.receive)
+        self.server.channels.update(hello=worker, upload=store.receive, speech=speech_events)
 
     # --- what web processes may ask ---------------------------------------------------------------
     def _handlers(self) -> dict[str, Handler]:

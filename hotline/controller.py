@@ -68,6 +68,7 @@ async def run_media_host(settings: Settings, name: str) -> int:
         settings.resolve(cc.runtime_dir) / f"media-{name}" / "recordings",
         settings.resolve(cc.prompts_dir),
         settings.hotline.timezone,
+        settings.resolve,
     )
     return await process.run(_stop_on_signals())
 

@@ -59,14 +59,16 @@ def _rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def load(engine: str, model: Path | None, beam: int, threads: int, vad: bool = True) -> SpeechToText:
+def load(
+    engine: str, model: Path | None, beam: int, threads: int, vad: bool = True, compute_type: str = "int8"
+) -> SpeechToText:
     """The engine as a transcription process loads it (the packaged Whisper model when no --model)."""
     if engine == "vosk" and model is None:
         raise SystemExit("--model PATH (a Vosk model folder) is needed for the vosk engine")
     packaged = engine == "whisper" and model is None
     path = packaged_model(AsrSettings().whisper_folder) if packaged else model
     spec = {"engine": engine, "path": str(path), "beam_size": beam, "threads": threads, "packaged": packaged}
-    return load_engine({**spec, "vad": vad})
+    return load_engine({**spec, "vad": vad, "compute_type": compute_type})
 
 
 def _decode(engine: SpeechToText, samples: np.ndarray, rate: int) -> tuple[str, float]:
@@ -115,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vosk-model", type=Path, help="the Vosk model with --engine both")
     parser.add_argument("--beam", type=int, default=5, help="Whisper beam size")
     parser.add_argument("--threads", type=int, default=1, help="Whisper CPU threads")
+    parser.add_argument("--compute-type", default="int8", help="CTranslate2 compute type (int8, float32)")
     parser.add_argument("--no-vad", action="store_true", help="Whisper without voice-activity filtering")
     parser.add_argument("--opening", action="store_true", help="also the opening-statement delay")
     parser.add_argument("--limit", type=int, default=0, help="only the first N clips")
@@ -131,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         # --model is the chosen engine's; with both engines the Vosk model comes by --vosk-model
         model = args.model if args.engine == name else (args.vosk_model if name == "vosk" else None)
         before = _rss_mb()
-        engine = load(name, model, args.beam, args.threads, vad=not args.no_vad)
+        vad, compute = not args.no_vad, args.compute_type
+        engine = load(name, model, args.beam, args.threads, vad=vad, compute_type=compute)
         loaded = _rss_mb()
         figures = run_engine(name, engine, clips, args.refs.parent)
         if args.opening and isinstance(engine, WhisperTranscriber):

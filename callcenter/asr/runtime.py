@@ -28,6 +28,7 @@ import contextlib
 import json
 import logging
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +44,69 @@ LIVE_START_SECONDS = 60.0
 AFTER_CALL_ONLY = "实时转写已满，仅通话后转写 (after-call transcript only)"
 
 
+@contextlib.asynccontextmanager
+async def subscription(socket_path: Path) -> AsyncIterator[asyncio.StreamReader]:
+    """The live recogniser's event lines, as a listener receives them."""
+    reader, writer = await asyncio.open_unix_connection(str(socket_path), limit=1 << 20)
+    writer.write(b'{"subscribe": true}\n')
+    await writer.drain()
+    try:
+        yield reader
+    finally:
+        writer.close()
+
+
+def opening_arguments(s: AsrSettings, folder: Path) -> list[str]:
+    """The live recogniser's arguments for opening statements with the Whisper model in `folder`."""
+    packaged = ["--opening-packaged"] if s.whisper_model is None else []
+    return [
+        "--opening-model", str(folder), *packaged, "--opening-workers", str(s.opening_workers),
+        "--beam", str(s.whisper_beam_size), "--threads", str(s.opening_threads),
+    ]  # fmt: skip
+
+
+async def spawn_live(
+    socket_path: Path, log_path: Path, vosk: Path | None, opening: list[str], max_streams: int
+) -> asyncio.subprocess.Process | None:
+    """Start `python -m callcenter.asr.live`; None (and no process left) when it did not say it is
+    ready within LIVE_START_SECONDS (its log says why)."""
+    model = ["--model", str(vosk)] if vosk is not None else []
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as errors:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "callcenter.asr.live", "--socket", str(socket_path), *model, *opening,
+            "--max-streams", str(max_streams), stdout=asyncio.subprocess.PIPE, stderr=errors,
+        )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        ready = await asyncio.wait_for(process.stdout.readline(), LIVE_START_SECONDS)
+    except TimeoutError:
+        ready = b""
+    if ready:
+        return process
+    await end_process(process)
+    return None
+
+
+async def end_process(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.terminate()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), 10)
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
 class LiveBridge:
     """Reads the live recogniser's event lines and republishes them for the pages."""
 
     def __init__(
-        self, ctx: CallCentreContext, socket_path: Path, kb_for_text: Any = None, understand: Any = None
+        self,
+        ctx: CallCentreContext,
+        socket_path: Path | None,
+        kb_for_text: Any = None,
+        understand: Any = None,
     ) -> None:
         self.ctx = ctx
         self.socket_path = socket_path
@@ -57,14 +116,10 @@ class LiveBridge:
         self.hello: dict[str, Any] = {}
 
     async def run(self) -> None:
-        reader, writer = await asyncio.open_unix_connection(str(self.socket_path), limit=1 << 20)
-        writer.write(b'{"subscribe": true}\n')
-        await writer.drain()
-        try:
+        assert self.socket_path is not None
+        async with subscription(self.socket_path) as reader:
             while line := await reader.readline():
                 await self.handle(json.loads(line))
-        finally:
-            writer.close()
 
     async def handle(self, event: dict[str, Any]) -> None:
         kind, uid = event.get("type"), event.get("call")
@@ -117,6 +172,8 @@ class SpeechRuntime:
         self._bridge: LiveBridge | None = None
         self._bridge_task: asyncio.Task[None] | None = None
         self.live_state: dict[str, Any] = {"live": "off", "live_reason": "not started"}
+        self._remote: LiveBridge | None = None  # media hosts' live recognisers (split mode)
+        self.live_hosts: dict[str, dict[str, Any]] = {}
 
     async def start(self) -> None:
         await self.transcription.start()
@@ -127,13 +184,8 @@ class SpeechRuntime:
             self._bridge_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, OSError):
                 await self._bridge_task
-        if self._live is not None and self._live.returncode is None:
-            self._live.terminate()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._live.wait(), 10)
-            if self._live.returncode is None:
-                self._live.kill()
-                await self._live.wait()
+        if self._live is not None:
+            await end_process(self._live)
         await self.transcription.stop()
 
     def status(self) -> dict[str, Any]:
@@ -152,6 +204,7 @@ class SpeechRuntime:
             "reason_zh": reason_zh(state.get("reason")),
             **live,
             "live_socket": str(self.live_socket),
+            "live_hosts": self.live_hosts,
         }
 
     async def _start_live(self) -> None:
@@ -162,28 +215,10 @@ class SpeechRuntime:
         opening = self._opening_args()
         if vosk is None and not opening:
             return
-        model = ["--model", str(vosk)] if vosk is not None else []
-        self.live_log.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.live_log, "ab") as errors:
-            self._live = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "callcenter.asr.live",
-                "--socket",
-                str(self.live_socket),
-                *model,
-                *opening,
-                "--max-streams",
-                str(self.settings.live_streams),
-                stdout=asyncio.subprocess.PIPE,
-                stderr=errors,
-            )
-        assert self._live.stdout is not None
-        try:
-            ready = await asyncio.wait_for(self._live.stdout.readline(), LIVE_START_SECONDS)
-        except TimeoutError:
-            ready = b""
-        if not ready:
+        self._live = await spawn_live(
+            self.live_socket, self.live_log, vosk, opening, self.settings.live_streams
+        )
+        if self._live is None:
             reason = f"live recogniser did not start; see {self.live_log}"
             self.live_state = {"live": "off", "live_reason": reason}
             log.error("live speech recognition off: see %s", self.live_log)
@@ -195,6 +230,14 @@ class SpeechRuntime:
             "live_reason": self.live_state.get("live_reason") if vosk is None else None,
             "opening": "on" if opening else "off",
         }
+
+    async def remote(self, host: str, event: dict[str, Any]) -> None:
+        """An event of a media host's live recogniser (callcenter.asr.hostlive), published as ours."""
+        if self._remote is None:
+            self._remote = LiveBridge(self.ctx, None, self._suggest, self._understand)
+        if event.get("type") == "hello":
+            self.live_hosts[host] = {k: event.get(k) for k in ("max_streams", "cpu_per_stream", "opening")}
+        await self._remote.handle(event)
 
     def _live_model(self) -> Path | None:
         """Live partial text is Vosk's: its model folder, or None with the reason in live_state."""
@@ -219,18 +262,8 @@ class SpeechRuntime:
         s = self.settings
         if s.engine != "whisper" or not s.opening_statement or not self.transcription.on:
             return []
-        packaged = ["--opening-packaged"] if s.whisper_model is None else []
-        return [
-            "--opening-model",
-            str(self.transcription.model_path),
-            *packaged,
-            "--opening-workers",
-            str(s.opening_workers),
-            "--beam",
-            str(s.whisper_beam_size),
-            "--threads",
-            str(s.opening_threads),
-        ]
+        assert self.transcription.model_path is not None
+        return opening_arguments(s, self.transcription.model_path)
 
     async def _follow(self, bridge: LiveBridge) -> None:
         try:
@@ -283,6 +316,11 @@ async def stop() -> None:
     if _current is not None:
         runtime, _current = _current, None
         await runtime.stop()
+
+
+def current() -> SpeechRuntime | None:
+    """This process's speech runtime, when started."""
+    return _current
 
 
 def asr_status() -> dict[str, Any]:

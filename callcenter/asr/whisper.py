@@ -160,6 +160,7 @@ class WhisperTranscriber:
         threads: int = 1,
         packaged: bool = False,
         vad: bool = True,
+        compute_type: str = "int8",
     ) -> None:
         self.model_path = check_whisper_folder(model_path)
         if packaged:
@@ -171,7 +172,7 @@ class WhisperTranscriber:
             self.model = WhisperModel(
                 str(self.model_path),
                 device="cpu",
-                compute_type="int8",
+                compute_type=compute_type,
                 cpu_threads=threads,
                 local_files_only=True,
             )

@@ -36,6 +36,7 @@ def load_engine(spec: EngineSpec) -> SpeechToText:
             threads=spec["threads"],
             packaged=spec["packaged"],
             vad=spec.get("vad", True),
+            compute_type=spec.get("compute_type", "int8"),
         )
     return Transcriber(spec["path"])
 

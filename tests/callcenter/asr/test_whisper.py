@@ -264,6 +264,12 @@ def test_the_runtime_publishes_the_opening_statement_with_its_suggestions(
         ctx.close()
 
 
+def _understood_opening(opening: dict[str, object], uid: str, ref: str) -> None:
+    assert opening["call_uid"] == uid and float(opening["delay_seconds"]) > 0  # type: ignore[arg-type]
+    assert corpus_cer([comparable(ref)], [comparable(str(opening["text"]))]) <= 0.35, opening["text"]
+    assert "suggestions" in opening and "classification" in opening
+
+
 async def _opening_session(ctx: HotlineContext, folder: Path, audio: np.ndarray, ref: str) -> None:
     settings = AsrSettings(engine="whisper", whisper_model=folder, whisper_beam_size=1, live_streams=2)
     runtime = SpeechRuntime(ctx, settings)
@@ -277,12 +283,63 @@ async def _opening_session(ctx: HotlineContext, folder: Path, audio: np.ndarray,
             await asyncio.to_thread(stream_audio, talk, _call(audio, 8000), 0.002)
             seen = await _collect(events, until=lambda e: e.topic == "transcript.opening", timeout=60)
             await asyncio.to_thread(talk.close)
-        opening = seen[-1].payload
-        assert opening["call_uid"] == "op-1" and opening["delay_seconds"] > 0
-        assert corpus_cer([comparable(ref)], [comparable(opening["text"])]) <= 0.35, opening["text"]
-        assert "suggestions" in opening and "classification" in opening
+        _understood_opening(seen[-1].payload, "op-1", ref)
     finally:
         await runtime.stop()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_media_hosts_opening_statement_reaches_the_controller_also_after_a_wait(
+    db_url: str, whisper_folder: Path
+) -> None:
+    """Split mode: the host's own live recogniser hears the citizen; with no controller listening the
+    statement waits on the host, and once one listens it is published there with its suggestions."""
+    runtime_dir = Path(tempfile.mkdtemp(prefix="asr-mh-"))
+    ctx = HotlineContext.from_settings(make_settings(db_url, callcenter={"runtime_dir": str(runtime_dir)}))
+    try:
+        asyncio.run(_media_host_session(ctx, whisper_folder, runtime_dir, *_phone_clip("clip_006.wav")))
+    finally:
+        ctx.close()
+
+
+async def _media_host_session(
+    ctx: HotlineContext, folder: Path, runtime_dir: Path, audio: np.ndarray, ref: str
+) -> None:
+    from callcenter.asr import runtime as asr_runtime
+    from callcenter.asr.hostlive import HostLiveSpeech
+    from callcenter.control import ControlServer
+    from callcenter.standby import speech_events
+    from callcenter.testing.harness import free_port_block
+
+    # the controller's side: transcription on (for the suggestions), no recogniser of its own
+    await asr_runtime.start(ctx, AsrSettings(engine="whisper", whisper_model=folder, live_streams=0))
+    settings = AsrSettings(engine="whisper", whisper_model=folder, whisper_beam_size=1, live_streams=2)
+    port = free_port_block(1, start=47000)
+    host = HostLiveSpeech(settings, Path, [f"127.0.0.1:{port}"], "t0ken", runtime_dir / "m1", "m1")
+    (runtime_dir / "m1").mkdir()
+    server = ControlServer("t0ken", {})
+    server.channels["speech"] = speech_events
+    await host.start()
+    try:
+        assert host.state == "on"
+        async with ctx.events.subscribe(["transcript."]) as events:
+            talk = LiveClient(host.socket, "mh-1")
+            await asyncio.to_thread(stream_audio, talk, _call(audio, 8000), 0.002)
+            for _ in range(600):  # the statement is made on the host and waits for a controller
+                if any(e.get("type") == "opening" for e in host.pending):
+                    break
+                await asyncio.sleep(0.1)
+            assert any(e.get("type") == "opening" for e in host.pending), list(host.pending)
+            await server.start("127.0.0.1", port)
+            seen = await _collect(events, until=lambda e: e.topic == "transcript.opening", timeout=30)
+            await asyncio.to_thread(talk.close)
+        _understood_opening(seen[-1].payload, "mh-1", ref)
+        assert asr_runtime.asr_status()["live_hosts"]["m1"]["max_streams"] >= 1
+        assert not host.pending
+    finally:
+        await host.stop()
+        await server.stop()
+        await asr_runtime.stop()
 
 
 def test_the_speech_model_command_joins_checks_and_names_a_bad_folder(
