@@ -151,6 +151,8 @@ class OpeningStatements:
                 "end": round(statement.end, 3),
                 "decode_seconds": round(done - started, 3),
                 "delay_seconds": round(done - statement.found_at + waited, 3),
+                # the same moment on the wall clock, for measuring to a screen on this machine
+                "speech_ended_at": round(time.time() - (time.monotonic() - statement.found_at + waited), 3),
             }
         )
 

@@ -144,6 +144,7 @@ class LiveBridge:
             "text": event["text"],
             "raw_text": event["text"],
             "delay_seconds": event.get("delay_seconds"),
+            "speech_ended_at": event.get("speech_ended_at"),
         }
         if self.understand is not None and event["text"]:
             payload.update(await asyncio.to_thread(self.understand, event["text"]))

@@ -169,7 +169,23 @@ class Dtmf:
             raise ValueError("a DTMF event lasts at least one packet (20 ms)")
 
 
-Segment = Tone | Speech | Noise | Silence | Dtmf
+@dataclass(frozen=True)
+class Recording:
+    """A recorded voice (a WAV file) as a telephone carries it: 8 kHz, 300-3 400 Hz."""
+
+    path: str
+
+    def samples(self, start: int) -> list[int]:
+        from callcenter.asr.bench import phone_channel
+        from callcenter.asr.transcriber import read_channel
+
+        rate, audio, _ = read_channel(Path(self.path))
+        phone = phone_channel(audio, rate)[0].tolist()
+        frames = len(_range(len(phone) / RATE))
+        return (phone + [0] * frames)[:frames]
+
+
+Segment = Tone | Speech | Noise | Silence | Dtmf | Recording
 
 
 def _range(seconds: float) -> range:
@@ -329,13 +345,15 @@ def read_pcap(path: Path) -> list[RtpPacket]:
 
 # --- segment specs (command line and caches) -------------------------------------------------------
 def parse_segment(spec: str) -> Segment:
-    """`tone:HZ:SECONDS`, `speech:SECONDS`, `noise:SECONDS`, `sil:SECONDS`, `dtmf:DIGIT[:MS]`."""
+    """`tone:HZ:SECONDS`, `speech:SECONDS`, `noise:SECONDS`, `sil:SECONDS`, `dtmf:DIGIT[:MS]`, `wav:PATH`."""
     kind, *args = spec.split(":")
     try:
         if kind == "tone":
             return Tone(float(args[0]), float(args[1]))
         if kind in ("speech", "noise", "sil"):
             return {"speech": Speech, "noise": Noise, "sil": Silence}[kind](float(args[0]))
+        if kind == "wav":
+            return Recording(spec.split(":", 1)[1])
         if kind == "dtmf":
             return Dtmf(args[0], int(args[1])) if len(args) > 1 else Dtmf(args[0])
     except (IndexError, ValueError) as exc:
@@ -350,7 +368,7 @@ def make_pcap(path: Path, specs: Sequence[str], codec: str = "PCMA", dtmf_pt: in
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Write an RTP (G.711 + RFC 4733) pcap for SIPp")
     parser.add_argument("output", type=Path)
-    parser.add_argument("segments", nargs="+", help="tone:HZ:S speech:S noise:S sil:S dtmf:D[:MS]")
+    parser.add_argument("segments", nargs="+", help="tone:HZ:S speech:S noise:S sil:S dtmf:D[:MS] wav:PATH")
     parser.add_argument("--codec", choices=sorted(CODEC_PT), default="PCMA")
     parser.add_argument("--dtmf-pt", type=int, default=101)
     args = parser.parse_args(argv)
