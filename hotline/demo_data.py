@@ -199,6 +199,8 @@ def load_tickets(ctx: HotlineContext, session: Session, users: dict[str, User], 
                     schemas.DispatchBody(department=dept, subcategory_id=sub_id),
                 )
                 continue
+            if step == "approve" and not dispatch.review_replies:
+                continue  # without the hotline's review a reply is approved as it is given
             who, action, body = STEPS[step]
             service.act(number, operator if who == "operator" else liaisons[dept], action, body)
     return len(TICKETS)

@@ -363,6 +363,19 @@ def test_cli_init_db_and_demo_data(tmp_path: Path) -> None:
     assert not (tmp_path / "var").exists()
 
 
+def test_cli_demo_data_without_the_review_of_replies(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path / "h.db"}"\n[dispatch]\nreview_replies = false\n'
+        f'category_tree = "{REPO_ROOT / "dispatch" / "category_tree.toml"}"\n',
+        encoding="utf-8",
+    )
+    assert run_cli("--config", str(config), "init-db", cwd=tmp_path).returncode == 0
+    demo = run_cli("--config", str(config), "demo-data", cwd=tmp_path)
+    assert demo.returncode == 0, demo.stderr
+    assert _db_counts(tmp_path / "h.db")["tickets"] == 7
+
+
 def test_cli_demo_data_events_replay(tmp_path: Path) -> None:
     """Demo tickets are made through real transitions: every ticket's log replays to its state."""
     from sqlalchemy import select
