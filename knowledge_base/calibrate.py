@@ -58,7 +58,7 @@ DEFAULT_SETS = [
 
 # Utterances of the router's seed corpus (dispatch) also teach the question model what a standard
 # question sounds like (简单咨询) and what does not (everything else).
-SEED_CORPORA = tuple(ROOT / "dispatch" / "models" / f"seed_corpus{n}.jsonl" for n in ("", "_2"))
+SEED_CORPORA = tuple(ROOT / "dispatch" / "models" / f"seed_corpus{n}.jsonl" for n in ("", "_2", "_3"))
 
 
 @dataclass

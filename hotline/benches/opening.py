@@ -73,8 +73,13 @@ def _healthy(port: int) -> bool:
 WATCH = """() => {
   const box = document.getElementById("content");
   window.__filled = [];
+  window.__lastOpening = null;
+  box.value = "";
+  delete box.dataset.typed;
+  delete box.dataset.opening;
   let last = box.value;
-  Hotline.on("transcript.opening", (p) => { window.__lastOpening = p; });
+  window.__openings = [];
+  Hotline.on("transcript.opening", (p) => { window.__lastOpening = p; window.__openings.push(p); });
   setInterval(() => {
     if (box.value !== last) { last = box.value; if (last) window.__filled.push([Date.now() / 1000, last]); }
   }, 10);
@@ -106,7 +111,7 @@ def measure(calls: int, clips: list[str]) -> dict[str, Any]:
             page.wait_for_url("**/console")
             page.select_option("#seat-choice", "1001")
             page.click("#sign-in")
-            page.wait_for_selector("#seat-state.ready", timeout=30_000)
+            _ready(page)
             for n in range(calls):
                 results.append(_one_call(page, kamailio, clips[n % len(clips)]))
             browser.close()
@@ -134,20 +139,39 @@ def measure(calls: int, clips: list[str]) -> dict[str, Any]:
     return out
 
 
+def _seconds(path: Path) -> float:
+    from callcenter.recording import wav_seconds
+
+    return wav_seconds(path)
+
+
+def _ready(page: Any) -> None:
+    try:
+        page.wait_for_selector("#seat-state.ready", timeout=60_000)
+    except Exception:
+        badge = page.eval_on_selector("#seat-state", "b => b.className + ' ' + b.textContent")
+        raise SystemExit(f"the seat did not become ready: {badge}") from None
+
+
 def _one_call(page: Any, kamailio: str, clip: str) -> dict[str, Any]:
-    page.reload()  # a fresh console: no text from the call before
-    page.wait_for_selector("#seat-state.ready", timeout=30_000)
+    _ready(page)
     page.evaluate(WATCH)
+    seconds = _seconds(CLIPS / clip)
     audio = pcap(f"sil:{LEAD_IN}", f"wav:{CLIPS / clip}", "sil:6", codec="PCMA")
-    caller = citizen(kamailio, hold_ms=30_000, pcaps={"audio": audio})
+    # the citizen hangs up once the clip and the pause after it are through
+    caller = citizen(kamailio, hold_ms=int((LEAD_IN + seconds + 8) * 1000), pcaps={"audio": audio})
+    filled_at, text, opening = None, None, None
     with caller:
         try:
             page.wait_for_function("() => window.__filled && window.__filled.length > 0", timeout=60_000)
+            filled_at, text = page.evaluate("() => window.__filled[0]")
+            opening = page.evaluate("() => window.__lastOpening || null")
         except Exception:  # no text on screen: said in the result, the next call goes on
-            return {"clip": clip, "on_screen_seconds": None}
-        filled_at, text = page.evaluate("() => window.__filled[0]")
-        opening = page.evaluate("() => window.__lastOpening || null")
-        caller.stop()
+            pass
+        caller.wait(120)
+    if filled_at is None:
+        seen = page.evaluate("() => (window.__openings || []).map((p) => p.text)")
+        return {"clip": clip, "on_screen_seconds": None, "openings_published": seen}
     ended = (opening or {}).get("speech_ended_at")
     return {
         "clip": clip,

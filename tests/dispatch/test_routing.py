@@ -198,7 +198,7 @@ ORDINARY = [
 # Emergency detection leans to recall; what the model takes for an emergency on its own is a known
 # false alarm here (the call is filed as the transfer and the operator is asked 转110？ 是/否).
 KNOWN_FALSE_ALARMS = {
-    "我想举报有人在河里电鱼": "since the second seed corpus the model gives 转110 0.40",
+    "我想举报有人在河里电鱼": "the model takes a report of illegal fishing for 110",
 }
 
 
