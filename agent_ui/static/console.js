@@ -85,7 +85,8 @@
     $("call-status").textContent = "通话已结束";
     $("call-card").classList.remove("popup");
     setCall(null);
-    showSeat("wrap_up", new Date().toISOString());
+    // no guess at the seat's state here: the server's "seat" event came first, and a call that rang
+    // this seat unanswered (it went back to the queue) leaves the seat on 小休, not in 话后处理
   });
   Hotline.on("seat", (p) => { if (p.extension === C.extension) showSeat(p.state, p.state_since ? new Date().toISOString() : ""); });
   // 最长等待 counts up between queue events: the server says how long at that moment.

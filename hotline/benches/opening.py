@@ -100,7 +100,9 @@ def measure(calls: int, clips: list[str]) -> dict[str, Any]:
     results: list[dict[str, Any]] = []
     try:
         wait_for(lambda: _healthy(web_port), 180, "hotline serve with speech to start")
-        phone = SeatPhone("1001", kamailio, calls=calls, pcaps={"audio": pcap("sil:40")})
+        phone = SeatPhone(
+            "1001", kamailio, calls=calls, timeout=60.0 * (calls + 2), pcaps={"audio": pcap("sil:1")}
+        )
         with sync_playwright() as play, running(phone):
             browser = play.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
             page = browser.new_page(base_url=f"http://127.0.0.1:{web_port}")
@@ -150,7 +152,8 @@ def _ready(page: Any) -> None:
         page.wait_for_selector("#seat-state.ready", timeout=60_000)
     except Exception:
         badge = page.eval_on_selector("#seat-state", "b => b.className + ' ' + b.textContent")
-        raise SystemExit(f"the seat did not become ready: {badge}") from None
+        server = page.evaluate("() => fetch('/api/seats').then((r) => r.json())")
+        raise SystemExit(f"the seat did not become ready: page {badge}, server {server}") from None
 
 
 def _one_call(page: Any, kamailio: str, clip: str) -> dict[str, Any]:
