@@ -135,7 +135,9 @@ class OpeningStatements:
     def _run(self, uid: str, statement: Statement) -> None:
         started = time.monotonic()
         try:
-            text = self.transcriber.transcribe_samples(statement.audio, VAD_RATE).text
+            # Already cut by voice activity: a second filter inside Whisper dropped a quiet caller's
+            # whole statement (a telephone 26 dB below full scale came out as no text at all).
+            text = self.transcriber.transcribe_samples(statement.audio, VAD_RATE, vad=False).text
         except Exception as exc:  # a failed statement must not end the stream; the after-call one follows
             self.emit({"type": "opening_failed", "call": uid, "error": f"{type(exc).__name__}: {exc}"})
             return

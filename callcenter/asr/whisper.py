@@ -182,7 +182,8 @@ class WhisperTranscriber:
     def stream(self, rate: int) -> WhisperStream:
         return WhisperStream(self, rate)
 
-    def transcribe_samples(self, samples: np.ndarray, rate: int) -> Segment:
+    def transcribe_samples(self, samples: np.ndarray, rate: int, vad: bool | None = None) -> Segment:
+        """`vad`: this call's voice-activity filter (default: the transcriber's own setting)."""
         if not len(samples):
             return Segment("", [])
         if rate != WHISPER_RATE:
@@ -194,7 +195,8 @@ class WhisperTranscriber:
             audio,
             language="zh",
             beam_size=self.beam_size,
-            vad_filter=self.vad,  # silence is skipped, not "heard" (Whisper invents text for silence)
+            # silence is skipped, not "heard" (Whisper invents text for silence)
+            vad_filter=self.vad if vad is None else vad,
             condition_on_previous_text=False,  # one mis-heard digit string must not loop on
             # Noise it cannot read makes Whisper repeat itself until its token limit (30 s of decoding
             # for 8 s of audio): no window may yield more tokens than fast speech has.
