@@ -25,4 +25,4 @@ def downgrade() -> None:
     # the vectors are a cache of the entries: dropping them makes the next start embed again
     op.execute("DELETE FROM kb_entry_vectors")
     with op.batch_alter_table("kb_entry_vectors") as batch:
-        batch.add_column(sa.Column("answer", sa.LargeBinary(), nullable=False, server_default=b""))
+        batch.add_column(sa.Column("answer", sa.LargeBinary(), nullable=False))
