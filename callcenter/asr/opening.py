@@ -135,9 +135,9 @@ class OpeningStatements:
     def _run(self, uid: str, statement: Statement) -> None:
         started = time.monotonic()
         try:
-            # Already cut by voice activity: a second filter inside Whisper dropped a quiet caller's
-            # whole statement (a telephone 26 dB below full scale came out as no text at all).
-            text = self.transcriber.transcribe_samples(statement.audio, VAD_RATE, vad=False).text
+            # Already cut by voice activity: Whisper's own filter and its "no speech" guess dropped a
+            # quiet caller's statement (a telephone 26 dB below full scale came out as no text at all).
+            text = self.transcriber.transcribe_samples(statement.audio, VAD_RATE, speech=True).text
         except Exception as exc:  # a failed statement must not end the stream; the after-call one follows
             self.emit({"type": "opening_failed", "call": uid, "error": f"{type(exc).__name__}: {exc}"})
             return

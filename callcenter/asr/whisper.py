@@ -120,6 +120,9 @@ def tidy(text: str) -> str:
     return numerals_to_digits(text, lone=False)
 
 
+NO_SPEECH_THRESHOLD = 0.6  # faster-whisper's default: a window this likely silent (and unsure) is dropped
+
+
 class WhisperStream:
     """Audio gathered at the stream's rate; the text comes when the stream is finished."""
 
@@ -182,8 +185,9 @@ class WhisperTranscriber:
     def stream(self, rate: int) -> WhisperStream:
         return WhisperStream(self, rate)
 
-    def transcribe_samples(self, samples: np.ndarray, rate: int, vad: bool | None = None) -> Segment:
-        """`vad`: this call's voice-activity filter (default: the transcriber's own setting)."""
+    def transcribe_samples(self, samples: np.ndarray, rate: int, speech: bool = False) -> Segment:
+        """`speech`: the samples are known to be speech (cut by a voice-activity detector already):
+        no second filter, and no window dropped as "no speech" (a quiet caller's was)."""
         if not len(samples):
             return Segment("", [])
         if rate != WHISPER_RATE:
@@ -196,7 +200,8 @@ class WhisperTranscriber:
             language="zh",
             beam_size=self.beam_size,
             # silence is skipped, not "heard" (Whisper invents text for silence)
-            vad_filter=self.vad if vad is None else vad,
+            vad_filter=self.vad and not speech,
+            no_speech_threshold=None if speech else NO_SPEECH_THRESHOLD,
             condition_on_previous_text=False,  # one mis-heard digit string must not loop on
             # Noise it cannot read makes Whisper repeat itself until its token limit (30 s of decoding
             # for 8 s of audio): no window may yield more tokens than fast speech has.
