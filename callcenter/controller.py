@@ -663,6 +663,7 @@ class Controller:
                     "caller": call.caller,
                     "caller_masked": mask_phone(call.caller),
                     "earlier_tickets": earlier,
+                    "opening": _opening_of(call.uid),
                 },
             )
 
@@ -934,3 +935,10 @@ def _seconds(files: list[str]) -> float:
         with contextlib.suppress(OSError, wave.Error), wave.open(name, "rb") as wav:
             total += wav.getnframes() / float(wav.getframerate())
     return total
+
+
+def _opening_of(uid: str) -> dict[str, Any] | None:
+    """What the caller said while waiting, already transcribed (none without speech to text)."""
+    from callcenter.asr import runtime  # the speech runtime is optional: imported when a call rings
+
+    return runtime.opening_of(uid)

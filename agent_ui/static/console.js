@@ -74,6 +74,7 @@
     transcript = "";
     $("transcript").textContent = "";
     Hotline.toast(`来电：${p.caller_masked || p.caller}`, "warn");
+    if (p.opening) useOpening(p.opening);  // said while waiting in the queue
   });
   Hotline.on("call.answered", (p) => {
     if (p.call_uid !== C.callUid) return;
@@ -112,8 +113,9 @@
   });
   // The caller's opening statement (智能填单), transcribed as soon as they paused: into 诉求内容 unless
   // the operator has typed there already; the triage follows as if it had been typed.
-  Hotline.on("transcript.opening", (p) => {
-    if (p.call_uid !== C.callUid || !p.text) return;
+  Hotline.on("transcript.opening", (p) => { if (p.call_uid === C.callUid) useOpening(p); });
+  function useOpening(p) {
+    if (!p.text) return;
     if (!transcript) { transcript = p.text; $("transcript").textContent = transcript; }
     const content = $("content");
     if (!content.dataset.typed) {
@@ -122,7 +124,7 @@
       scheduleTriage();
       Hotline.toast("已按来电人开场陈述自动填写诉求内容，请核对", "info");
     }
-  });
+  }
   // The recogniser's suggestions for the call trigger the same triage as typing: one list, one confidence.
   Hotline.on("kb.suggestions", (p) => { if (p.call_uid === C.callUid && $("content").value.trim()) scheduleTriage(); });
 

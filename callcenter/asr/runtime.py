@@ -114,6 +114,9 @@ class LiveBridge:
         self.understand = understand  # opening statement -> {"text", "suggestions", "classification"}
         self.texts: dict[str, str] = {}
         self.hello: dict[str, Any] = {}
+        # each open stream's opening statement: a caller who spoke in the queue has it shown when the
+        # call reaches a seat (call.offered carries it), not lost before the console knew the call
+        self.openings: dict[str, dict[str, Any]] = {}
 
     async def run(self) -> None:
         assert self.socket_path is not None
@@ -136,6 +139,7 @@ class LiveBridge:
         elif kind in ("started", "ended"):
             if kind == "ended":
                 self.texts.pop(uid, None)
+                self.openings.pop(uid, None)
             self.ctx.events.publish("transcript.live", {"call_uid": uid, "state": kind})
 
     async def _opening(self, uid: str, event: dict[str, Any]) -> None:
@@ -148,6 +152,8 @@ class LiveBridge:
         }
         if self.understand is not None and event["text"]:
             payload.update(await asyncio.to_thread(self.understand, event["text"]))
+        if event["text"]:
+            self.openings[uid] = payload
         self.ctx.events.publish("transcript.opening", payload)
 
     async def _text(self, uid: str, event: dict[str, Any], final: bool) -> None:
@@ -231,6 +237,13 @@ class SpeechRuntime:
             "live_reason": self.live_state.get("live_reason") if vosk is None else None,
             "opening": "on" if opening else "off",
         }
+
+    def opening_of(self, uid: str) -> dict[str, Any] | None:
+        """The call's opening statement when it came already (from this machine or a media host)."""
+        for bridge in (self._bridge, self._remote):
+            if bridge is not None and uid in bridge.openings:
+                return bridge.openings[uid]
+        return None
 
     async def remote(self, host: str, event: dict[str, Any]) -> None:
         """An event of a media host's live recogniser (callcenter.asr.hostlive), published as ours."""
@@ -322,6 +335,10 @@ async def stop() -> None:
 def current() -> SpeechRuntime | None:
     """This process's speech runtime, when started."""
     return _current
+
+
+def opening_of(uid: str) -> dict[str, Any] | None:
+    return _current.opening_of(uid) if _current is not None else None
 
 
 def asr_status() -> dict[str, Any]:

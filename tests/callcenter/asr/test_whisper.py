@@ -295,6 +295,8 @@ async def _opening_session(ctx: HotlineContext, folder: Path, audio: np.ndarray,
             talk = LiveClient(runtime.live_socket, "op-1")
             await asyncio.to_thread(stream_audio, talk, _call(audio, 8000), 0.002)
             seen = await _collect(events, until=lambda e: e.topic == "transcript.opening", timeout=60)
+            # kept for the call's ring at a seat (call.offered), if the caller spoke in the queue
+            assert runtime.opening_of("op-1") == seen[-1].payload
             await asyncio.to_thread(talk.close)
         _understood_opening(seen[-1].payload, "op-1", ref)
     finally:
