@@ -171,11 +171,13 @@ def _one_call(page: Any, kamailio: str, clip: str, in_queue: bool = False) -> di
     seconds = _seconds(CLIPS / clip)
     audio = pcap(f"sil:{LEAD_IN}", f"wav:{CLIPS / clip}", "sil:6", codec="PCMA")
     # the citizen hangs up once the clip and the pause after it are through
-    caller = citizen(kamailio, hold_ms=int((LEAD_IN + seconds + 8) * 1000), pcaps={"audio": audio})
+    hold = LEAD_IN + seconds + (25 if in_queue else 8)
+    caller = citizen(kamailio, hold_ms=int(hold * 1000), pcaps={"audio": audio})
     filled_at, text, opening = None, None, None
     with caller:
         if in_queue:  # the statement is made while nobody can take the call; then the seat is free
-            page.wait_for_function("() => window.__openings.length > 0", timeout=60_000)
+            # (a console hears only its own calls' speech: nothing to wait for on the page)
+            page.wait_for_timeout((LEAD_IN + seconds + 4) * 1000)
             page.click("[data-seat-state=ready]")
         try:
             page.wait_for_function("() => window.__filled && window.__filled.length > 0", timeout=60_000)
