@@ -58,7 +58,7 @@ DEFAULT_SETS = [
 
 # Utterances of the router's seed corpus (dispatch) also teach the question model what a standard
 # question sounds like (简单咨询) and what does not (everything else).
-SEED_CORPORA = tuple(ROOT / "dispatch" / "models" / f"seed_corpus{n}.jsonl" for n in ("", "_2", "_3"))
+SEED_CORPORA = tuple(sorted((ROOT / "dispatch" / "models").glob("seed_corpus*.jsonl")))  # as the router
 
 
 @dataclass
@@ -104,7 +104,7 @@ def fit_question(
 ) -> QuestionModel:
     from sklearn.linear_model import LogisticRegression
 
-    seed = [row for path in SEED_CORPORA if path.exists() for row in load_jsonl(path)]
+    seed = [row for path in SEED_CORPORA for row in load_jsonl(path)]
     texts = [u.text for u in utterances if u.group != skip_group] + [r["text"] for r in seed]
     labels = [u.answerable for u in utterances if u.group != skip_group]
     labels += [r.get("category") == "简单咨询" for r in seed]

@@ -21,11 +21,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from callcenter.asr import whisper
 from callcenter.asr.client import live_socket_path
 from callcenter.asr.runtime import end_process, opening_arguments, spawn_live, subscription
-from callcenter.asr.service import engine_folder
-from callcenter.asr.transcriber import ModelError, check_model_folder
+from callcenter.asr.service import check_engine_folder, engine_folder
+from callcenter.asr.transcriber import ModelError
 from callcenter.protocol import encode
 from callcenter.settings import AsrSettings
 
@@ -42,20 +41,19 @@ def host_models(settings: AsrSettings, resolve: Callable[[Path], Path]) -> tuple
     reasons: list[str] = []
     vosk: Path | None = None
     if settings.model_path is not None:
+        folder = resolve(settings.model_path)
         try:
-            vosk = check_model_folder(resolve(settings.model_path))
+            check_engine_folder("vosk", settings, folder)
+            vosk = folder
         except ModelError as exc:
             reasons.append(f"live text off: {exc}")
     opening: list[str] = []
     if settings.engine == "whisper" and settings.opening_statement:
-        folder = engine_folder(resolve, settings)
-        assert folder is not None
+        whisper = engine_folder(resolve, settings)
+        assert whisper is not None
         try:
-            if settings.whisper_model is None:
-                whisper.packaged_model(folder)  # joins the packaged parts once, checks the SHA-256
-            else:
-                whisper.check_whisper_folder(folder)
-            opening = opening_arguments(settings, folder)
+            check_engine_folder("whisper", settings, whisper)
+            opening = opening_arguments(settings, whisper)
         except ModelError as exc:
             reasons.append(f"opening statements off: {exc}")
     return vosk, opening, "; ".join(reasons)

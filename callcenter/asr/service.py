@@ -224,7 +224,7 @@ class TranscriptionService:
             self._off("no model configured ([callcenter.asr] model_path)")
             return
         try:
-            await asyncio.to_thread(self._check_model, self.model_path)
+            await asyncio.to_thread(check_engine_folder, self.engine, self.settings, self.model_path)
         except ModelError as exc:
             self._off(str(exc))
             return
@@ -233,14 +233,6 @@ class TranscriptionService:
             return  # the same broken files as last time: do not spawn a process to fail again
         self._model_signature = signature
         await self._start_pool()
-
-    def _check_model(self, folder: Path) -> None:
-        if self.engine == "vosk":
-            check_model_folder(folder)
-        elif self.settings.whisper_model is None:
-            whisper.packaged_model(folder)  # joins the packaged parts once, checks the SHA-256
-        else:
-            whisper.check_whisper_folder(folder)
 
     def _engine_spec(self) -> workers.EngineSpec:
         s = self.settings
@@ -544,6 +536,16 @@ def suggestions(kb: Any, text: str, k: int = 3) -> list[dict[str, Any]]:
         }
         for hit in kb.match(text, k=k)
     ]
+
+
+def check_engine_folder(engine: str, settings: AsrSettings, folder: Path) -> None:
+    """Refuse a missing or changed model of `engine` in `folder` (ModelError says why)."""
+    if engine == "vosk":
+        check_model_folder(folder)
+    elif settings.whisper_model is None:
+        whisper.packaged_model(folder)  # joins the packaged parts once, checks the SHA-256
+    else:
+        whisper.check_whisper_folder(folder)
 
 
 def engine_folder(resolve: Callable[[Path], Path], settings: AsrSettings) -> Path | None:

@@ -71,14 +71,17 @@ def _healthy(port: int) -> bool:
 
 
 WATCH = """() => {
+  // before each call: a fresh record and an empty form; the handler and the poll are set up once
   const box = document.getElementById("content");
   window.__filled = [];
+  window.__openings = [];
   window.__lastOpening = null;
   box.value = "";
   delete box.dataset.typed;
   delete box.dataset.opening;
+  if (window.__watching) return;
+  window.__watching = true;
   let last = box.value;
-  window.__openings = [];
   Hotline.on("transcript.opening", (p) => { window.__lastOpening = p; window.__openings.push(p); });
   setInterval(() => {
     if (box.value !== last) { last = box.value; if (last) window.__filled.push([Date.now() / 1000, last]); }
