@@ -24,7 +24,7 @@ from callcenter.control import LEASE_NAME, ControlServer, Handler
 from callcenter.leadership import RETRY_SECONDS, Lease
 from callcenter.models import ControllerLease
 from callcenter.prompts import PromptToolMissing, ensure_prompts
-from callcenter.protocol import ProtocolError, decode
+from callcenter.protocol import ProtocolError, decode, encode
 from callcenter.runtime import CallCentre, start_call_centre, telephony_status
 from callcenter.service import CallCenterError
 from callcenter.store import RecordingStore
@@ -38,18 +38,31 @@ LOST_LEASE_EXIT = 3
 Background = Callable[[CallCentre | None], Awaitable[Callable[[], Awaitable[None]]]]
 
 
-async def speech_events(hello: dict[str, Any], reader: asyncio.StreamReader, _writer: Any) -> None:
-    """A media host's live recogniser events (callcenter.asr.hostlive), published as this process's."""
+async def speech_events(hello: dict[str, Any], reader: asyncio.StreamReader, writer: Any) -> None:
+    """A media host's live recogniser events (callcenter.asr.hostlive), published as this process's.
+    Each is acknowledged once published, so the host sends again what a dead controller read but never
+    published; a number already published (sent again over a new link) is acknowledged, not repeated."""
     host = str(hello.get("media_host") or "?")
+    series = (host, str(hello.get("epoch") or ""))
     while line := await reader.readline():
         try:
             event = decode(line)
         except ProtocolError as exc:
             log.warning("media host %s sent a bad speech event: %s", host, exc)
             continue
-        speech = asr_runtime.current()
-        if speech is not None:
-            await speech.remote(host, event)
+        seq = event.get("seq")
+        if not isinstance(seq, int) or seq > _published.get(series, 0):
+            speech = asr_runtime.current()
+            if speech is not None:
+                await speech.remote(host, event)
+        if isinstance(seq, int):
+            _published[series] = max(seq, _published.get(series, 0))
+            writer.write(encode({"ack": seq}))
+            await writer.drain()
+
+
+# the last event number published from each media host's series (host, epoch)
+_published: dict[tuple[str, str], int] = {}
 
 
 def holder_name() -> str:

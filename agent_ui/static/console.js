@@ -118,6 +118,7 @@
     if (!p.text) return;
     if (!transcript) { transcript = p.text; $("transcript").textContent = transcript; }
     const content = $("content");
+    if (content.dataset.opening && content.value === p.text) return;  // the same statement again
     if (!content.dataset.typed) {
       content.value = p.text;
       content.dataset.opening = "1";

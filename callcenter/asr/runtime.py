@@ -28,7 +28,8 @@ import contextlib
 import json
 import logging
 import sys
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,9 @@ from callcenter.settings import AsrSettings
 log = logging.getLogger("callcenter.asr")
 
 LIVE_START_SECONDS = 60.0
+RESTART_FIRST_SECONDS = 1.0
+RESTART_MAX_SECONDS = 60.0
+STEADY_SECONDS = 60.0  # a recogniser that ran this long before it stopped is started again at once
 AFTER_CALL_ONLY = "实时转写已满，仅通话后转写 (after-call transcript only)"
 
 
@@ -98,18 +102,65 @@ async def end_process(process: asyncio.subprocess.Process) -> None:
             await process.wait()
 
 
-class LiveBridge:
-    """Reads the live recogniser's event lines and republishes them for the pages."""
+class LiveProcess:
+    """The live recogniser kept running: when it stops after a good start (a crash, a kill, the kernel's
+    out-of-memory killer) it is started again, after a pause that grows while it keeps stopping. Its
+    event lines go to `consume` after each start. A first start that fails is a configuration fault:
+    it is reported, not retried."""
 
     def __init__(
         self,
-        ctx: CallCentreContext,
-        socket_path: Path | None,
-        kb_for_text: Any = None,
-        understand: Any = None,
+        socket_path: Path,
+        log_path: Path,
+        vosk: Path | None,
+        opening: list[str],
+        max_streams: int,
+        consume: Callable[[asyncio.StreamReader], Awaitable[None]],
     ) -> None:
+        self.arguments = (socket_path, log_path, vosk, opening, max_streams)
+        self.socket_path, self.log_path = socket_path, log_path
+        self.consume = consume
+        self.process: asyncio.subprocess.Process | None = None
+        self.restarts = 0
+        self.running = False
+
+    async def start(self) -> bool:
+        self.process = await spawn_live(*self.arguments)
+        self.running = self.process is not None
+        return self.running
+
+    async def follow(self) -> None:
+        """Consume events until stopped, starting the recogniser again whenever it goes away."""
+        pause = RESTART_FIRST_SECONDS
+        while True:
+            started = time.monotonic()
+            if self.process is not None:
+                try:
+                    async with subscription(self.socket_path) as reader:
+                        await self.consume(reader)
+                except OSError as exc:
+                    log.error("live recogniser connection failed: %s", exc)
+                await end_process(self.process)
+            self.running = False
+            if time.monotonic() - started > STEADY_SECONDS:
+                pause = RESTART_FIRST_SECONDS
+            log.error("live recogniser stopped (see %s); starting it again in %.0f s", self.log_path, pause)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, RESTART_MAX_SECONDS)
+            if await self.start():
+                self.restarts += 1
+                log.warning("live recogniser started again (%d restarts)", self.restarts)
+
+    async def stop(self) -> None:
+        if self.process is not None:
+            await end_process(self.process)
+
+
+class LiveBridge:
+    """Reads the live recogniser's event lines and republishes them for the pages."""
+
+    def __init__(self, ctx: CallCentreContext, kb_for_text: Any = None, understand: Any = None) -> None:
         self.ctx = ctx
-        self.socket_path = socket_path
         self.kb_for_text = kb_for_text  # text -> suggestions; None: no suggestions while talking
         self.understand = understand  # opening statement -> {"text", "suggestions", "classification"}
         self.texts: dict[str, str] = {}
@@ -118,11 +169,9 @@ class LiveBridge:
         # call reaches a seat (call.offered carries it), not lost before the console knew the call
         self.openings: dict[str, dict[str, Any]] = {}
 
-    async def run(self) -> None:
-        assert self.socket_path is not None
-        async with subscription(self.socket_path) as reader:
-            while line := await reader.readline():
-                await self.handle(json.loads(line))
+    async def consume(self, reader: asyncio.StreamReader) -> None:
+        while line := await reader.readline():
+            await self.handle(json.loads(line))
 
     async def handle(self, event: dict[str, Any]) -> None:
         kind, uid = event.get("type"), event.get("call")
@@ -175,7 +224,7 @@ class SpeechRuntime:
         runtime_dir = ctx.settings.resolve(ctx.settings.callcenter.runtime_dir)
         self.live_socket = live_socket_path(runtime_dir)
         self.live_log = runtime_dir / "asr-live.log"
-        self._live: asyncio.subprocess.Process | None = None
+        self._live: LiveProcess | None = None
         self._bridge: LiveBridge | None = None
         self._bridge_task: asyncio.Task[None] | None = None
         self.live_state: dict[str, Any] = {"live": "off", "live_reason": "not started"}
@@ -192,7 +241,7 @@ class SpeechRuntime:
             with contextlib.suppress(asyncio.CancelledError, OSError):
                 await self._bridge_task
         if self._live is not None:
-            await end_process(self._live)
+            await self._live.stop()
         await self.transcription.stop()
 
     def status(self) -> dict[str, Any]:
@@ -205,6 +254,11 @@ class SpeechRuntime:
                     if k in self._bridge.hello
                 }
             )
+        if self._live is not None:
+            live["live_restarts"] = self._live.restarts
+            if not self._live.running:  # stopped: being started again, after-call transcripts meanwhile
+                reason = f"live recogniser stopped, starting it again; see {self.live_log}"
+                live.update({"live": "off", "opening": "off", "live_reason": reason})
         state = self.transcription.status()
         return {
             **state,
@@ -222,16 +276,17 @@ class SpeechRuntime:
         opening = self._opening_args()
         if vosk is None and not opening:
             return
-        self._live = await spawn_live(
-            self.live_socket, self.live_log, vosk, opening, self.settings.live_streams
+        self._bridge = LiveBridge(self.ctx, self._suggest, self._understand)
+        live = LiveProcess(
+            self.live_socket, self.live_log, vosk, opening, self.settings.live_streams, self._bridge.consume
         )
-        if self._live is None:
+        if not await live.start():
             reason = f"live recogniser did not start; see {self.live_log}"
             self.live_state = {"live": "off", "live_reason": reason}
             log.error("live speech recognition off: see %s", self.live_log)
             return
-        self._bridge = LiveBridge(self.ctx, self.live_socket, self._suggest, self._understand)
-        self._bridge_task = asyncio.create_task(self._follow(self._bridge), name="asr-live-bridge")
+        self._live = live
+        self._bridge_task = asyncio.create_task(live.follow(), name="asr-live-bridge")
         self.live_state = {
             "live": "on" if vosk is not None else "off",
             "live_reason": self.live_state.get("live_reason") if vosk is None else None,
@@ -248,7 +303,7 @@ class SpeechRuntime:
     async def remote(self, host: str, event: dict[str, Any]) -> None:
         """An event of a media host's live recogniser (callcenter.asr.hostlive), published as ours."""
         if self._remote is None:
-            self._remote = LiveBridge(self.ctx, None, self._suggest, self._understand)
+            self._remote = LiveBridge(self.ctx, self._suggest, self._understand)
         if event.get("type") == "hello":
             self.live_hosts[host] = {k: event.get(k) for k in ("max_streams", "cpu_per_stream", "opening")}
         await self._remote.handle(event)
@@ -278,14 +333,6 @@ class SpeechRuntime:
             return []
         assert self.transcription.model_path is not None
         return opening_arguments(s, self.transcription.model_path)
-
-    async def _follow(self, bridge: LiveBridge) -> None:
-        try:
-            await bridge.run()
-        except OSError as exc:
-            log.error("live recogniser connection failed: %s", exc)
-        # The recogniser went away: calls get the after-call transcript until the next start.
-        self.live_state = {"live": "off", "live_reason": f"live recogniser stopped; see {self.live_log}"}
 
     def _suggest(self, text: str) -> list[dict[str, Any]]:
         with self.ctx.unit_of_work() as session:

@@ -226,3 +226,52 @@ def test_status_for_the_health_page_without_a_model(db_url: str, tmp_path: Path)
         ctx.close()
     assert (status["transcription"], status["live"], status["model_path"]) == ("off", "off", str(missing))
     assert str(missing) in status["reason"] and status["live_reason"] == status["reason"]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_killed_live_recogniser_is_started_again(
+    db_url: str, tiny_model: Path, speech: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kill -9 of the live recogniser: the status says so, it is started again, and the next call's
+    speech becomes live text as before."""
+    import tempfile
+
+    from callcenter.asr import runtime as asr_runtime
+
+    monkeypatch.setattr(asr_runtime, "RESTART_FIRST_SECONDS", 0.2)
+    runtime_dir = Path(tempfile.mkdtemp(prefix="asr-rs-"))
+    ctx = HotlineContext.from_settings(make_settings(db_url, callcenter={"runtime_dir": str(runtime_dir)}))
+    try:
+        asyncio.run(_killed_and_restarted(ctx, tiny_model, speech[8000]))
+    finally:
+        ctx.close()
+
+
+async def _killed_and_restarted(ctx: HotlineContext, model: Path, audio: np.ndarray) -> None:
+    import os
+    import signal
+
+    runtime = SpeechRuntime(ctx, AsrSettings(model_path=model, live_streams=1))
+    await runtime.start()
+    try:
+        first = runtime._live.process  # type: ignore[union-attr]
+        assert first is not None and runtime.status()["live_restarts"] == 0
+        os.kill(first.pid, signal.SIGKILL)
+        for _ in range(300):
+            status = runtime.status()
+            if status["live_restarts"] == 1 and status["live"] == "on":
+                break
+            await asyncio.sleep(0.1)
+        assert (status["live"], status["live_restarts"]) == ("on", 1), status
+        assert runtime._live.process is not first  # type: ignore[union-attr]
+        async with ctx.events.subscribe(["transcript."]) as events:
+            talk = LiveClient(runtime.live_socket, "after-restart")
+            assert talk.state == "streaming", talk.reason
+            await asyncio.to_thread(stream_audio, talk, np.concatenate([audio, silence(8000, 1.5)]), 0.0002)
+            await asyncio.to_thread(talk.close)
+            seen = await _collect(
+                events, until=lambda e: e.topic == "transcript.live" and e.payload["state"] == "ended"
+            )
+        assert any(e.topic == "transcript.partial" and e.payload["final"] for e in seen)
+    finally:
+        await runtime.stop()
