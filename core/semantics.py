@@ -31,6 +31,8 @@ E5_NAME = "multilingual-e5-small-q4"
 NONE = "none"
 # Long inputs cost time and add nothing a caller's request needs: the first characters say it.
 MAX_CHARS = 256
+# where the embedding cache lives ("off": no cache)
+CACHE_VARIABLE = "HOTLINE_EMBEDDING_CACHE"
 
 
 class Encoder(Protocol):
@@ -126,9 +128,13 @@ class _DiskCache:
     Keyed by model version; any failure only means the texts are embedded again."""
 
     def __init__(self) -> None:
-        default = Path.home() / ".cache" / "hotline12345" / "embeddings.sqlite"
-        self.path = Path(os.environ.get("HOTLINE_EMBEDDING_CACHE", default))
         self._lock = threading.Lock()
+
+    @property
+    def path(self) -> Path:
+        # read at each use, so a benchmark (or a test) can point it at an empty file
+        default = Path.home() / ".cache" / "hotline12345" / "embeddings.sqlite"
+        return Path(os.environ.get(CACHE_VARIABLE, default))
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -140,7 +146,7 @@ class _DiskCache:
         return db
 
     def get(self, model: str, kind: str, texts: list[str]) -> dict[str, np.ndarray]:
-        if not texts or os.environ.get("HOTLINE_EMBEDDING_CACHE") == "off":
+        if not texts or os.environ.get(CACHE_VARIABLE) == "off":
             return {}
         found: dict[str, np.ndarray] = {}
         try:
@@ -160,7 +166,7 @@ class _DiskCache:
         return found
 
     def put(self, model: str, kind: str, vectors: dict[str, np.ndarray]) -> None:
-        if not vectors or os.environ.get("HOTLINE_EMBEDDING_CACHE") == "off":
+        if not vectors or os.environ.get(CACHE_VARIABLE) == "off":
             return
         try:
             with self._lock, closing(self._connect()) as db, db:
