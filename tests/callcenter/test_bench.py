@@ -57,3 +57,22 @@ def test_the_hosts_drill_in_namespaces_loses_nothing(pg_database: str) -> None:
     assert figures["surviving_calls"] >= 1 and figures["surviving_calls_failed"] == 0
     assert figures["cut_calls"] >= 2 and figures["cut_calls_closed"] == figures["cut_calls"]
     assert figures["lost_records"] == 0 and figures["lost_recordings"] == 0
+
+
+@pytest.mark.skipif(
+    not os.path.exists("/usr/bin/chromium"), reason="needs Debian's chromium (make test installs it)"
+)
+def test_the_opening_statement_bench_fills_the_form_in_a_browser() -> None:
+    """The end-to-end opening-statement benchmark, one call and one caller who speaks in the queue:
+    the statement reaches the operator's 诉求内容 and the delay is measured (its size is the
+    benchmark's business, not this test's)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "hotline.benches.opening", "--calls", "1", "--clips", "clip_006.wav"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=420,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["shown"] == 1, figures
+    call = figures["per_call"][0]
+    assert call["text"] and call["on_screen_seconds"] is not None and call["on_screen_seconds"] > 0
+    assert figures["said_in_queue_shown"], figures
