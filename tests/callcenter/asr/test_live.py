@@ -10,7 +10,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -152,13 +152,17 @@ def test_capacity_follows_the_measured_cpu() -> None:
 def test_runtime_publishes_live_text_and_refusals(
     db_url: str, tiny_model: Path, speech: dict, tmp_path: Path
 ) -> None:
+    in_context(db_url, lambda ctx: _live_session(ctx, tiny_model, speech[8000]))
+
+
+def in_context(db_url: str, session: Callable[[HotlineContext], Awaitable[None]]) -> None:
+    """Run `session` on a context of its own (its own runtime folder: short Unix socket paths)."""
     import tempfile
 
     runtime_dir = Path(tempfile.mkdtemp(prefix="asr-rt-"))
-    settings = make_settings(db_url, callcenter={"runtime_dir": str(runtime_dir)})
-    ctx = HotlineContext.from_settings(settings)
+    ctx = HotlineContext.from_settings(make_settings(db_url, callcenter={"runtime_dir": str(runtime_dir)}))
     try:
-        asyncio.run(_live_session(ctx, tiny_model, speech[8000]))
+        asyncio.run(session(ctx))
     finally:
         ctx.close()
 
@@ -234,17 +238,10 @@ def test_a_killed_live_recogniser_is_started_again(
 ) -> None:
     """kill -9 of the live recogniser: the status says so, it is started again, and the next call's
     speech becomes live text as before."""
-    import tempfile
-
     from callcenter.asr import runtime as asr_runtime
 
     monkeypatch.setattr(asr_runtime, "RESTART_FIRST_SECONDS", 0.2)
-    runtime_dir = Path(tempfile.mkdtemp(prefix="asr-rs-"))
-    ctx = HotlineContext.from_settings(make_settings(db_url, callcenter={"runtime_dir": str(runtime_dir)}))
-    try:
-        asyncio.run(_killed_and_restarted(ctx, tiny_model, speech[8000]))
-    finally:
-        ctx.close()
+    in_context(db_url, lambda ctx: _killed_and_restarted(ctx, tiny_model, speech[8000]))
 
 
 async def _killed_and_restarted(ctx: HotlineContext, model: Path, audio: np.ndarray) -> None:
