@@ -2,7 +2,10 @@
 
 Prints top-1/top-3 per kind, the failing lines with their notes, and as the last line one JSON object
 with top1, top3, false_positive_rate, confident_precision, confident_coverage, category_accuracy,
-department_accuracy, emergency_recall, false_alarm_rate (ordinary calls filed as an emergency),
+department_accuracy (as the console's triage decides, with the knowledge base),
+router_alone_category_accuracy and router_alone_department_accuracy (`Router().classify` alone, the
+public contract without a knowledge base), emergency_recall, false_alarm_rate (ordinary calls filed
+as an emergency),
 emergency_prompt_rate (ordinary calls on which the console asks 转1xx？), p50_ms and p99_ms (latency
 with the KB scaled to 10 000 entries; the synthetic entries are embedded too, so keep --scale small
 when the embedding model is on, or use python -m hotline.benches.understanding).
@@ -36,6 +39,7 @@ def evaluate(kb: KnowledgeBase, queries: list[dict[str, Any]], scale: int = 10_0
     per_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # n, top1, top3
     answerable = top1 = top3 = negatives = false_pos = confident = confident_right = 0
     cat_ok = dept_ok = emerg_n = emerg_ok = ordinary = false_alarms = prompts = 0
+    alone_cat = alone_dept = 0  # Router().classify alone: the public contract, no knowledge base
     failures: list[str] = []
     for q in queries:
         hits = kb.match(q["text"], k=3)
@@ -68,6 +72,9 @@ def evaluate(kb: KnowledgeBase, queries: list[dict[str, Any]], scale: int = 10_0
         category, department = decided.category, decided.department
         cat_ok += category == q.get("expected_category")
         dept_ok += department == q.get("expected_department")
+        alone = router.classify(q["text"])
+        alone_cat += alone.category == q.get("expected_category")
+        alone_dept += alone.department == q.get("expected_department")
         if q.get("expected_category") not in EMERGENCY:
             ordinary += 1
             false_alarms += category in EMERGENCY
@@ -101,6 +108,8 @@ def evaluate(kb: KnowledgeBase, queries: list[dict[str, Any]], scale: int = 10_0
             "confident_precision": _ratio(confident_right, confident),
             "confident_coverage": _ratio(confident_right, answerable),
             "category_accuracy": _ratio(cat_ok, len(queries)) if router else None,
+            "router_alone_category_accuracy": _ratio(alone_cat, len(queries)),
+            "router_alone_department_accuracy": _ratio(alone_dept, len(queries)),
             "department_accuracy": _ratio(dept_ok, len(queries)) if router else None,
             "emergency_recall": _ratio(emerg_ok, emerg_n) if router else None,
             # ordinary calls filed as an emergency, and those on which the console asks 转1xx？

@@ -53,6 +53,7 @@ TRANSFER_CATEGORY: dict[str, str] = {"110": "转110", "119": "转119", "120": "�
 UNDECIDED = "无法判定"
 COMPLEX = "疑难复杂"
 ON_THE_SPOT = "简单咨询"
+POLICY = "政策咨询"
 URGENT = "应急处突"
 EMERGENCY_CATEGORIES = ("转110", "转119", "转120", URGENT)
 # Emergency detection leans to recall: when the model's probabilities of the emergency categories
@@ -93,6 +94,17 @@ class Classification:
     # reaches EMERGENCY_DECIDE the category is the emergency itself; below it, down to
     # EMERGENCY_ALERT, the category stays the ordinary one and this names the emergency to ask about.
     possible_emergency: str | None = None
+    # For a 简单咨询: the 政策咨询 sub-category it becomes when the knowledge base does not answer it
+    # on the spot (DESIGN: a simple query is answered from the knowledge base; otherwise a
+    # department answers it). The router cannot know; the triage, which holds the knowledge base, can.
+    unanswered_subcategory: str | None = None
+
+    def unanswered(self) -> Classification:
+        """The same call when the knowledge base gives no answer: a 简单咨询 goes to its department as a
+        政策咨询; any other category stays."""
+        if self.category != ON_THE_SPOT:
+            return self
+        return replace(self, category=POLICY, subcategory=self.unanswered_subcategory)
 
 
 # --------------------------------------------------------------------------------------------
@@ -592,7 +604,7 @@ class Router:
                 asking=asking,
                 possible_emergency=possible,
             )
-        category = "政策咨询" if top == ON_THE_SPOT else top
+        category = POLICY if top == ON_THE_SPOT else top  # where it goes if not answered on the spot
         department = self._best_department(p)
         sub = self._best_sub(category, p, department)
         fixed = self._sub_department.get((category, sub))
@@ -612,10 +624,10 @@ class Router:
                 possible_emergency=possible,
             )
         confidence = min(
-            cats[top] + (cats.get("政策咨询", 0.0) if top == ON_THE_SPOT else 0.0),
+            cats[top] + (cats.get(POLICY, 0.0) if top == ON_THE_SPOT else 0.0),
             p["department"].get(department, 0.0) if fixed is None else 1.0,
         )
-        return Classification(
+        found = Classification(
             category,
             sub,
             department,
@@ -626,6 +638,10 @@ class Router:
             topical=True,
             possible_emergency=possible,
         )
+        if top == ON_THE_SPOT:  # what the caller asks is a simple query: said so, with its fallback
+            simple = self._best_sub(ON_THE_SPOT, p)
+            found = replace(found, category=ON_THE_SPOT, subcategory=simple, unanswered_subcategory=sub)
+        return found
 
     def with_department(self, found: Classification, department: str) -> Classification:
         """The same call handed to another department (the sub-category follows where it is the

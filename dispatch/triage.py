@@ -8,10 +8,11 @@ Combines the router (categories, departments, emergencies) with the knowledge ba
    suggestion and answers on the spot. "Probably" means the first hit scores at least the calibrated
    `answerable_threshold` (a probability learned from data, knowledge_base.ranker), the lexical and
    the dense retrievers agree on it, the caller asks for nothing the entry does not cover, and the
-   router reads a question: 政策咨询, or a call it files
+   router reads a question: 简单咨询 or 政策咨询, or a call it files
    under a complaint, a help request or nothing at all whose wording is a question ("的士夜里怎么收费"
    names a complaint topic but asks how things are);
-4. otherwise the router's category, sub-category and department; but when the first hit is close to
+4. otherwise the router's category, sub-category and department (a 简单咨询 the knowledge base does
+   not answer becomes a 政策咨询 of its department); but when the first hit is close to
    what was asked (relevance at least NEAR_TOPIC) though it does not answer it, and the knowledge
    base is surer of its topic than the router of its department, the entry's department takes it: a
    complaint that the ID card takes too long sits beside the ID-card entry, and goes to its department.
@@ -26,7 +27,7 @@ from dispatch.routing import Classification, Router
 
 ON_THE_SPOT = "简单咨询"
 EMERGENCY_CATEGORIES = frozenset({"应急处突", "转110", "转119", "转120"})
-QUESTION_CATEGORIES = frozenset({"政策咨询"})
+QUESTION_CATEGORIES = frozenset({"简单咨询", "政策咨询"})
 # Categories a call may be filed under by its topic while its wording asks a question.
 ASKED_CATEGORIES = frozenset({"投诉建议", "生活求助", "无法判定"})
 
@@ -93,6 +94,7 @@ def triage(text: str, kb: _KnowledgeBase, router: Router, answerable_threshold: 
     ):
         assert top is not None
         return Triage(ON_THE_SPOT, None, department, None, top.entry_id, top.confident, classification, hits)
+    classification = classification.unanswered()  # a simple query with no answer here: a department's
     if (
         top is not None
         and department is not None

@@ -270,6 +270,8 @@ def test_ordinary_calls_in_everyday_words(router: Router) -> None:
     wrong = [
         (text, result.category, result.department)
         for text, category, department in ORDINARY_CALLS
-        if ((result := router.classify(text)).category, result.department) != (category, department)
+        # labelled as dispatched: a simple query counts as the 政策咨询 it becomes unanswered
+        if ((result := router.classify(text).unanswered()).category, result.department)
+        != (category, department)
     ]
     assert len(wrong) <= 0.15 * len(ORDINARY_CALLS), wrong
