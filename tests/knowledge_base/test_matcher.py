@@ -187,6 +187,16 @@ def test_eval_command_prints_json_last(capsys: pytest.CaptureFixture[str]) -> No
     ):
         assert key in result
     assert result["top1"] >= 0.85 and result["false_positive_rate"] <= 0.05
+    # the knowledge base's own command (below the router): the same knowledge-base figures, no router's
+    from knowledge_base import eval as own_eval
+
+    files = ["--kb", str(SAMPLES / "kb_sample.jsonl"), "--queries", str(SAMPLES / "queries_sample.jsonl")]
+    assert own_eval.main([*files, "--scale", "100"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    own = json.loads(out[-1])
+    shared = ("top1", "top3", "false_positive_rate", "confident_precision", "confident_coverage", "queries")
+    assert {k: own[k] for k in shared} == {k: result[k] for k in shared}
+    assert "category_accuracy" not in own and any("python -m dispatch.eval" in line for line in out)
 
 
 def test_eval_and_calibrate_on_demo_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
