@@ -237,6 +237,8 @@ class LiveServer:
             self._emit(uid, stream.finish(), last_partial, stream.seconds)
         if opening is not None:
             self._opening(uid, opening.finish())
+        with self._lock:  # the slot is free before anyone hears the stream ended (the next call may come)
+            self.streams.discard(uid)
         self.listeners.emit({"type": "ended", "call": uid, "seconds": round(received / rate, 3)})
 
     def _opening(self, uid: str, statement: Statement | None) -> None:
