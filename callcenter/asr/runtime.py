@@ -171,7 +171,12 @@ class LiveBridge:
 
     async def consume(self, reader: asyncio.StreamReader) -> None:
         while line := await reader.readline():
-            await self.handle(json.loads(line))
+            try:
+                event = json.loads(line)
+            except ValueError:  # one garbled line must not end the live text of every call
+                log.warning("live recogniser sent a line that is not JSON: %r", line[:200])
+                continue
+            await self.handle(event)
 
     async def handle(self, event: dict[str, Any]) -> None:
         kind, uid = event.get("type"), event.get("call")
