@@ -156,6 +156,7 @@ class HostLiveSpeech:
                 continue
             reader, writer = link
             acks = asyncio.create_task(self._read_acks(reader))
+            before = self.sent
             try:
                 await self._send(writer, acks)
             except OSError as exc:
@@ -163,6 +164,8 @@ class HostLiveSpeech:
             finally:
                 acks.cancel()
                 writer.close()
+            if self.sent == before:  # a link that took nothing (refused, closed at once): not in a hot loop
+                await asyncio.sleep(RETRY_SECONDS)
 
     async def _send(self, writer: asyncio.StreamWriter, acks: asyncio.Task[None]) -> None:
         written = 0  # on a new link everything not acknowledged goes again
