@@ -103,9 +103,7 @@ class HostLiveSpeech:
             log.error("%s", reason)
         if vosk is None and not opening:
             return
-        live = LiveProcess(
-            self.socket, self.log_path, vosk, opening, self.settings.live_streams, self._listen
-        )
+        live = LiveProcess(self.socket, self.log_path, vosk, opening, self.settings.live_streams, self._heard)
         if not await live.start():
             log.error("live recogniser did not start; see %s", self.log_path)
             return
@@ -142,10 +140,8 @@ class HostLiveSpeech:
             self.pending.popleft()
             self.sent += 1
 
-    async def _listen(self, reader: asyncio.StreamReader) -> None:
-        while line := await reader.readline():
-            with contextlib.suppress(ValueError):
-                self.keep(json.loads(line))
+    async def _heard(self, event: dict[str, Any]) -> None:
+        self.keep(event)
 
     async def deliver(self) -> None:
         """Send queued events to the active controller, again on the next link if one goes away."""

@@ -102,10 +102,25 @@ async def end_process(process: asyncio.subprocess.Process) -> None:
             await process.wait()
 
 
+Heard = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+async def read_events(reader: asyncio.StreamReader, heard: Heard) -> None:
+    """The live recogniser's event lines, each decoded and handed to `heard` (the controller's bridge,
+    or a media host's queue to the controller)."""
+    while line := await reader.readline():
+        try:
+            event = json.loads(line)
+        except ValueError:  # one garbled line must not end the live text of every call
+            log.warning("live recogniser sent a line that is not JSON: %r", line[:200])
+            continue
+        await heard(event)
+
+
 class LiveProcess:
     """The live recogniser kept running: when it stops after a good start (a crash, a kill, the kernel's
     out-of-memory killer) it is started again, after a pause that grows while it keeps stopping. Its
-    event lines go to `consume` after each start. A first start that fails is a configuration fault:
+    events go to `heard` after each start (`read_events`). A first start that fails is a configuration fault:
     it is reported, not retried."""
 
     def __init__(
@@ -115,11 +130,11 @@ class LiveProcess:
         vosk: Path | None,
         opening: list[str],
         max_streams: int,
-        consume: Callable[[asyncio.StreamReader], Awaitable[None]],
+        heard: Heard,
     ) -> None:
         self.arguments = (socket_path, log_path, vosk, opening, max_streams)
         self.socket_path, self.log_path = socket_path, log_path
-        self.consume = consume
+        self.heard = heard
         self.process: asyncio.subprocess.Process | None = None
         self.restarts = 0
         self.running = False
@@ -137,7 +152,7 @@ class LiveProcess:
             if self.process is not None:
                 try:
                     async with subscription(self.socket_path) as reader:
-                        await self.consume(reader)
+                        await read_events(reader, self.heard)
                 except OSError as exc:
                     log.error("live recogniser connection failed: %s", exc)
                 await end_process(self.process)
@@ -168,15 +183,6 @@ class LiveBridge:
         # each open stream's opening statement: a caller who spoke in the queue has it shown when the
         # call reaches a seat (call.offered carries it), not lost before the console knew the call
         self.openings: dict[str, dict[str, Any]] = {}
-
-    async def consume(self, reader: asyncio.StreamReader) -> None:
-        while line := await reader.readline():
-            try:
-                event = json.loads(line)
-            except ValueError:  # one garbled line must not end the live text of every call
-                log.warning("live recogniser sent a line that is not JSON: %r", line[:200])
-                continue
-            await self.handle(event)
 
     async def handle(self, event: dict[str, Any]) -> None:
         kind, uid = event.get("type"), event.get("call")
@@ -283,7 +289,7 @@ class SpeechRuntime:
             return
         self._bridge = LiveBridge(self.ctx, self._suggest, self._understand)
         live = LiveProcess(
-            self.live_socket, self.live_log, vosk, opening, self.settings.live_streams, self._bridge.consume
+            self.live_socket, self.live_log, vosk, opening, self.settings.live_streams, self._bridge.handle
         )
         if not await live.start():
             reason = f"live recogniser did not start; see {self.live_log}"

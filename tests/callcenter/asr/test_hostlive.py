@@ -130,20 +130,19 @@ def test_a_full_queue_drops_partial_text_first() -> None:
 
 
 def test_a_garbled_line_from_the_recogniser_is_skipped() -> None:
-    """The controller's bridge goes on after a line that is not JSON (it used to end the live text)."""
-    from callcenter.asr.runtime import LiveBridge
+    """The recogniser's events go on after a line that is not JSON (it used to end the live text)."""
+    from callcenter.asr.runtime import read_events
 
     seen: list[dict] = []
 
-    class Bridge(LiveBridge):
-        async def handle(self, event: dict) -> None:
-            seen.append(event)
+    async def heard(event: dict) -> None:
+        seen.append(event)
 
     async def feed() -> None:
         reader = asyncio.StreamReader()
         reader.feed_data(b'{"type": "started", "call": "c1"}\n{not json\n{"type": "ended", "call": "c1"}\n')
         reader.feed_eof()
-        await Bridge(None).consume(reader)  # type: ignore[arg-type]
+        await read_events(reader, heard)
 
     asyncio.run(feed())
     assert [e["type"] for e in seen] == ["started", "ended"]
