@@ -4,9 +4,10 @@ For every candidate entry (the best of the lexical retriever and the best of the
 matcher measures a handful of features: how close the sentence embeddings are, by how much this
 entry beats the next one in each retriever, whether the two retrievers agree, and whether the caller
 asks for something the entry does not cover (a delay, a fault, a case such as 在外地 or 新生儿 that the
-entry is limited to). A logistic regression turns them into the probability that the entry is the
-right answer; hits are ranked by it and the first is "confident" above a threshold chosen, on
-cross-validated predictions, for the precision the console promises (可直接宣读).
+entry is limited to). A logistic regression over the features and their pairwise products (a dense
+gap says more when the two retrievers agree than when they do not) turns them into the probability
+that the entry is the right answer; hits are ranked by it and the first is "confident" above a
+threshold chosen, on cross-validated predictions, for the precision the console promises (可直接宣读).
 
 The model is a JSON file of coefficients (`ranker.json`, no pickled code), trained by
 `python -m knowledge_base.calibrate`. There are two: `hybrid` (with the embedding model) and
@@ -45,19 +46,33 @@ DENSE_FEATURES = (
 HYBRID_FEATURES = LEXICAL_FEATURES + DENSE_FEATURES
 
 
+def with_pairs(z: np.ndarray) -> np.ndarray:
+    """Standardised features followed by the product of every pair of them (rows x n(n+1)/2)."""
+    left, right = np.triu_indices(z.shape[1], k=1)
+    return np.hstack([z, z[:, left] * z[:, right]])
+
+
+def width(n: int, pairs: bool) -> int:
+    return n + n * (n - 1) // 2 if pairs else n
+
+
 @dataclass(frozen=True)
 class LinearModel:
     features: tuple[str, ...]
     mean: np.ndarray
     scale: np.ndarray
-    coef: np.ndarray
+    coef: np.ndarray  # over the standardised features, then their pairwise products when `pairs`
     intercept: float
     threshold: float  # confident at or above (precision target on cross-validation)
     answerable: float  # "probably answers it" (the lower bar of dispatch.triage)
+    pairs: bool = False
 
     def probabilities(self, rows: np.ndarray) -> np.ndarray:
-        z = ((rows - self.mean) / self.scale) @ self.coef + self.intercept
-        return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+        z = (rows - self.mean) / self.scale
+        if self.pairs:
+            z = with_pairs(z)
+        logit = z @ self.coef + self.intercept
+        return 1.0 / (1.0 + np.exp(-np.clip(logit, -30, 30)))
 
     def relevance(self, rows: np.ndarray) -> np.ndarray:
         """The probabilities as if every need were met: how closely each entry matches what was asked.
@@ -76,13 +91,17 @@ class LinearModel:
             "intercept": round(float(self.intercept), 6),
             "threshold": round(float(self.threshold), 4),
             "answerable": round(float(self.answerable), 4),
+            "pairs": self.pairs,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LinearModel:
         features = tuple(data["features"])
+        pairs = bool(data.get("pairs", False))
         arrays = [np.asarray(data[k], dtype=np.float64) for k in ("mean", "scale", "coef")]
-        if any(a.shape != (len(features),) for a in arrays):
+        if arrays[0].shape != (len(features),) or arrays[1].shape != (len(features),):
+            raise ValueError("ranker model: means and scales do not match the features")
+        if arrays[2].shape != (width(len(features), pairs),):
             raise ValueError("ranker model: coefficients do not match the features")
         return cls(
             features,
@@ -92,6 +111,7 @@ class LinearModel:
             float(data["intercept"]),
             float(data["threshold"]),
             float(data.get("answerable", data["threshold"])),
+            pairs,
         )
 
 

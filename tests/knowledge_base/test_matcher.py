@@ -287,6 +287,33 @@ def test_a_broken_ranker_file_is_refused_with_a_clear_message(tmp_path: Path) ->
         KnowledgeBase.from_jsonl(DEMO, ranker=broken)
 
 
+def test_the_ranker_weighs_pairs_of_features_and_refuses_coefficients_that_fit_neither() -> None:
+    import numpy as np
+
+    from knowledge_base.ranker import LinearModel, with_pairs
+
+    rows = np.array([[1.0, 2.0, 3.0]])
+    assert with_pairs(rows).tolist() == [[1.0, 2.0, 3.0, 2.0, 3.0, 6.0]]
+    saved = {
+        "features": ["a", "b", "c"],
+        "mean": [0, 0, 0],
+        "scale": [1, 1, 1],
+        "intercept": 0.0,
+        "threshold": 0.9,
+        "coef": [0, 0, 0, 0, 0, 1.0],  # only the product of b and c
+        "pairs": True,
+    }
+    model = LinearModel.from_json(saved)
+    assert model.probabilities(rows)[0] == pytest.approx(1 / (1 + np.exp(-6.0)))
+    again = LinearModel.from_json(model.to_json())
+    assert again.pairs and again.probabilities(rows)[0] == pytest.approx(model.probabilities(rows)[0])
+    # a file from before the pairs: three coefficients, no "pairs"
+    plain = LinearModel.from_json({k: v for k, v in saved.items() if k != "pairs"} | {"coef": [0, 0, 1.0]})
+    assert plain.probabilities(rows)[0] == pytest.approx(1 / (1 + np.exp(-3.0)))
+    with pytest.raises(ValueError, match="coefficients"):
+        LinearModel.from_json({**saved, "coef": [0, 0, 1.0]})
+
+
 def test_an_unknown_encoder_degrades_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
     from core import semantics
 
