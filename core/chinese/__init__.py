@@ -12,6 +12,7 @@ from core.chinese.normalise import FILLERS, fold, normalise, numerals_to_digits
 from core.chinese.repair import HomophoneRepair
 from core.chinese.segment import (
     add_words,
+    common_parts,
     inside_word_boundaries,
     is_dictionary_word,
     segment,
@@ -33,6 +34,7 @@ __all__ = [
     "HomophoneRepair",
     "add_words",
     "char_syllable",
+    "common_parts",
     "fold",
     "fuzzy_syllable",
     "inside_word_boundaries",

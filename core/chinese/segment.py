@@ -11,6 +11,7 @@ import jieba
 _TOKENIZER: jieba.Tokenizer | None = None
 _LOCK = threading.RLock()
 _ADDED: set[str] = set()
+_BASE_FREQ: dict[str, int] = {}  # an added word's frequency in jieba's own dictionary (0: not in it)
 _PENDING: list[str] = []
 # A word this common (jieba's dictionary frequency) is taken to be what the caller said, not a
 # recognition error: a homophone repair may not cut through it.
@@ -33,7 +34,8 @@ def tokenizer() -> jieba.Tokenizer:
 
 def _add(tk: jieba.Tokenizer, word: str) -> None:
     if word not in _ADDED and len(word) >= 2:
-        tk.add_word(word, freq=max(tk.FREQ.get(word, 0) or 0, 2000))
+        _BASE_FREQ[word] = tk.FREQ.get(word, 0) or 0
+        tk.add_word(word, freq=max(_BASE_FREQ[word], 2000))
         _ADDED.add(word)
 
 
@@ -59,6 +61,23 @@ def inside_word_boundaries(text: str) -> frozenset[int]:
         if end - start >= 2 and (tk.FREQ.get(word) or 0) >= COMMON_WORD_FREQ:
             inside.update(range(start + 1, end))
     return frozenset(inside)
+
+
+def common_parts(word: str) -> list[str]:
+    """The common words of jieba's own dictionary strictly inside a word (营业执照注销: 营业, 执照,
+    营业执照, 注销). A domain word taught to the tokenizer is cut whole, so without its parts a text's
+    words would depend on which other words were taught before (and in what order)."""
+    freq = tokenizer().FREQ
+
+    def common(part: str) -> bool:
+        return (_BASE_FREQ.get(part, freq.get(part)) or 0) >= COMMON_WORD_FREQ
+
+    return [
+        word[i:j]
+        for i in range(len(word))
+        for j in range(i + 2, len(word) + 1)
+        if j - i < len(word) and common(word[i:j])
+    ]
 
 
 def segment(text: str) -> list[str]:

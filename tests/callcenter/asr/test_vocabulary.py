@@ -66,3 +66,14 @@ def test_simulated_homophone_errors_are_mostly_repaired(vocabulary: Vocabulary) 
 def test_cer() -> None:
     assert cer("公积金", "公鸡金") == pytest.approx(1 / 3)
     assert cer("你好，世界", "你好世界") == 0.0
+
+
+def test_the_terms_do_not_depend_on_the_words_other_parts_taught_before() -> None:
+    """A knowledge base loaded earlier in the process teaches the shared tokenizer 营业执照注销 whole;
+    the vocabulary built afterwards still holds 营业执照 and repairs what was misheard of it."""
+    from core.chinese import add_words
+
+    add_words(["营业执照注销", "营业执照变更登记"])
+    vocabulary = hotline_vocabulary()
+    assert "营业执照" in vocabulary.terms
+    assert vocabulary.correct("营叶执照年报") == "营业执照年报"
