@@ -10,6 +10,7 @@ from sqlalchemy import Float, and_, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from callcenter.models import CallDirection, CallOutcome, CallRecord
+from core.figures import ratio
 
 # Seconds between two timestamps, in either dialect (SQLite has no interval type).
 _SECONDS_PER_DAY = 86400.0
@@ -66,8 +67,8 @@ def queue_figures(
         answered=n_answered,
         abandoned=abandoned,
         callback_requested=callbacks,
-        answer_rate=round(n_answered / offered, 4) if offered else None,
+        answer_rate=ratio(n_answered, offered),
         average_speed_of_answer_seconds=round(asa, 2) if asa is not None else None,
-        answered_within_15s_rate=round(within / n_answered, 4) if n_answered else None,
+        answered_within_15s_rate=ratio(within, n_answered),
         longest_wait_seconds=round(longest, 2) if longest is not None else None,
     )

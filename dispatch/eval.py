@@ -17,9 +17,10 @@ import json
 import sys
 from typing import Any
 
+from core.figures import ratio
 from dispatch.routing import Router
 from dispatch.triage import triage
-from knowledge_base.evaluation import KbTally, latency, load, ratio, report
+from knowledge_base.evaluation import KbTally, latency, load, report
 from knowledge_base.matcher import KnowledgeBase
 
 EMERGENCY = {"应急处突", "转110", "转119", "转120"}

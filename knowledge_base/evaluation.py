@@ -14,12 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.figures import ratio
 from knowledge_base.bench import load_jsonl, scaled, select
 from knowledge_base.matcher import Hit, KnowledgeBase
-
-
-def ratio(num: int, den: int) -> float | None:
-    return round(num / den, 4) if den else None
 
 
 @dataclass

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from core.departments import Department
 from core.errors import RuleViolation
+from core.figures import ratio
 from dispatch.models import Category, Ticket, TicketEvent
 from dispatch.states import Action
 from sla.calendar import WorkCalendar
@@ -288,7 +289,7 @@ class Score:
 
     def rate(self, figure: str) -> float | None:
         passed, rated = self.counts.get(figure, (0, 0))
-        return round(passed / rated, 4) if rated else None
+        return ratio(passed, rated)
 
     @property
     def rated(self) -> int:

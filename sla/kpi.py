@@ -22,6 +22,7 @@ from sqlalchemy import ColumnElement, Select, and_, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from core.departments import Department
+from core.figures import ratio
 from dispatch.models import Category, Ticket, TicketEvent
 from dispatch.states import AT_DEPARTMENT, Action
 
@@ -46,15 +47,15 @@ class KpiRow:
 
     @property
     def on_time_rate(self) -> float | None:
-        return round(self.closed_on_time / self.closed, 4) if self.closed else None
+        return ratio(self.closed_on_time, self.closed)
 
     @property
     def dispatch_accuracy(self) -> float | None:
-        return round(self.dispatched_right / self.dispatched, 4) if self.dispatched else None
+        return ratio(self.dispatched_right, self.dispatched)
 
     @property
     def suggestion_agreement(self) -> float | None:
-        return round(self.suggestion_followed / self.suggested, 4) if self.suggested else None
+        return ratio(self.suggestion_followed, self.suggested)
 
     def as_dict(self) -> dict[str, Any]:
         rates = {

@@ -10,6 +10,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from core.departments import Department
+from core.figures import ratio
 from dispatch.models import SubCategory, Ticket, TicketEvent
 from dispatch.states import AT_DEPARTMENT, Action, TicketState
 from sla.models import SlaWarning
@@ -24,7 +25,7 @@ class Satisfaction:
 
     @property
     def rate(self) -> float | None:
-        return round(self.satisfied / self.surveyed, 4) if self.surveyed else None
+        return ratio(self.satisfied, self.surveyed)
 
 
 def satisfaction(session: Session, start: datetime, end: datetime) -> Satisfaction:
@@ -48,7 +49,7 @@ class Day:
 
     @property
     def on_time_rate(self) -> float | None:
-        return round(self.replied_on_time / self.replied, 4) if self.replied else None
+        return ratio(self.replied_on_time, self.replied)
 
 
 def daily_trend(session: Session, first: date, days: int) -> list[Day]:

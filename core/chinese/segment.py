@@ -10,8 +10,7 @@ import jieba
 
 _TOKENIZER: jieba.Tokenizer | None = None
 _LOCK = threading.RLock()
-_ADDED: set[str] = set()
-_BASE_FREQ: dict[str, int] = {}  # an added word's frequency in jieba's own dictionary (0: not in it)
+_BASE_FREQ: dict[str, int] = {}  # each added word's frequency in jieba's own dictionary (0: not in it)
 _PENDING: list[str] = []
 # A word this common (jieba's dictionary frequency) is taken to be what the caller said, not a
 # recognition error: a homophone repair may not cut through it.
@@ -33,10 +32,9 @@ def tokenizer() -> jieba.Tokenizer:
 
 
 def _add(tk: jieba.Tokenizer, word: str) -> None:
-    if word not in _ADDED and len(word) >= 2:
+    if word not in _BASE_FREQ and len(word) >= 2:
         _BASE_FREQ[word] = tk.FREQ.get(word, 0) or 0
         tk.add_word(word, freq=max(_BASE_FREQ[word], 2000))
-        _ADDED.add(word)
 
 
 def add_words(words: Iterable[str]) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from core.departments import Department
+from core.figures import ratio
 from dispatch.callbacks.models import Callback, CallbackState
 from dispatch.models import Category, Ticket, TicketEvent
 from dispatch.states import Action
@@ -38,11 +39,11 @@ class CallbackRow:
 
     @property
     def callback_rate(self) -> float | None:
-        return round(self.called_back / self.due, 4) if self.due else None
+        return ratio(self.called_back, self.due)
 
     @property
     def satisfaction_rate(self) -> float | None:
-        return round(self.satisfied / self.surveyed, 4) if self.surveyed else None
+        return ratio(self.satisfied, self.surveyed)
 
     def as_dict(self) -> dict[str, Any]:
         return {
