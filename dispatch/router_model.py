@@ -241,7 +241,7 @@ class Featuriser:
 
 
 # Labelled utterances besides the seed corpus: the knowledge base's tuning sets (their category and
-# department) and, when present, the shared samples. Never the evaluation set (heldout7).
+# department) and, when present, the shared samples. Never the evaluation set (heldout8).
 TUNING_QUERIES = [
     ROOT / "knowledge_base" / "tuning" / "t1_queries.jsonl",
     ROOT / "knowledge_base" / "tuning" / "t2_queries.jsonl",
@@ -252,6 +252,7 @@ TUNING_QUERIES = [
     ROOT / "tests" / "knowledge_base" / "data" / "heldout4_queries.jsonl",
     ROOT / "tests" / "knowledge_base" / "data" / "heldout5_queries.jsonl",
     ROOT / "tests" / "knowledge_base" / "data" / "heldout6_queries.jsonl",
+    ROOT / "tests" / "knowledge_base" / "data" / "heldout7_queries.jsonl",
     ROOT.parent / "shared" / "samples" / "queries_sample.jsonl",
 ]
 

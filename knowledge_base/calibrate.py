@@ -9,11 +9,14 @@ the "probably answers it" threshold of dispatch.triage as the one that best sepa
 first hit answers from those no entry answers. Writes
 knowledge_base/ranker.json with both models (with and without the embedding model) and the figures.
 
-Default sets: the two tuning sets of knowledge_base/tuning (written for training, by other hands than
-the evaluation set), the project's earlier held-out batches in tests/knowledge_base/data (1-4, tuned
-on since this model exists), heldout5 and heldout6 (they judged earlier steps and were looked at then)
-and, when it is present, ../shared/samples. Never pass the evaluation set
-(tests/knowledge_base/data/heldout7_*) here.
+Default sets: the three tuning sets of knowledge_base/tuning (written for training, by other hands
+than the evaluation set), the project's earlier held-out batches in tests/knowledge_base/data (1-4,
+tuned on since this model exists), heldout5, heldout6 and heldout7 (they judged earlier steps and were
+looked at then) and, when it is present, ../shared/samples.
+
+Beside ranker.json it writes precedents.npz: the embedded utterances of those sets (not the shared
+samples) and of the router's seed corpora, with whether they were answered (see ranker.Precedents).
+Never pass the evaluation set (tests/knowledge_base/data/heldout8_*) here.
 """
 
 from __future__ import annotations
@@ -34,9 +37,11 @@ from knowledge_base.matcher import KnowledgeBase
 from knowledge_base.ranker import (
     HYBRID_FEATURES,
     LEXICAL_FEATURES,
+    PRECEDENTS_FILE,
     RANKER_FILE,
     LinearModel,
     Models,
+    Precedents,
     QuestionModel,
     with_pairs,
 )
@@ -63,6 +68,8 @@ DEFAULT_SETS = [
     # judged issue 16's earlier steps and were looked at while doing so; training data since heldout7
     (DATA / "heldout5_kb.jsonl", DATA / "heldout5_queries.jsonl"),
     (DATA / "heldout6_kb.jsonl", DATA / "heldout6_queries.jsonl"),
+    # judged the step before the precedents (2026-12-07), and checked them before joining
+    (DATA / "heldout7_kb.jsonl", DATA / "heldout7_queries.jsonl"),
     (SHARED / "kb_sample.jsonl", SHARED / "queries_sample.jsonl"),
 ]
 
@@ -133,6 +140,31 @@ def add_question_feature(utterances: list[Utterance], encoder: semantics.Encoder
             if u.group == g and len(u.label):
                 u.rows["asks"] = np.full(len(u.label), model.probability(v))
     return fit_question(utterances, encoder)
+
+
+def add_precedent_feature(
+    utterances: list[Utterance], sets: list[tuple[Path, Path]], encoder: semantics.Encoder
+) -> Precedents:
+    """Each utterance's `precedent` feature, read without the utterances of its own knowledge base
+    (they were labelled against the very entries it is matched with), and the precedents shipped:
+    the tuning sets' utterances (not the shared samples, which stay outside the project) and the
+    router's seed corpora (简单咨询 counts as answered)."""
+    seed = [row for path in SEED_CORPORA for row in load_jsonl(path)]
+    kept = [u for u in utterances if sets[u.group][0].parent != SHARED]
+    texts = [u.text for u in kept] + [r["text"] for r in seed]
+    answered = np.array(
+        [float(u.answerable) for u in kept] + [float(r.get("category") == "简单咨询") for r in seed]
+    )
+    source = [str(sets[u.group][0]) for u in kept] + [""] * len(seed)
+    vectors = encoder.queries([chinese.normalise(t) for t in texts])
+    precedents = Precedents(vectors.astype(np.float32), answered, encoder.version)
+    own = np.array(source)
+    mine = encoder.queries([chinese.normalise(u.text) for u in utterances])
+    for u, v in zip(utterances, mine, strict=True):
+        if len(u.label):
+            share = precedents.share(v, exclude=own == str(sets[u.group][0]))
+            u.rows["precedent"] = np.full(len(u.label), share)
+    return precedents
 
 
 def _matrix(utterances: list[Utterance], features: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -227,11 +259,16 @@ def best_split(hits: list[tuple[float, bool, bool, bool]]) -> float:
     return max(candidates, key=lambda t: (correct(t), t)) if candidates else 0.5
 
 
-def train(sets: list[tuple[Path, Path]], encoder: semantics.Encoder | None) -> dict[str, Any]:
+def train(
+    sets: list[tuple[Path, Path]], encoder: semantics.Encoder | None, out: Path = RANKER_FILE
+) -> dict[str, Any]:
     utterances = collect(sets, encoder)
     result: dict[str, Any] = {}
     if encoder is not None:
         result["question"] = add_question_feature(utterances, encoder).to_json()
+        precedents = add_precedent_feature(utterances, sets, encoder)
+        precedents.save(out.with_name(PRECEDENTS_FILE.name))
+        result["precedents"] = PRECEDENTS_FILE.name
     for name, features in (("hybrid", HYBRID_FEATURES), ("lexical", LEXICAL_FEATURES)):
         if name == "hybrid" and encoder is None:
             raise SystemExit(
@@ -260,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     sets = (
         [(Path(k), Path(q)) for k, q in args.set] if args.set else [s for s in DEFAULT_SETS if s[0].exists()]
     )
-    result = train(sets, semantics.encoder())
+    result = train(sets, semantics.encoder(), args.out)
     args.out.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     for name in ("hybrid", "lexical"):
         r = result[name]

@@ -359,12 +359,14 @@ class KnowledgeBase:
         lexical_first = sorted(acc, key=acc.__getitem__, reverse=True)[:CANDIDATES]
         dense = None
         pool = list(lexical_first)
-        asks = 0.0
+        asks = precedent = 0.0
         if self._dense is not None and self.encoder is not None:
             # the normalised text as said (not repaired): the router embeds the same, once for both
             v = self.encoder.query(normalised)
             if self.models.question is not None:
                 asks = self.models.question.probability(v)
+            if self.models.precedents is not None:
+                precedent = self.models.precedents.share(v)
             dense = np.full(len(self.entries), -1.0, dtype=np.float32)
             np.maximum.at(dense, self._owner, self._dense @ v)
             top = np.argpartition(-dense, min(CANDIDATES, len(dense) - 1))[:CANDIDATES]
@@ -380,6 +382,7 @@ class KnowledgeBase:
         )
         if dense is not None:
             features["asks"] = np.full(len(pool), asks)
+            features["precedent"] = np.full(len(pool), precedent)
         q_needs = tx.needs_of(normalised)
         q_actions = tx.actions_of(q.canon)
         unmet: list[frozenset[str]] = []

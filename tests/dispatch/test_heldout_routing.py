@@ -192,12 +192,24 @@ def test_calm_and_indirect_emergencies(router: Router, text: str, category: str)
     assert router.classify(text).category == category
 
 
+# False alarms of the model on these lines, known and left as they are (the emergency recall
+# comes first). Since the sixth seed corpus (emergencies said calmly or indirectly): a worry said with
+# an open fire in it, and a question about a vaccine's fever. The test fails when one of them is no
+# longer an alarm, so the list stays true.
+KNOWN_ALARMS = {
+    "山上有人烧纸祭祖，怕引起火灾": "转119",
+    "听说打了疫苗会发烧，正常吗": "转120",
+}
+
+
 def test_emergency_words_in_ordinary_calls_raise_few_alarms(router: Router) -> None:
     # detection leans to recall (dispatch.routing.EMERGENCY_DECIDE): a model-suspected emergency is
     # filed as one and the console asks the operator to confirm; no rule may fire on these
     results = [(t, router.classify(t)) for t in NOT_EMERGENCIES]
-    alarms = [(t, r.category) for t, r in results if r.category in EMERGENCY]
-    assert len(alarms) <= max(1, len(NOT_EMERGENCIES) // 20), alarms
+    alarms = {t: r.category for t, r in results if r.category in EMERGENCY}
+    unknown = {t: c for t, c in alarms.items() if t not in KNOWN_ALARMS}
+    assert not unknown, unknown  # besides the known ones, none (the floor was one in twenty)
+    assert {t: alarms.get(t) for t in KNOWN_ALARMS} == KNOWN_ALARMS
     assert all(r.possible_emergency == r.category for _t, r in results if r.category in EMERGENCY)
 
 

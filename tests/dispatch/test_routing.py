@@ -138,8 +138,6 @@ NOT_EMERGENCIES = [
 
 KNOWN_FALSE_ALARMS = {
     "我想举报有人在河里电鱼": "the model takes a report of illegal fishing for 110",
-    # since the fifth seed corpus (0.22 for 转119 against the 0.2 that files an emergency)
-    "邻居天天在楼道里抽烟，烟味都飘到我家里了": "the model hears 119 in a neighbour's smoke",
 }
 
 

@@ -1,16 +1,18 @@
 """The understanding measured on data it was not built from, and on data it was trained on.
 
-`heldout7` (80 entries, 420 utterances in tests/knowledge_base/data/heldout7_*) was written by other
-hands before the change it judged (the ranker over feature pairs, the fifth seed corpus, t3) and is
-never tuned on: no threshold, feature or training example comes from it. Its floors sit a little below
-what the system reaches, to catch regressions; they are not the issue's targets (the README gives
-both).
+`heldout8` (80 entries, 430 utterances in tests/knowledge_base/data/heldout8_*) was written by other
+hands before the change it judged (the ranker's precedents, the sixth seed corpus, heldout7 joining
+the training sets) and is never tuned on: no threshold, feature or training example comes from it.
+Its figures were read once, after that change. Its floors sit a little below what the system
+reaches, to catch regressions; they are not the issue's targets (the README gives both).
 
-heldout5 and heldout6 judged the earlier steps the same way; their figures were looked at while
-doing so, and since heldout7 they are training data like batches 1-4 (heldout_*, heldout3_*,
-heldout4_*, written for the project earlier, each before the round of rule changes it judged). The
-ranker (knowledge_base.calibrate) and the router (dispatch.router_model) are trained on them: their
-floors are in-sample figures and only check that training still fits them.
+heldout5, heldout6 and heldout7 judged the earlier steps the same way; their figures were looked at
+while doing so, and since the next set was written they are training data like batches 1-4
+(heldout_*, heldout3_*, heldout4_*, written for the project earlier, each before the round of rule
+changes it judged). The ranker (knowledge_base.calibrate), its precedents and the router
+(dispatch.router_model) are trained on them: their floors are in-sample figures and only check that
+training still fits them (the precedents hold their utterances, so an utterance finds itself: the
+in-sample coverage is far above what unseen data gets).
 """
 
 from __future__ import annotations
@@ -39,35 +41,57 @@ class HeldOut:
     tuned: bool = True  # trained on (in-sample figures)
     # emergencies the console may file as an ordinary call (the set's known misses, named below)
     silent_emergencies: int = 0
+    # near misses answered confidently (the set's known ones, named below)
+    confident_near_misses: int = 0
 
 
-# Measured on heldout7 (README, "Understanding"), before -> after the ranker over feature pairs, the
-# fifth seed corpus and the tuning set t3: top1 0.916 -> 0.916, top3 0.984 -> 0.990, confident
-# precision 0.985 -> 1.0, coverage 0.337 -> 0.411, category 0.795 -> 0.807, department 0.900 -> 0.917,
-# emergency recall 0.933 -> 0.933.
-HELDOUT7_FLOORS = {
+# Measured on heldout8 (README, "Understanding"), before -> after the ranker's precedents, the sixth
+# seed corpus and heldout7 joining the training sets: top1 0.925 -> 0.920, top3 0.990 -> 0.990,
+# confident precision 0.988 -> 0.962, coverage 0.410 -> 0.500, false positives 0.0 -> 0.009, category
+# 0.784 -> 0.786, department 0.923 -> 0.930, router alone 0.865 / 0.912 -> 0.854 / 0.919, emergency
+# recall 0.983 -> 0.983.
+HELDOUT8_FLOORS = {
     "top1": 0.89,
     "top3": 0.97,
-    "confident_precision": 0.96,
-    "confident_coverage": 0.35,
-    "category_accuracy": 0.77,
-    "department_accuracy": 0.88,
+    "confident_precision": 0.94,
+    "confident_coverage": 0.45,
+    "category_accuracy": 0.75,
+    "department_accuracy": 0.90,
     "router_alone_category_accuracy": 0.83,
-    "router_alone_department_accuracy": 0.83,
-    "emergency_recall": 0.93,
+    "router_alone_department_accuracy": 0.89,
+    "emergency_recall": 0.96,
 }
 
 SETS = [
-    # Two emergencies are filed as ordinary calls (issue 16's recall target is not met): a child
-    # locked in a car in the sun (投诉建议), a road whose bank slid into the river (投诉建议).
+    # One emergency goes to the wrong service (a child choking on jelly: 转119 for 转120); none is
+    # filed as an ordinary call. Two near misses are answered confidently: a bus card's balance not
+    # moved a week after the replacement, an old-age allowance not paid half a year after applying.
+    HeldOut(
+        "heldout8",
+        "heldout8_kb.jsonl",
+        "heldout8_queries.jsonl",
+        HELDOUT8_FLOORS,
+        0.03,
+        tuned=False,
+        confident_near_misses=2,
+    ),
+    # In-sample, one near miss is still answered confidently (a Cantonese question about a
+    # long-stay Hong Kong endorsement, against the tourist endorsement's entry).
     HeldOut(
         "heldout7",
         "heldout7_kb.jsonl",
         "heldout7_queries.jsonl",
-        HELDOUT7_FLOORS,
+        {
+            "top1": 0.89,
+            "top3": 0.97,
+            "confident_precision": 0.96,
+            "confident_coverage": 0.55,
+            "category_accuracy": 0.83,
+            "department_accuracy": 0.93,
+            "emergency_recall": 0.95,
+        },
         0.03,
-        tuned=False,
-        silent_emergencies=2,
+        confident_near_misses=1,
     ),
     HeldOut(
         "heldout5",
@@ -236,7 +260,7 @@ def test_heldout_near_misses_are_never_confident(
     spec, kb, queries = held_out
     near = [q["text"] for q in queries if q["kind"] == "near_miss"]
     confident = [t for t in near if any(h.confident for h in kb.match(t))]
-    assert len(confident) <= (0 if spec.tuned else 0.05 * len(near)), confident
+    assert len(confident) <= spec.confident_near_misses, confident
 
 
 def test_heldout_homophones_find_their_entry(

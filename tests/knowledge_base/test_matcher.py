@@ -324,3 +324,49 @@ def test_an_unknown_encoder_degrades_and_says_why(monkeypatch: pytest.MonkeyPatc
     finally:
         semantics.configure(semantics.E5_NAME)
     assert semantics.status().state == "ok"
+
+
+def test_precedents_weigh_the_nearest_labelled_utterances(tmp_path: Path) -> None:
+    import numpy as np
+
+    from knowledge_base.ranker import Precedents
+
+    # three answered utterances around one direction, two unanswered around another
+    vectors = np.array([[1.0, 0.0], [0.99, 0.14], [0.98, 0.2], [0.0, 1.0], [0.14, 0.99]], dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    answered = np.array([1.0, 1.0, 1.0, 0.0, 0.0])
+    store = Precedents(vectors, answered, "test-encoder", k=3)
+    assert store.share(np.array([1.0, 0.0], dtype=np.float32)) == pytest.approx(1.0)
+    assert store.share(np.array([0.0, 1.0], dtype=np.float32)) < 0.01
+    # halfway, the nearer answered rows weigh as much as the nearer unanswered ones
+    middle = store.share(np.array([0.7, 0.7], dtype=np.float32))
+    assert 0.2 < middle < 0.8
+    # leaving rows out (cross-validation): without the answered ones only the others are read
+    assert store.share(np.array([1.0, 0.0], dtype=np.float32), exclude=answered == 1.0) < 0.01
+    path = tmp_path / "precedents.npz"
+    store.save(path)
+    again = Precedents.load(path)
+    assert again.encoder == "test-encoder" and again.k == 3
+    assert again.share(np.array([0.7, 0.7], dtype=np.float32)) == pytest.approx(middle, abs=1e-3)
+
+
+def test_the_shipped_ranker_reads_precedents_and_refuses_to_run_without_them(tmp_path: Path) -> None:
+    from knowledge_base.ranker import RANKER_FILE, RankerError, load_models
+
+    models = load_models()
+    assert "precedent" in models.hybrid.features and models.precedents is not None
+    kb = KnowledgeBase.from_jsonl(DEMO)
+    found = kb.candidates("我的社保卡丢了，要去哪里补办")
+    assert found is not None and 0.0 < float(found.features["precedent"][0]) <= 1.0
+    copy = tmp_path / "ranker.json"
+    copy.write_text(RANKER_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(RankerError, match="知识库置信度模型"):  # precedents.npz not beside it
+        load_models(copy)
+    (tmp_path / "precedents.npz").write_bytes(b"not a zip file")
+    with pytest.raises(RankerError, match="无法读取"):
+        load_models(copy)
+    data = json.loads(copy.read_text(encoding="utf-8"))
+    del data["precedents"]
+    copy.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(RankerError, match="缺少相似来电样本"):
+        load_models(copy)
