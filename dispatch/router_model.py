@@ -241,11 +241,12 @@ class Featuriser:
 
 
 # Labelled utterances besides the seed corpus: the knowledge base's tuning sets (their category and
-# department) and, when present, the shared samples. Never the evaluation set (heldout8).
+# department) and, when present, the shared samples. Never the evaluation set (heldout9).
 TUNING_QUERIES = [
     ROOT / "knowledge_base" / "tuning" / "t1_queries.jsonl",
     ROOT / "knowledge_base" / "tuning" / "t2_queries.jsonl",
     ROOT / "knowledge_base" / "tuning" / "t3_queries.jsonl",
+    ROOT / "knowledge_base" / "tuning" / "t4_queries.jsonl",
     ROOT / "tests" / "knowledge_base" / "data" / "heldout_queries.jsonl",
     ROOT / "tests" / "knowledge_base" / "data" / "heldout_queries_2.jsonl",
     ROOT / "tests" / "knowledge_base" / "data" / "heldout3_queries.jsonl",
@@ -253,6 +254,7 @@ TUNING_QUERIES = [
     ROOT / "tests" / "knowledge_base" / "data" / "heldout5_queries.jsonl",
     ROOT / "tests" / "knowledge_base" / "data" / "heldout6_queries.jsonl",
     ROOT / "tests" / "knowledge_base" / "data" / "heldout7_queries.jsonl",
+    ROOT / "tests" / "knowledge_base" / "data" / "heldout8_queries.jsonl",
     ROOT.parent / "shared" / "samples" / "queries_sample.jsonl",
 ]
 

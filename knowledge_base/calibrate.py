@@ -9,14 +9,14 @@ the "probably answers it" threshold of dispatch.triage as the one that best sepa
 first hit answers from those no entry answers. Writes
 knowledge_base/ranker.json with both models (with and without the embedding model) and the figures.
 
-Default sets: the three tuning sets of knowledge_base/tuning (written for training, by other hands
+Default sets: the four tuning sets of knowledge_base/tuning (written for training, by other hands
 than the evaluation set), the project's earlier held-out batches in tests/knowledge_base/data (1-4,
-tuned on since this model exists), heldout5, heldout6 and heldout7 (they judged earlier steps and were
-looked at then) and, when it is present, ../shared/samples.
+tuned on since this model exists), heldout5 to heldout8 (they judged earlier steps and were looked at
+then) and, when it is present, ../shared/samples.
 
 Beside ranker.json it writes precedents.npz: the embedded utterances of those sets (not the shared
 samples) and of the router's seed corpora, with whether they were answered (see ranker.Precedents).
-Never pass the evaluation set (tests/knowledge_base/data/heldout8_*) here.
+Never pass the evaluation set (tests/knowledge_base/data/heldout9_*) here.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ DEFAULT_SETS = [
     (TUNING / "t1_kb.jsonl", TUNING / "t1_queries.jsonl"),
     (TUNING / "t2_kb.jsonl", TUNING / "t2_queries.jsonl"),
     (TUNING / "t3_kb.jsonl", TUNING / "t3_queries.jsonl"),
+    (TUNING / "t4_kb.jsonl", TUNING / "t4_queries.jsonl"),
     (DATA / "heldout_kb.jsonl", DATA / "heldout_queries.jsonl"),
     (DATA / "heldout_kb.jsonl", DATA / "heldout_queries_2.jsonl"),
     (DATA / "heldout3_kb.jsonl", DATA / "heldout3_queries.jsonl"),
@@ -70,6 +71,8 @@ DEFAULT_SETS = [
     (DATA / "heldout6_kb.jsonl", DATA / "heldout6_queries.jsonl"),
     # judged the step before the precedents (2026-12-07), and checked them before joining
     (DATA / "heldout7_kb.jsonl", DATA / "heldout7_queries.jsonl"),
+    # judged the precedents (2026-12-08)
+    (DATA / "heldout8_kb.jsonl", DATA / "heldout8_queries.jsonl"),
     (SHARED / "kb_sample.jsonl", SHARED / "queries_sample.jsonl"),
 ]
 

@@ -1,12 +1,13 @@
 """The understanding measured on data it was not built from, and on data it was trained on.
 
-`heldout8` (80 entries, 430 utterances in tests/knowledge_base/data/heldout8_*) was written by other
-hands before the change it judged (the ranker's precedents, the sixth seed corpus, heldout7 joining
-the training sets) and is never tuned on: no threshold, feature or training example comes from it.
-Its figures were read once, after that change. Its floors sit a little below what the system
-reaches, to catch regressions; they are not the issue's targets (the README gives both).
+`heldout9` (80 entries, 430 utterances in tests/knowledge_base/data/heldout9_*) was written by other
+hands before the change it judged (the fourth tuning set t4 and heldout8 joining the training sets)
+and is never tuned on: no threshold, feature or training example comes from it. Its floors sit a
+little below what the system reaches, to catch regressions; they are not the issue's targets (the
+README gives both).
 
-heldout5, heldout6 and heldout7 judged the earlier steps the same way; their figures were looked at
+heldout8 judged the ranker's precedents (read once, after that change); heldout5, heldout6 and
+heldout7 judged the earlier steps the same way; their figures were looked at
 while doing so, and since the next set was written they are training data like batches 1-4
 (heldout_*, heldout3_*, heldout4_*, written for the project earlier, each before the round of rule
 changes it judged). The ranker (knowledge_base.calibrate), its precedents and the router
@@ -45,35 +46,49 @@ class HeldOut:
     confident_near_misses: int = 0
 
 
-# Measured on heldout8 (README, "Understanding"), before -> after the ranker's precedents, the sixth
-# seed corpus and heldout7 joining the training sets: top1 0.925 -> 0.920, top3 0.990 -> 0.990,
-# confident precision 0.988 -> 0.962, coverage 0.410 -> 0.500, false positives 0.0 -> 0.009, category
-# 0.784 -> 0.786, department 0.923 -> 0.930, router alone 0.865 / 0.912 -> 0.854 / 0.919, emergency
-# recall 0.983 -> 0.983.
-HELDOUT8_FLOORS = {
-    "top1": 0.89,
+# Measured on heldout9 (README, "Understanding"), before -> after t4 and heldout8 joined the training
+# sets (the precedents already in both): top1 0.945 -> 0.940, top3 0.990 -> 0.990, confident precision
+# 0.991 -> 1.0, coverage 0.545 -> 0.535, false positives 0.004 -> 0.0, category 0.770 -> 0.791,
+# department 0.921 -> 0.935, router alone 0.840 / 0.879 -> 0.863 / 0.902, emergency recall 0.967.
+HELDOUT9_FLOORS = {
+    "top1": 0.91,
     "top3": 0.97,
-    "confident_precision": 0.94,
-    "confident_coverage": 0.45,
-    "category_accuracy": 0.75,
-    "department_accuracy": 0.90,
-    "router_alone_category_accuracy": 0.83,
-    "router_alone_department_accuracy": 0.89,
-    "emergency_recall": 0.96,
+    "confident_precision": 0.96,
+    "confident_coverage": 0.48,
+    "category_accuracy": 0.76,
+    "department_accuracy": 0.91,
+    "router_alone_category_accuracy": 0.84,
+    "router_alone_department_accuracy": 0.88,
+    "emergency_recall": 0.95,
 }
 
 SETS = [
-    # One emergency goes to the wrong service (a child choking on jelly: 转119 for 转120); none is
-    # filed as an ordinary call. Two near misses are answered confidently: a bus card's balance not
-    # moved a week after the replacement, an old-age allowance not paid half a year after applying.
+    # Two emergencies go to the wrong service, none is filed as an ordinary call: a car driven into a
+    # ditch with people inside, a collapsed house with a man under it (both 应急处突 for 转119).
+    HeldOut(
+        "heldout9",
+        "heldout9_kb.jsonl",
+        "heldout9_queries.jsonl",
+        HELDOUT9_FLOORS,
+        0.03,
+        tuned=False,
+    ),
+    # In-sample since 2026-12-08; judged the precedents, when a child choking on jelly went to 转119
+    # (转120) and two near misses were answered confidently.
     HeldOut(
         "heldout8",
         "heldout8_kb.jsonl",
         "heldout8_queries.jsonl",
-        HELDOUT8_FLOORS,
+        {
+            "top1": 0.89,
+            "top3": 0.97,
+            "confident_precision": 0.96,
+            "confident_coverage": 0.50,
+            "category_accuracy": 0.83,
+            "department_accuracy": 0.95,
+            "emergency_recall": 0.96,
+        },
         0.03,
-        tuned=False,
-        confident_near_misses=2,
     ),
     # In-sample, one near miss is still answered confidently (a Cantonese question about a
     # long-stay Hong Kong endorsement, against the tourist endorsement's entry).

@@ -64,7 +64,9 @@ def test_a_detail_only_the_answer_gives_ranks_but_is_not_confident() -> None:
     )
     hits = kb.match("我们商量好了，去了是不是还得等个冷静期")
     assert hits and hits[0].entry_id == "divorce"
-    assert not hits[0].confident
+    # at the shipped threshold (the low one of these tiny tests passes it since the precedents: a
+    # question like this one is usually answered)
+    assert hits[0].score < KnowledgeBase([]).threshold
 
 
 def test_hits_are_ranked_and_bounded(demo: KnowledgeBase) -> None:
