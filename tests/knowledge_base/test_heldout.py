@@ -300,3 +300,55 @@ def test_heldout_emergencies_are_flagged_by_the_router_alone(
         and (category := router.classify(q["text"]).category) not in EMERGENCY
     ]
     assert len(missed) <= held_out[0].silent_emergencies, missed
+
+
+@dataclass(frozen=True)
+class EmergencySet:
+    """A judge of emergencies alone (no knowledge base of its own: the demo one stands beside it)."""
+
+    name: str
+    queries: str
+    min_recall: float  # exact service
+    max_false_alarms: float  # of its alarming ordinary calls, filed as an emergency
+    silent: tuple[str, ...]  # emergencies filed as an ordinary call (known, named)
+
+
+EMERGENCY_SETS = [
+    # Written before any emergency change of 2026-12-08 and never tuned on; heldout10's failures were
+    # read before the seed corpora's labels were audited, heldout11 judged that audit: recall 0.942
+    # and 0.967 (0.958 before it), false alarms 0.20 and 0.27. Most misses are people trapped (on a
+    # roof in a flood, under a slipped hillside) sent to 应急处突 instead of 119.
+    EmergencySet(
+        "heldout10",
+        "heldout10_queries.jsonl",
+        0.92,
+        0.25,
+        ("高速收费站口几十辆大货车司机停车不走，把出口全堵死了，说是超限罚款不合理",),
+    ),
+    EmergencySet(
+        "heldout11",
+        "heldout11_queries.jsonl",
+        0.94,
+        0.32,
+        ("我们村头那个废弃的养殖场，每天晚上聚一帮人在里面赌钱，一晚上输赢好几万，今天又开起来了",),
+    ),
+]
+
+
+@pytest.mark.parametrize("spec", EMERGENCY_SETS, ids=[s.name for s in EMERGENCY_SETS])
+def test_emergency_sets(spec: EmergencySet) -> None:
+    from dispatch.triage import triage
+
+    kb = KnowledgeBase.from_jsonl(DATA.parents[2] / "knowledge_base" / "demo_kb.jsonl")
+    router = Router()
+    queries = _load(DATA / spec.queries)
+    filed = {q["text"]: triage(q["text"], kb, router, kb.answerable_threshold).category for q in queries}
+    emergencies = [q for q in queries if q["expected_category"] in EMERGENCY]
+    ordinary = [q for q in queries if q["expected_category"] not in EMERGENCY]
+    assert len(emergencies) == 120 and len(ordinary) == 60
+    recall = sum(filed[q["text"]] == q["expected_category"] for q in emergencies) / len(emergencies)
+    silent = tuple(q["text"] for q in emergencies if filed[q["text"]] not in EMERGENCY)
+    alarms = sum(filed[q["text"]] in EMERGENCY for q in ordinary) / len(ordinary)
+    assert recall >= spec.min_recall, recall
+    assert silent == spec.silent
+    assert alarms <= spec.max_false_alarms, alarms
