@@ -20,7 +20,8 @@ Pipeline, for the entries once and for every query:
    decides);
 7. a learned model (knowledge_base.ranker) turns each candidate's features (dense and lexical scores,
    the gaps to the next entry, agreement of the retrievers, needs and cases the entry does not
-   cover) into the probability that it answers the caller; hits are ranked by it, and the first is
+   cover, how often the nearest labelled utterances were answered) into the probability that it
+   answers the caller; hits are ranked by it, and the first is
    `confident` at or above the threshold chosen for the console's precision, never when the caller
    asks for something the entry does not cover (a near miss is worse than no suggestion).
 """
