@@ -153,7 +153,7 @@ def add_precedent_feature(
     the tuning sets' utterances (not the shared samples, which stay outside the project) and the
     router's seed corpora (简单咨询 counts as answered)."""
     seed = [row for path in SEED_CORPORA for row in load_jsonl(path)]
-    kept = [u for u in utterances if sets[u.group][0].parent != SHARED]
+    kept = [u for u in utterances if sets[u.group][0].resolve().parent != SHARED.resolve()]
     texts = [u.text for u in kept] + [r["text"] for r in seed]
     answered = np.array(
         [float(u.answerable) for u in kept] + [float(r.get("category") == "简单咨询") for r in seed]

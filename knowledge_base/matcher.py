@@ -29,6 +29,7 @@ Pipeline, for the entries once and for every query:
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
@@ -41,7 +42,9 @@ from rapidfuzz import fuzz
 
 from core import chinese, semantics
 from knowledge_base import text as tx
-from knowledge_base.ranker import RANKER_FILE, LinearModel, Models, load_models, short_feature
+from knowledge_base.ranker import RANKER_FILE, LinearModel, Models, Precedents, load_models, short_feature
+
+log = logging.getLogger(__name__)
 
 CANDIDATES = 24
 # Used by the environment variable / argument "default": the process-wide encoder of core.semantics.
@@ -200,6 +203,7 @@ class KnowledgeBase:
         self.by_id = {e.id: e for e in self.entries}
         self.encoder: semantics.Encoder | None = semantics.encoder() if encoder is _DEFAULT else encoder
         self.models = ranker if isinstance(ranker, Models) else load_models(ranker or RANKER_FILE)
+        self._precedents = self._usable_precedents()
         self._setup_dense(vectors or {})
         model = self.model
         self.threshold = threshold if threshold is not None else model.threshold
@@ -307,6 +311,20 @@ class KnowledgeBase:
         """ "hybrid" (lexical and dense retrieval) or "lexical" (no embedding model)."""
         return "hybrid" if self._dense is not None else "lexical"
 
+    def _usable_precedents(self) -> Precedents | None:
+        """The precedents, when they come from the embedding model in use: another model's vectors
+        would say nothing (and may not even have its width)."""
+        found = self.models.precedents
+        if found is None or self.encoder is None or found.encoder == self.encoder.version:
+            return found
+        log.warning(
+            "相似来电样本来自另一个向量模型（%s，当前 %s），不使用；"
+            "请重新运行 python -m knowledge_base.calibrate",
+            found.encoder,
+            self.encoder.version,
+        )
+        return None
+
     def _setup_dense(self, given: Mapping[str, EntryVectors]) -> None:
         self._dense: np.ndarray | None = None
         self.vectors: dict[str, EntryVectors] = {}
@@ -366,8 +384,8 @@ class KnowledgeBase:
             v = self.encoder.query(normalised)
             if self.models.question is not None:
                 asks = self.models.question.probability(v)
-            if self.models.precedents is not None:
-                precedent = self.models.precedents.share(v)
+            if self._precedents is not None:
+                precedent = self._precedents.share(v)
             dense = np.full(len(self.entries), -1.0, dtype=np.float32)
             np.maximum.at(dense, self._owner, self._dense @ v)
             top = np.argpartition(-dense, min(CANDIDATES, len(dense) - 1))[:CANDIDATES]

@@ -372,3 +372,20 @@ def test_the_shipped_ranker_reads_precedents_and_refuses_to_run_without_them(tmp
     copy.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(RankerError, match="缺少相似来电样本"):
         load_models(copy)
+
+
+def test_precedents_of_another_embedding_model_are_not_read(caplog: pytest.LogCaptureFixture) -> None:
+    from dataclasses import replace
+
+    from knowledge_base.ranker import load_models
+
+    models = load_models()
+    assert models.precedents is not None
+    foreign = replace(models, precedents=replace(models.precedents, encoder="another-model/1"))
+    with caplog.at_level("WARNING", logger="knowledge_base.matcher"):
+        kb = KnowledgeBase.from_jsonl(DEMO, ranker=foreign)
+    assert "另一个向量模型" in caplog.text
+    found = kb.candidates("我的社保卡丢了，要去哪里补办")
+    assert found is not None and float(found.features["precedent"].max()) == 0.0
+    # the hits still come, only less sure of themselves
+    assert kb.match("我的社保卡丢了，要去哪里补办")
