@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import zipfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +186,21 @@ class Precedents:
         return cls(vectors, answered, str(meta["encoder"]), int(meta["k"]), float(meta["sharpness"]))
 
 
+def read_precedents(path: Path) -> Precedents:
+    """The precedents of a file, read once while it is unchanged: every matcher built from it (one per
+    day and per test) shares the same 16 MB of vectors instead of holding its own copy."""
+    stat = path.stat()
+    return _read_precedents(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=4)
+def _read_precedents(path: str, _mtime_ns: int, _size: int) -> Precedents:
+    found = Precedents.load(Path(path))
+    found.vectors.setflags(write=False)  # shared: nobody may change them
+    found.answered.setflags(write=False)
+    return found
+
+
 class RankerError(ValueError):
     """The ranker file is missing or unusable; the message says which and why."""
 
@@ -201,7 +217,7 @@ def load_models(path: Path = RANKER_FILE) -> Models:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         question = QuestionModel.from_json(data["question"]) if data.get("question") else None
-        precedents = Precedents.load(path.with_name(data["precedents"])) if data.get("precedents") else None
+        precedents = read_precedents(path.with_name(data["precedents"])) if data.get("precedents") else None
         models = Models(
             LinearModel.from_json(data["hybrid"]),
             LinearModel.from_json(data["lexical"]),

@@ -331,7 +331,7 @@ def test_an_unknown_encoder_degrades_and_says_why(monkeypatch: pytest.MonkeyPatc
 def test_precedents_weigh_the_nearest_labelled_utterances(tmp_path: Path) -> None:
     import numpy as np
 
-    from knowledge_base.ranker import Precedents
+    from knowledge_base.ranker import Precedents, read_precedents
 
     # three answered utterances around one direction, two unanswered around another
     vectors = np.array([[1.0, 0.0], [0.99, 0.14], [0.98, 0.2], [0.0, 1.0], [0.14, 0.99]], dtype=np.float32)
@@ -347,7 +347,8 @@ def test_precedents_weigh_the_nearest_labelled_utterances(tmp_path: Path) -> Non
     assert store.share(np.array([1.0, 0.0], dtype=np.float32), exclude=answered == 1.0) < 0.01
     path = tmp_path / "precedents.npz"
     store.save(path)
-    again = Precedents.load(path)
+    again = read_precedents(path)
+    assert read_precedents(path) is again  # read once while the file is unchanged
     assert again.encoder == "test-encoder" and again.k == 3
     assert again.share(np.array([0.7, 0.7], dtype=np.float32)) == pytest.approx(middle, abs=1e-3)
 
