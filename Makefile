@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+	# the ranker's precedents are derived from the committed data (5 MB of vectors, not committed)
+	test -f knowledge_base/precedents.npz || $(BIN)/python -m knowledge_base.calibrate --precedents-only
 
 # Debian packages the call centre, speech and the browser tests use (apt, only when missing).
 system-packages:

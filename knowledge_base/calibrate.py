@@ -145,29 +145,59 @@ def add_question_feature(utterances: list[Utterance], encoder: semantics.Encoder
     return fit_question(utterances, encoder)
 
 
+def precedent_rows(sets: list[tuple[Path, Path]]) -> tuple[list[str], list[float], list[str]]:
+    """Texts, whether answered, and source knowledge base of the shipped precedents: the tuning sets'
+    utterances (not the shared samples, which stay outside the project) and the router's seed corpora
+    (简单咨询 counts as answered). All of it is committed data, so the file is rebuilt from it."""
+    texts: list[str] = []
+    answered: list[float] = []
+    source: list[str] = []
+    for kb_path, queries_path in sets:
+        if kb_path.resolve().parent == SHARED.resolve():
+            continue
+        for q in load_jsonl(queries_path):
+            texts.append(q["text"])
+            answered.append(float(bool(q.get("expected_kb_id"))))
+            source.append(str(kb_path))
+    for row in (row for path in SEED_CORPORA for row in load_jsonl(path)):
+        texts.append(row["text"])
+        answered.append(float(row.get("category") == "简单咨询"))
+        source.append("")
+    return texts, answered, source
+
+
+def build_precedents(
+    sets: list[tuple[Path, Path]], encoder: semantics.Encoder
+) -> tuple[Precedents, np.ndarray]:
+    """The precedents and, per row, the knowledge base it came from."""
+    texts, answered, source = precedent_rows(sets)
+    vectors = encoder.queries([chinese.normalise(t) for t in texts])
+    return Precedents(vectors.astype(np.float32), np.array(answered), encoder.version), np.array(source)
+
+
 def add_precedent_feature(
     utterances: list[Utterance], sets: list[tuple[Path, Path]], encoder: semantics.Encoder
 ) -> Precedents:
     """Each utterance's `precedent` feature, read without the utterances of its own knowledge base
-    (they were labelled against the very entries it is matched with), and the precedents shipped:
-    the tuning sets' utterances (not the shared samples, which stay outside the project) and the
-    router's seed corpora (简单咨询 counts as answered)."""
-    seed = [row for path in SEED_CORPORA for row in load_jsonl(path)]
-    kept = [u for u in utterances if sets[u.group][0].resolve().parent != SHARED.resolve()]
-    texts = [u.text for u in kept] + [r["text"] for r in seed]
-    answered = np.array(
-        [float(u.answerable) for u in kept] + [float(r.get("category") == "简单咨询") for r in seed]
-    )
-    source = [str(sets[u.group][0]) for u in kept] + [""] * len(seed)
-    vectors = encoder.queries([chinese.normalise(t) for t in texts])
-    precedents = Precedents(vectors.astype(np.float32), answered, encoder.version)
-    own = np.array(source)
+    (they were labelled against the very entries it is matched with), and the precedents shipped."""
+    precedents, own = build_precedents(sets, encoder)
     mine = encoder.queries([chinese.normalise(u.text) for u in utterances])
     for u, v in zip(utterances, mine, strict=True):
         if len(u.label):
             share = precedents.share(v, exclude=own == str(sets[u.group][0]))
             u.rows["precedent"] = np.full(len(u.label), share)
     return precedents
+
+
+def write_precedents(out: Path = PRECEDENTS_FILE) -> None:
+    """`python -m knowledge_base.calibrate --precedents-only`: rebuild the precedents file from the
+    committed data without retraining the ranker (`make install` does it; the file is not committed)."""
+    encoder = semantics.encoder()
+    if encoder is None:
+        raise SystemExit(
+            "the precedents need the embedding model (core.semantics): " + semantics.status().reason
+        )
+    build_precedents([s for s in DEFAULT_SETS if s[0].exists()], encoder)[0].save(out)
 
 
 def _matrix(utterances: list[Utterance], features: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -296,7 +326,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m knowledge_base.calibrate", description=__doc__)
     parser.add_argument("--set", nargs=2, action="append", metavar=("KB", "QUERIES"), help="a tuning set")
     parser.add_argument("--out", type=Path, default=RANKER_FILE)
+    parser.add_argument("--precedents-only", action="store_true", help="rebuild precedents.npz only")
     args = parser.parse_args(argv)
+    if args.precedents_only:
+        write_precedents(args.out.with_name(PRECEDENTS_FILE.name))
+        print(f"written to {args.out.with_name(PRECEDENTS_FILE.name)}")
+        return 0
     sets = (
         [(Path(k), Path(q)) for k, q in args.set] if args.set else [s for s in DEFAULT_SETS if s[0].exists()]
     )
